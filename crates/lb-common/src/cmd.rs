@@ -1,0 +1,328 @@
+//! The only place other programs are run.
+//!
+//! A [`Cmd`] is a program with arguments, environment and working
+//! directory. Running it logs the command line at `-v`, captures stdout and
+//! stderr, and turns a non-zero exit into an [`Error`] carrying the end of
+//! the child's stderr. [`Cmd::apply`] honours dry-run: it prints the command
+//! line on stdout instead of running it.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::exit::{Classify, Status};
+use crate::fs::Apply;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{program}: not found; {hint}")]
+    NotFound { program: String, hint: String },
+    #[error("`{command}` failed ({status}){}", stderr_suffix(.stderr))]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{command}`: {source}")]
+    Io {
+        command: String,
+        source: std::io::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    match tail.as_slice() {
+        [] => String::new(),
+        lines => format!(": {}", lines[lines.len().saturating_sub(3)..].join(" / ")),
+    }
+}
+
+impl Classify for Error {
+    fn status(&self) -> Status {
+        Status::Failed
+    }
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// stdout as text, lossily.
+    #[must_use]
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// A command line to run.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    dir: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+    hint: Option<String>,
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Cmd {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: None,
+            stdin: None,
+            hint: None,
+        }
+    }
+
+    /// A command from an argv vector (as [`crate::platform`] returns them).
+    ///
+    /// # Panics
+    /// If `argv` is empty.
+    #[must_use]
+    pub fn from_argv<S: AsRef<OsStr>>(argv: &[S]) -> Self {
+        let (first, rest) = argv.split_first().expect("argv has a program");
+        Cmd::new(first).args(rest)
+    }
+
+    #[must_use]
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    #[must_use]
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    #[must_use]
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    #[must_use]
+    pub fn stdin_bytes(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// What to tell the user when the program is not installed
+    /// (e.g. "install it with apt-get install qemu-system-x86").
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
+    #[must_use]
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// The command as a shell line, environment first, quoted where needed.
+    #[must_use]
+    pub fn display(&self) -> String {
+        let q = |s: &OsStr| {
+            let s = s.to_string_lossy();
+            shlex::try_quote(&s).map_or_else(|_| format!("{s:?}"), std::borrow::Cow::into_owned)
+        };
+        let mut parts: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), q(v)))
+            .collect();
+        parts.push(q(&self.program));
+        parts.extend(self.args.iter().map(|a| q(a)));
+        parts.join(" ")
+    }
+
+    /// The duct expression for this command, for callers that need to
+    /// stream or spawn (QEMU); environment and directory applied.
+    pub fn expression(&self) -> duct::Expression {
+        let mut e = duct::cmd(&self.program, &self.args);
+        for (k, v) in &self.env {
+            e = e.env(k, v);
+        }
+        if let Some(d) = &self.dir {
+            e = e.dir(d);
+        }
+        if let Some(input) = &self.stdin {
+            e = e.stdin_bytes(input.clone());
+        }
+        e
+    }
+
+    fn not_found(&self) -> Error {
+        Error::NotFound {
+            program: self.program.to_string_lossy().into_owned(),
+            hint: self
+                .hint
+                .clone()
+                .unwrap_or_else(|| "install it or put it on PATH".to_owned()),
+        }
+    }
+
+    /// Map a spawn error to ours.
+    #[must_use]
+    pub fn spawn_error(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            self.not_found()
+        } else {
+            Error::Io {
+                command: self.display(),
+                source: e,
+            }
+        }
+    }
+
+    /// Run to completion, capturing output; non-zero exit is an error.
+    pub fn run(&self) -> Result<Output, Error> {
+        crate::ui::verbose(&format!("running: {}", self.display()));
+        let out = self
+            .expression()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|e| self.spawn_error(e))?;
+        if out.status.success() {
+            Ok(Output {
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
+        } else {
+            Err(Error::Failed {
+                command: self.display(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
+    /// Run unless `apply` says not to: dry-run prints the command line on
+    /// stdout, check does nothing. Returns the output when it ran.
+    pub fn apply(&self, apply: Apply) -> Result<Option<Output>, Error> {
+        match apply {
+            Apply::Write => self.run().map(Some),
+            Apply::DryRun => {
+                crate::ui::out(&self.display()).map_err(|source| Error::Io {
+                    command: self.display(),
+                    source,
+                })?;
+                Ok(None)
+            }
+            Apply::Check => Ok(None),
+        }
+    }
+}
+
+/// Is `program` on PATH (or an existing path)?
+#[must_use]
+pub fn exists(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_what_needs_it() {
+        let c = Cmd::new("ssh")
+            .arg("-o")
+            .arg("Foo=a b")
+            .env("NIX_SSHOPTS", "-F x");
+        assert_eq!(c.display(), "NIX_SSHOPTS='-F x' ssh -o 'Foo=a b'");
+    }
+
+    #[test]
+    fn captures_stdout() {
+        let out = Cmd::new("sh")
+            .args(["-c", "echo hi; echo err >&2"])
+            .run()
+            .unwrap();
+        assert_eq!(out.stdout_text(), "hi\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn failure_carries_stderr_tail() {
+        let e = Cmd::new("sh")
+            .args(["-c", "echo one >&2; echo two >&2; exit 3"])
+            .run()
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("exit status: 3"), "{msg}");
+        assert!(msg.ends_with(": one / two"), "{msg}");
+        assert_eq!(e.status(), Status::Failed);
+    }
+
+    #[test]
+    fn missing_program_names_hint() {
+        let e = Cmd::new("lb-no-such-program")
+            .hint("apt-get install nothing")
+            .run()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "lb-no-such-program: not found; apt-get install nothing"
+        );
+    }
+
+    #[test]
+    fn check_and_dry_run_do_not_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("ran");
+        let c = Cmd::new("touch").arg(&marker);
+        assert!(c.apply(Apply::Check).unwrap().is_none());
+        assert!(c.apply(Apply::DryRun).unwrap().is_none());
+        assert!(!marker.exists());
+        assert!(c.apply(Apply::Write).unwrap().is_some());
+        assert!(marker.exists());
+    }
+
+    #[test]
+    fn env_and_dir_are_applied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo $LB_X; pwd"])
+            .env("LB_X", "y")
+            .dir(tmp.path())
+            .run()
+            .unwrap();
+        let canon = std::fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(out.stdout_text(), format!("y\n{}\n", canon.display()));
+    }
+
+    #[test]
+    fn exists_finds_sh() {
+        assert!(exists("sh"));
+        assert!(!exists("lb-no-such-program"));
+    }
+}

@@ -1,0 +1,323 @@
+//! The builders / machines format (src/libstore/machines.cc).
+//!
+//! Entries are separated by newlines or `;`; `#` starts a comment; an entry
+//! `@FILE` reads more entries from FILE (a missing file is ignored). An
+//! entry's fields, whitespace-separated, `-` meaning the default:
+//!
+//! 1. store URI (a bare `user@host` means legacy `ssh://`)
+//! 2. systems, comma-separated (default: this machine's)
+//! 3. SSH identity file
+//! 4. max jobs (default 1)
+//! 5. speed factor (default 1)
+//! 6. supported features, comma-separated
+//! 7. mandatory features, comma-separated
+//! 8. base64 of the host's public key line
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Error, Location};
+
+/// One builder as Nix reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Machine {
+    /// The URI as written.
+    pub uri: String,
+    pub systems: Vec<String>,
+    pub ssh_key: Option<String>,
+    pub max_jobs: u64,
+    pub speed_factor: f64,
+    pub supported_features: Vec<String>,
+    pub mandatory_features: Vec<String>,
+    /// Field 8: base64 of the `.pub` line.
+    pub public_host_key: Option<String>,
+    /// Which file (or setting) and line it came from.
+    #[serde(skip)]
+    pub at: Location,
+}
+
+impl Machine {
+    /// The URI Nix actually uses: a bare `user@host` gets `ssh://`.
+    #[must_use]
+    pub fn effective_uri(&self) -> String {
+        if self.uri.contains("://") {
+            self.uri.clone()
+        } else {
+            format!("ssh://{}", self.uri)
+        }
+    }
+
+    /// The host part of the URI (no scheme, user, port, path or query).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        let rest = self
+            .uri
+            .split_once("://")
+            .map_or(self.uri.as_str(), |(_, r)| r);
+        let rest = rest.split(['?', '/']).next().unwrap_or(rest);
+        rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+    }
+
+    /// The user part of the URI, if any.
+    #[must_use]
+    pub fn user(&self) -> Option<&str> {
+        let rest = self
+            .uri
+            .split_once("://")
+            .map_or(self.uri.as_str(), |(_, r)| r);
+        let rest = rest.split(['?', '/']).next().unwrap_or(rest);
+        rest.rsplit_once('@').map(|(u, _)| u)
+    }
+
+    /// A query parameter of the URI (`remote-program`, `ssh-key`...).
+    #[must_use]
+    pub fn query(&self, name: &str) -> Option<&str> {
+        let (_, q) = self.uri.split_once('?')?;
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The entry as one line of the machines format, `-` for defaults.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(",")
+            }
+        };
+        // f64's Display prints whole numbers without a fraction ("2").
+        let speed = format!("{}", self.speed_factor);
+        [
+            self.uri.clone(),
+            list(&self.systems),
+            self.ssh_key.clone().unwrap_or_else(|| "-".to_owned()),
+            self.max_jobs.to_string(),
+            if (self.speed_factor - 1.0).abs() < f64::EPSILON {
+                "-".to_owned()
+            } else {
+                speed
+            },
+            list(&self.supported_features),
+            list(&self.mandatory_features),
+            self.public_host_key
+                .clone()
+                .unwrap_or_else(|| "-".to_owned()),
+        ]
+        .join(" ")
+    }
+}
+
+/// Parse a `builders` value. `this_system` fills an empty systems field;
+/// `at` says where the value came from. `@FILE` entries are read from
+/// `resolve(FILE)`.
+pub fn parse(
+    text: &str,
+    this_system: &str,
+    at: &Location,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<Machine>, Error> {
+    let mut out = Vec::new();
+    parse_into(text, this_system, at, resolve, &mut Vec::new(), &mut out)?;
+    Ok(out)
+}
+
+fn parse_into(
+    text: &str,
+    this_system: &str,
+    at: &Location,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    stack: &mut Vec<PathBuf>,
+    out: &mut Vec<Machine>,
+) -> Result<(), Error> {
+    // Lines are counted for messages; `;` separates entries within a line.
+    for (n, line) in text.split('\n').enumerate() {
+        let here = Location {
+            file: at.file.clone(),
+            line: if at.line == 0 { n + 1 } else { at.line },
+        };
+        for entry in line.split(';') {
+            let entry = entry.trim();
+            let entry = entry.find('#').map_or(entry, |i| &entry[..i]).trim();
+            if entry.is_empty() {
+                continue;
+            }
+            if let Some(file) = entry.strip_prefix('@') {
+                let path = resolve(file.trim());
+                if stack.contains(&path) {
+                    return Err(Error::IncludeLoop {
+                        at: here,
+                        include: path,
+                    });
+                }
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(source) => return Err(Error::Read { path, source }),
+                };
+                stack.push(path.clone());
+                let file_at = Location {
+                    file: path,
+                    line: 0,
+                };
+                parse_into(&text, this_system, &file_at, resolve, stack, out)?;
+                stack.pop();
+                continue;
+            }
+            out.push(parse_entry(entry, this_system, &here)?);
+        }
+    }
+    Ok(())
+}
+
+fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine, Error> {
+    let bad = |reason: String| Error::Machine {
+        at: at.clone(),
+        entry: entry.to_owned(),
+        reason,
+    };
+    let f: Vec<&str> = entry.split_whitespace().collect();
+    if f.len() > 8 {
+        return Err(bad(format!("{} fields, at most 8", f.len())));
+    }
+    let set = |i: usize| f.get(i).copied().filter(|v| !v.is_empty() && *v != "-");
+    let list = |i: usize| {
+        set(i).map_or_else(Vec::new, |v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+    };
+    let max_jobs = match set(3) {
+        None => 1,
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad(format!("max jobs {v:?} is not a whole number")))?,
+    };
+    let speed_factor = match set(4) {
+        None => 1.0,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| bad(format!("speed factor {v:?} is not a number")))?,
+    };
+    let mut systems = list(1);
+    if systems.is_empty() {
+        systems.push(this_system.to_owned());
+    }
+    Ok(Machine {
+        uri: f[0].to_owned(),
+        systems,
+        ssh_key: set(2).map(str::to_owned),
+        max_jobs,
+        speed_factor,
+        supported_features: list(5),
+        mandatory_features: list(6),
+        public_host_key: set(7).map(str::to_owned),
+        at: at.clone(),
+    })
+}
+
+/// `@FILE` paths as Nix resolves them: relative to the working directory.
+#[must_use]
+pub fn resolve_as_given(file: &str) -> PathBuf {
+    Path::new(file).to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANUAL: &str = "ssh-ng://builder@linux-builder aarch64-linux /etc/nix/builder_ed25519 4 - - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=";
+
+    fn at() -> Location {
+        Location {
+            file: "builders".into(),
+            line: 0,
+        }
+    }
+
+    fn p(text: &str) -> Result<Vec<Machine>, Error> {
+        parse(text, "x86_64-linux", &at(), &resolve_as_given)
+    }
+
+    #[test]
+    fn manual_line_round_trips() {
+        let m = p(MANUAL).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].systems, ["aarch64-linux"]);
+        assert_eq!(m[0].max_jobs, 4);
+        assert_eq!(m[0].host(), "linux-builder");
+        assert_eq!(m[0].user(), Some("builder"));
+        assert_eq!(m[0].render(), MANUAL);
+    }
+
+    #[test]
+    fn separators_comments_and_defaults() {
+        let m = p("a@h1 ; ssh-ng://b@h2 - - 2 # comment\n  # whole line\n\nssh://c@h3 x86_64-linux,i686-linux - - 2 kvm,big-parallel benchmark").unwrap();
+        assert_eq!(m.len(), 3, "{m:#?}");
+        assert_eq!(m[0].effective_uri(), "ssh://a@h1");
+        assert_eq!(m[0].systems, ["x86_64-linux"]);
+        assert_eq!(m[0].max_jobs, 1);
+        assert_eq!(m[1].max_jobs, 2);
+        assert_eq!(m[1].ssh_key, None);
+        assert_eq!(m[2].systems, ["x86_64-linux", "i686-linux"]);
+        assert!((m[2].speed_factor - 2.0).abs() < f64::EPSILON);
+        assert_eq!(m[2].supported_features, ["kvm", "big-parallel"]);
+        assert_eq!(m[2].mandatory_features, ["benchmark"]);
+        assert_eq!(m[2].at.line, 4);
+    }
+
+    #[test]
+    fn comment_ends_only_its_entry() {
+        // machines.cc splits on `\n;` first, then cuts each entry at `#`.
+        let m = p("a@h # c ; b@h2").unwrap();
+        assert_eq!(m.iter().map(Machine::host).collect::<Vec<_>>(), ["h", "h2"]);
+    }
+
+    #[test]
+    fn at_file_read_and_missing_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("machines");
+        std::fs::write(&f, "ssh-ng://x@y\n@/nonexistent/more\n").unwrap();
+        let m = p(&format!("ssh-ng://a@b ; @{}", f.display())).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].host(), "y");
+        assert_eq!(m[1].at.file, f);
+        assert!(p("@/nonexistent/machines").unwrap().is_empty());
+    }
+
+    #[test]
+    fn at_file_loop_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("m");
+        std::fs::write(&f, format!("@{}\n", f.display())).unwrap();
+        assert!(matches!(
+            p(&format!("@{}", f.display())),
+            Err(Error::IncludeLoop { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_entries() {
+        assert!(matches!(p("a@b - - x"), Err(Error::Machine { .. })));
+        assert!(matches!(p("a@b - - 1 fast"), Err(Error::Machine { .. })));
+        let e = p("a b c d e f g h i").unwrap_err();
+        assert!(e.to_string().contains("9 fields"), "{e}");
+    }
+
+    #[test]
+    fn uri_parts_and_query() {
+        let m = &p("ssh-ng://builder@lb?remote-program=/bin/nix-daemon&ssh-key=/k").unwrap()[0];
+        assert_eq!(m.host(), "lb");
+        assert_eq!(m.query("remote-program"), Some("/bin/nix-daemon"));
+        assert_eq!(m.query("ssh-key"), Some("/k"));
+        assert_eq!(m.query("compress"), None);
+    }
+}

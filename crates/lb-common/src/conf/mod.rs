@@ -1,0 +1,111 @@
+//! Parsers and renderers for the files the tools read and write.
+//!
+//! - [`nixconf`]: nix.conf as Nix's `src/libutil/config.cc` reads it, with
+//!   `include` / `!include`;
+//! - [`machines`]: the builders / machines format of
+//!   `src/libstore/machines.cc`;
+//! - [`sshconfig`]: the subset of ssh_config the tools write and inspect;
+//! - [`block`]: managed blocks, the only part a tool edits in a file it
+//!   does not own.
+
+pub mod block;
+pub mod machines;
+pub mod nixconf;
+pub mod sshconfig;
+
+use std::path::PathBuf;
+
+use crate::exit::{Classify, Status};
+
+/// Where in which file a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    /// 1-based; 0 when the text did not come from a file line.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{at}: {reason}: {text:?}; fix or remove the line")]
+    Syntax {
+        at: Location,
+        text: String,
+        reason: String,
+    },
+    #[error("{at}: included file {include} not found; create it, or use `!include` for an optional file")]
+    IncludeMissing { at: Location, include: PathBuf },
+    #[error("{at}: include loop: {} includes itself again", include.display())]
+    IncludeLoop { at: Location, include: PathBuf },
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{at}: bad machine entry {entry:?}: {reason}")]
+    Machine {
+        at: Location,
+        entry: String,
+        reason: String,
+    },
+    #[error("{at}: {reason}; fix the markers by hand or remove the block")]
+    Block { at: Location, reason: String },
+}
+
+impl Classify for Error {
+    fn status(&self) -> Status {
+        Status::Usage
+    }
+}
+
+/// The builders Nix would use, and where they were set.
+#[derive(Debug, Clone)]
+pub struct Builders {
+    pub machines: Vec<machines::Machine>,
+    /// The `builders` assignment in effect; `None` means Nix's default
+    /// (`@CONF_DIR/machines`).
+    pub setting: Option<nixconf::Assignment>,
+    /// Every `builders` assignment, in order (more than one is suspicious).
+    pub assignments: Vec<nixconf::Assignment>,
+    pub conf_file: PathBuf,
+}
+
+/// Read the effective builders the way the Nix daemon does: nix.conf in
+/// `$NIX_CONF_DIR` or `ROOT/etc/nix`, its includes, the last `builders`
+/// assignment, and `@FILE` entries (the default `@CONF_DIR/machines`).
+pub fn load_builders(root: &crate::paths::Root) -> Result<Builders, Error> {
+    let dir = nixconf::conf_dir(root);
+    let conf_file = dir.join("nix.conf");
+    let conf = nixconf::NixConf::load(&conf_file)?;
+    let assignments: Vec<_> = conf.all("builders").cloned().collect();
+    let setting = assignments.last().cloned();
+    let this_system = crate::platform::Platform::current()
+        .map_or_else(|_| crate::builder::default_system(), |p| p.nix_system());
+    let (text, at) = match &setting {
+        Some(a) => (a.value.clone(), a.at.clone()),
+        None => (
+            format!("@{}", dir.join("machines").display()),
+            Location {
+                file: conf_file.clone(),
+                line: 0,
+            },
+        ),
+    };
+    let machines = machines::parse(&text, &this_system, &at, &machines::resolve_as_given)?;
+    Ok(Builders {
+        machines,
+        setting,
+        assignments,
+        conf_file,
+    })
+}

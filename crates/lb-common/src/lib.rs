@@ -1,0 +1,30 @@
+//! Shared pieces of the linux-builder tools.
+//!
+//! Every tool links this crate and nothing else of the workspace. Each
+//! module has one job:
+//!
+//! - [`builder`]: the builder's identity (name, user, port, keys...) and the
+//!   clap flags that set it, identical in every tool;
+//! - [`paths`]: `--root DIR`, the scratch prefix standing in for `/`;
+//! - [`fs`]: the only code that writes files (atomic, locked, symlink-safe,
+//!   dry-run aware);
+//! - [`conf`]: parsers and renderers for nix.conf, the machines format,
+//!   ssh_config and managed blocks;
+//! - [`platform`]: macOS and Linux differences, chosen at run time;
+//! - [`cmd`]: the only code that runs other programs;
+//! - [`privilege`]: re-running one step under sudo, never silently;
+//! - [`ssh`]: alias resolution as ssh does it;
+//! - [`exit`]: the exit status table and the `main` every tool shares;
+//! - [`ui`]: messages on stderr.
+
+pub mod builder;
+pub mod cli;
+pub mod cmd;
+pub mod conf;
+pub mod exit;
+pub mod fs;
+pub mod paths;
+pub mod platform;
+pub mod privilege;
+pub mod ssh;
+pub mod ui;

@@ -1,0 +1,222 @@
+//! macOS and Linux differences as data, chosen at run time.
+//!
+//! Both code paths compile everywhere, so the macOS command lines are
+//! tested on Linux. `LB_PLATFORM=macos|linux` overrides the detection (for
+//! tests, and to print what a Mac would run).
+
+use crate::exit::{Classify, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    MacOs,
+    Linux,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("LB_PLATFORM={0:?}: use macos or linux")]
+pub struct UnknownPlatform(String);
+
+impl Classify for UnknownPlatform {
+    fn status(&self) -> Status {
+        Status::Usage
+    }
+}
+
+/// The host the tools run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: Os,
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+}
+
+/// How QEMU is run for a guest on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuProfile {
+    pub binary: String,
+    pub machine: String,
+    pub cpu: String,
+    /// Accelerators to try, best first; `tcg` always last.
+    pub accels: Vec<String>,
+    /// The Debian/Homebrew package that provides `binary`, for error messages.
+    pub package: String,
+}
+
+impl Platform {
+    /// The running host, or `LB_PLATFORM` if set.
+    pub fn current() -> Result<Self, UnknownPlatform> {
+        let os = match std::env::var("LB_PLATFORM") {
+            Ok(v) if v == "macos" || v == "darwin" => Os::MacOs,
+            Ok(v) if v == "linux" => Os::Linux,
+            Ok(v) => return Err(UnknownPlatform(v)),
+            Err(_) if std::env::consts::OS == "macos" => Os::MacOs,
+            Err(_) => Os::Linux,
+        };
+        Ok(Platform {
+            os,
+            arch: std::env::consts::ARCH.to_owned(),
+        })
+    }
+
+    #[must_use]
+    pub fn new(os: Os, arch: &str) -> Self {
+        Platform {
+            os,
+            arch: arch.to_owned(),
+        }
+    }
+
+    /// Nix's name for this host's system (`thisSystem`): `aarch64-darwin`,
+    /// `x86_64-linux`...
+    #[must_use]
+    pub fn nix_system(&self) -> String {
+        let os = match self.os {
+            Os::MacOs => "darwin",
+            Os::Linux => "linux",
+        };
+        format!("{}-{os}", self.arch)
+    }
+
+    /// The command that restarts the Nix daemon so it rereads nix.conf.
+    #[must_use]
+    pub fn restart_daemon(&self) -> Vec<String> {
+        let v: &[&str] = match self.os {
+            Os::MacOs => &[
+                "launchctl",
+                "kickstart",
+                "-k",
+                "system/org.nixos.nix-daemon",
+            ],
+            Os::Linux => &["systemctl", "restart", "nix-daemon"],
+        };
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// The command that adds `user` to `group`.
+    #[must_use]
+    pub fn add_to_group(&self, user: &str, group: &str) -> Vec<String> {
+        match self.os {
+            Os::MacOs => ["dseditgroup", "-o", "edit", "-a", user, "-t", "user", group]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            Os::Linux => vec!["gpasswd".into(), "-a".into(), user.into(), group.into()],
+        }
+    }
+
+    /// The command that creates a missing group (for error messages).
+    #[must_use]
+    pub fn create_group_hint(&self, group: &str) -> String {
+        match self.os {
+            Os::MacOs => format!("sudo dseditgroup -o create {group}"),
+            Os::Linux => format!("sudo groupadd --system {group}"),
+        }
+    }
+
+    /// QEMU for a guest of `system` (e.g. `aarch64-linux`) on this host,
+    /// as the nixpkgs VM runner chooses it.
+    #[must_use]
+    pub fn qemu(&self, system: &str) -> QemuProfile {
+        let guest_arch = system.split('-').next().unwrap_or("x86_64");
+        let native = guest_arch == self.arch;
+        let mut accels = Vec::new();
+        if native {
+            accels.push(match self.os {
+                Os::MacOs => "hvf".to_owned(),
+                Os::Linux => "kvm".to_owned(),
+            });
+        }
+        accels.push("tcg".to_owned());
+        let (binary, machine) = match guest_arch {
+            "aarch64" => (
+                "qemu-system-aarch64",
+                match self.os {
+                    Os::MacOs => "virt,gic-version=2",
+                    Os::Linux => "virt",
+                },
+            ),
+            _ => (
+                "qemu-system-x86_64",
+                match self.os {
+                    Os::MacOs => "q35",
+                    Os::Linux => "pc",
+                },
+            ),
+        };
+        let package = match (self.os, guest_arch) {
+            (Os::MacOs, _) => "qemu (brew install qemu, or nix profile install nixpkgs#qemu)",
+            (Os::Linux, "aarch64") => "qemu-system-arm (apt-get install qemu-system-arm)",
+            (Os::Linux, _) => "qemu-system-x86 (apt-get install qemu-system-x86)",
+        };
+        QemuProfile {
+            binary: binary.to_owned(),
+            machine: machine.to_owned(),
+            cpu: "max".to_owned(),
+            accels,
+            package: package.to_owned(),
+        }
+    }
+
+    /// Where a service definition for the builder lives.
+    #[must_use]
+    pub fn service_path(&self, name: &str) -> String {
+        match self.os {
+            Os::MacOs => format!("/Library/LaunchDaemons/org.nixos.{name}.plist"),
+            Os::Linux => format!("/etc/systemd/system/{name}.service"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_restart_commands() {
+        let mac = Platform::new(Os::MacOs, "aarch64");
+        assert_eq!(
+            mac.restart_daemon().join(" "),
+            "launchctl kickstart -k system/org.nixos.nix-daemon"
+        );
+        let linux = Platform::new(Os::Linux, "x86_64");
+        assert_eq!(
+            linux.restart_daemon().join(" "),
+            "systemctl restart nix-daemon"
+        );
+    }
+
+    #[test]
+    fn group_commands() {
+        let mac = Platform::new(Os::MacOs, "aarch64");
+        assert_eq!(
+            mac.add_to_group("alice", "nixbld").join(" "),
+            "dseditgroup -o edit -a alice -t user nixbld"
+        );
+        let linux = Platform::new(Os::Linux, "x86_64");
+        assert_eq!(
+            linux.add_to_group("alice", "nixbld").join(" "),
+            "gpasswd -a alice nixbld"
+        );
+    }
+
+    #[test]
+    fn qemu_profiles_follow_nixpkgs_runner() {
+        let q = Platform::new(Os::MacOs, "aarch64").qemu("aarch64-linux");
+        assert_eq!(
+            (q.binary.as_str(), q.machine.as_str()),
+            ("qemu-system-aarch64", "virt,gic-version=2")
+        );
+        assert_eq!(q.accels, ["hvf", "tcg"]);
+        let q = Platform::new(Os::MacOs, "x86_64").qemu("x86_64-linux");
+        assert_eq!(
+            (q.binary.as_str(), q.machine.as_str()),
+            ("qemu-system-x86_64", "q35")
+        );
+        assert_eq!(q.accels, ["hvf", "tcg"]);
+        let q = Platform::new(Os::Linux, "x86_64").qemu("x86_64-linux");
+        assert_eq!(q.accels, ["kvm", "tcg"]);
+        // A foreign guest can only be emulated.
+        let q = Platform::new(Os::Linux, "x86_64").qemu("aarch64-linux");
+        assert_eq!(q.accels, ["tcg"]);
+    }
+}

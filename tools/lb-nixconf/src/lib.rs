@@ -1,0 +1,35 @@
+//! lb-nixconf: put the builder into nix.conf and restart the Nix daemon.
+//!
+//! Skeleton: the commands arrive with this tool's own issue.
+
+use clap::{CommandFactory, Parser};
+use lb_common::builder::BuilderArgs;
+use lb_common::cli::{Global, HasGlobal};
+use lb_common::exit::Status;
+
+/// Put the builder into nix.conf and restart the Nix daemon.
+#[derive(Debug, Parser)]
+#[command(name = "lb-nixconf", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(flatten)]
+    pub builder: BuilderArgs,
+}
+
+impl HasGlobal for Cli {
+    fn global(&self) -> &Global {
+        &self.global
+    }
+}
+
+/// The clap definition, for man pages and completions.
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Run the tool.
+pub fn run(_cli: Cli) -> anyhow::Result<Status> {
+    Ok(Status::Ok)
+}
