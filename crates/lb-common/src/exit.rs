@@ -82,7 +82,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<Status> {
         crate::cmd::Error,
         crate::paths::Error,
         crate::platform::UnknownPlatform,
-        crate::privilege::NeedsRoot
+        crate::privilege::NeedsRoot,
+        crate::daemon::Error
     );
     None
 }

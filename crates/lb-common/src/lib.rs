@@ -13,7 +13,8 @@
 //! - [`platform`]: macOS and Linux differences, chosen at run time;
 //! - [`cmd`]: the only code that runs other programs;
 //! - [`privilege`]: re-running one step under sudo, never silently;
-//! - [`ssh`]: alias resolution as ssh does it;
+//! - [`ssh`]: alias resolution as ssh does it, and an ssh2 session to a builder;
+//! - [`daemon`]: the client side of the Nix worker protocol;
 //! - [`exit`]: the exit status table and the `main` every tool shares;
 //! - [`ui`]: messages on stderr.
 
@@ -21,6 +22,7 @@ pub mod builder;
 pub mod cli;
 pub mod cmd;
 pub mod conf;
+pub mod daemon;
 pub mod exit;
 pub mod fs;
 pub mod paths;
