@@ -1,11 +1,57 @@
 //! lb-vm: boot, wait for, stop and report on the builder VM.
 //!
-//! Skeleton: the commands arrive with this tool's own issue.
+//! The manual runs the builder in a terminal and stops it by typing
+//! `shutdown now`; lb-vm runs it in the background instead and manages its
+//! life.
+//!
+//! Reads: the kernel and initrd (`--kernel`, `--initrd`) or a nixpkgs VM
+//! runner (`--runner`), the keys directory shared into the guest (`--keys`,
+//! default `WORKDIR/keys`), and the builder's files in the working
+//! directory.
+//!
+//! Writes, all in the working directory (`--workdir`, default `.`), named
+//! after the builder (`--name`, default `linux-builder`) so several builders
+//! can share one directory: `NAME.pid` (the VM's pid), `NAME.qmp` (QEMU's
+//! control socket), `NAME.console.log` (the guest's serial console),
+//! `NAME.qemu.log` (QEMU's own output), `NAME.qcow2` (the disk, unless
+//! `--disk`), `NAME.state.json` (port, accelerator, start time and command
+//! line, for `status`), `NAME.accel` (the KVM probe's cached verdict) and
+//! `NAME.tmp/` (the runner's TMPDIR). `service --install` writes the
+//! launchd plist or systemd unit under `--root`.
+//!
+//! Prints on stdout: `127.0.0.1:PORT` once ready (`start`, `wait`), the
+//! status, the configuration or the service file; messages go to stderr.
+//!
+//! Exit status: 0 done (including "already running" with
+//! `--if-not-running`, and stopping a stopped VM); 1 failed (QEMU died,
+//! readiness timed out, port taken, already running) or a negative answer
+//! (`status`: not running; `--check`: would change); 2 bad usage or input
+//! (missing kernel, initrd or runner, memory below 256 MiB).
 
+mod process;
+mod qmp;
+pub mod service;
+pub mod vm;
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
-use lb_common::builder::BuilderArgs;
-use lb_common::cli::{Global, HasGlobal};
+use lb_common::builder::{Builder, BuilderArgs};
+use lb_common::cli::{Change, Global, HasGlobal};
+use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
+use lb_common::fs::{Apply, FileSpec};
+use lb_common::paths::Root;
+use lb_common::platform::{Os, Platform, QemuProfile};
+use lb_common::{ui, usage};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use crate::vm::{Boot, Layout, VmSpec};
 
 /// Boot, wait for, stop and report on the builder VM.
 #[derive(Debug, Parser)]
@@ -15,6 +61,11 @@ pub struct Cli {
     pub global: Global,
     #[command(flatten)]
     pub builder: BuilderArgs,
+    /// Directory holding the builder's pid file, control socket, console log and disk (files named NAME.*)
+    #[arg(long, env = "LB_VM_WORKDIR", default_value = ".", global = true)]
+    pub workdir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
 impl HasGlobal for Cli {
@@ -23,13 +74,1085 @@ impl HasGlobal for Cli {
     }
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT
+    Start(StartArgs),
+    /// Wait until the running builder's sshd answers, printing 127.0.0.1:PORT
+    Wait(WaitArgs),
+    /// Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)
+    Status(StatusArgs),
+    /// Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL
+    Stop(StopArgs),
+    /// Print the effective settings and the exact command that boots the VM
+    Config(ConfigArgs),
+    /// Print or install a launchd/systemd service that keeps the builder running
+    Service(ServiceArgs),
+}
+
+/// What to boot and with what resources.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VmArgs {
+    /// A nixpkgs VM runner (run-nixos-vm or create-builder) to run instead of a kernel
+    #[arg(long, value_name = "PATH", env = "LB_VM_RUNNER",
+          conflicts_with_all = ["kernel", "initrd", "append"])]
+    pub runner: Option<PathBuf>,
+    /// The guest kernel to boot (with --initrd)
+    #[arg(long, value_name = "PATH", env = "LB_VM_KERNEL")]
+    pub kernel: Option<PathBuf>,
+    /// The guest initrd to boot (with --kernel)
+    #[arg(long, value_name = "PATH", env = "LB_VM_INITRD")]
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line [default: console=ttyS0 panic=-1, ttyAMA0 on aarch64]
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+    /// The qcow2 disk image [default: WORKDIR/NAME.qcow2]
+    #[arg(long, value_name = "IMG")]
+    pub disk: Option<PathBuf>,
+    /// Guest memory in MiB (at least 256)
+    #[arg(long, value_name = "MIB", env = "LB_VM_MEMORY", default_value_t = 3072)]
+    pub memory: u32,
+    /// Guest CPUs [default: this host's cores]
+    #[arg(long, value_name = "N", env = "LB_VM_CPUS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: Option<u32>,
+    /// Disk size in MiB: the image is created this size, or grown to it if smaller
+    #[arg(long, value_name = "MIB", default_value_t = 20480)]
+    pub disk_size: u64,
+    /// Directory shared read-only into the guest as /var/keys (holds builder_ed25519.pub) [default: WORKDIR/keys]
+    #[arg(long, value_name = "DIR", env = "LB_VM_KEYS")]
+    pub keys: Option<PathBuf>,
+    /// QEMU accelerator [default: hvf on macOS; kvm on Linux if a probe boot works, else tcg]
+    #[arg(long, value_parser = ["hvf", "kvm", "tcg"], env = "LB_VM_ACCEL")]
+    pub accel: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub vm: VmArgs,
+    #[command(flatten)]
+    pub change: Change,
+    /// Stay attached: become the VM process (for launchd and systemd)
+    #[arg(long)]
+    pub foreground: bool,
+    /// Succeed (exit 0) when this builder is already running
+    #[arg(long)]
+    pub if_not_running: bool,
+    /// Start from a fresh disk: delete the disk image first
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Seconds to wait for the guest's sshd
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArgs {
+    /// Seconds to wait for the guest's sshd
+    #[arg(long, value_name = "S", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub change: Change,
+    /// Seconds to wait after the power button, and again after SIGTERM, before SIGKILL
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// Print the settings as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["launchd", "systemd"])))]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub vm: VmArgs,
+    #[command(flatten)]
+    pub change: Change,
+    /// A launchd daemon (macOS), label org.nixos.NAME
+    #[arg(long)]
+    pub launchd: bool,
+    /// A systemd unit (Linux), NAME.service
+    #[arg(long)]
+    pub systemd: bool,
+    /// Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) instead of printing it
+    #[arg(long)]
+    pub install: bool,
+}
+
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// What `start` records for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    pid: u32,
+    port: u16,
+    /// The accelerator, or `runner` when the runner chose.
+    accel: String,
+    /// Seconds since the epoch.
+    started_at: u64,
+    /// The command line, shell-quoted.
+    command: String,
+    /// The program started (QEMU or the runner), to recognise the pid.
+    program: String,
+}
+
+struct Ctx {
+    root: Root,
+    builder: Builder,
+    platform: Platform,
+    layout: Layout,
+}
+
 /// Run the tool.
-pub fn run(_cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let root = Root::new(cli.global.root.as_deref())?;
+    let builder = cli.builder.resolve(&root)?;
+    let platform = Platform::current()?;
+    // A system path (absolute) goes under --root; a relative one is the
+    // user's own and is used as given.
+    let dir = if cli.workdir.is_absolute() {
+        root.system(&cli.workdir)
+    } else {
+        cli.workdir.clone()
+    };
+    let dir = std::path::absolute(&dir)
+        .with_context(|| format!("--workdir {}", cli.workdir.display()))?;
+    let layout = Layout {
+        dir,
+        name: builder.name.clone(),
+    };
+    let ctx = Ctx {
+        root,
+        builder,
+        platform,
+        layout,
+    };
+    match cli.command {
+        Command::Start(a) => start(&ctx, &a),
+        Command::Wait(a) => wait(&ctx, &a),
+        Command::Status(a) => status(&ctx, &a),
+        Command::Stop(a) => stop(&ctx, &a),
+        Command::Config(a) => config(&ctx, &a),
+        Command::Service(a) => service(&ctx, &a),
+    }
+}
+
+fn input_file(flag: &str, path: &Path, what: &str) -> anyhow::Result<PathBuf> {
+    if !path.is_file() {
+        return Err(usage!(
+            "{flag} {}: no such file; give the path of {what}",
+            path.display()
+        ));
+    }
+    Ok(std::path::absolute(path)?)
+}
+
+/// Validate the VM flags into a spec.
+fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
+    let system = ctx.builder.system.clone();
+    let boot = match (&a.runner, &a.kernel, &a.initrd) {
+        (Some(r), _, _) => Boot::Runner(input_file(
+            "--runner",
+            r,
+            "a nixpkgs VM runner (run-nixos-vm or create-builder)",
+        )?),
+        (None, Some(k), Some(i)) => Boot::Kernel {
+            kernel: input_file("--kernel", k, "the guest kernel")?,
+            initrd: input_file("--initrd", i, "the guest initrd")?,
+            append: a.append.clone().unwrap_or_else(|| vm::default_append(&system)),
+        },
+        (None, None, _) | (None, _, None) => {
+            return Err(usage!(
+                "nothing to boot: give --kernel PATH and --initrd PATH, or --runner PATH"
+            ))
+        }
+    };
+    if a.memory < 256 {
+        return Err(usage!(
+            "--memory {}: below 256 MiB the builder cannot run; give at least 256 (default 3072)",
+            a.memory
+        ));
+    }
+    if a.disk_size < 1024 {
+        return Err(usage!(
+            "--disk-size {}: give at least 1024 MiB (default 20480)",
+            a.disk_size
+        ));
+    }
+    let cpus = a.cpus.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+    });
+    let l = &ctx.layout;
+    let disk = match &a.disk {
+        Some(d) => std::path::absolute(d)?,
+        None => l.disk(),
+    };
+    let keys = match &a.keys {
+        Some(k) => std::path::absolute(k)?,
+        None => l.dir.join("keys"),
+    };
+    Ok(VmSpec {
+        layout: l.clone(),
+        boot,
+        port: ctx.builder.port,
+        memory: a.memory,
+        cpus,
+        disk,
+        disk_size: a.disk_size,
+        keys,
+        system,
+    })
+}
+
+fn profile(ctx: &Ctx) -> QemuProfile {
+    ctx.platform.qemu(&ctx.builder.system)
+}
+
+/// The accelerator without running anything: `--accel`, the cached probe
+/// verdict, or the best candidate. The bool says whether it is settled.
+fn known_accel(ctx: &Ctx, a: &VmArgs, profile: &QemuProfile) -> (String, bool) {
+    if let Some(acc) = &a.accel {
+        return (acc.clone(), true);
+    }
+    let candidate = vm::candidate_accel(profile);
+    if candidate != "kvm" {
+        return (candidate, true);
+    }
+    match std::fs::read_to_string(ctx.layout.accel_cache()) {
+        Ok(v) if ["kvm", "tcg"].contains(&v.trim()) => (v.trim().to_owned(), true),
+        _ => (candidate, false),
+    }
+}
+
+/// KVM only where a probe boot shows the guest kernel running: here
+/// `/dev/kvm` exists but `-accel kvm` has hung or aborted. The verdict is
+/// cached in the working directory.
+fn choose_accel(ctx: &Ctx, a: &VmArgs, spec: &VmSpec, profile: &QemuProfile) -> String {
+    let (accel, settled) = known_accel(ctx, a, profile);
+    if settled {
+        return accel;
+    }
+    let Boot::Kernel { kernel, initrd, .. } = &spec.boot else {
+        return accel;
+    };
+    let works = probe_kvm(ctx, profile, kernel, initrd, &spec.system);
+    let verdict = if works { "kvm" } else { "tcg" };
+    ui::note(&format!(
+        "KVM probe: {}; using {verdict} (cached in {})",
+        if works { "works" } else { "no kernel output, KVM unusable" },
+        ctx.layout.accel_cache().display()
+    ));
+    if let Err(e) = lb_common::fs::write(
+        &ctx.layout.accel_cache(),
+        verdict.as_bytes(),
+        &FileSpec::mode(0o644),
+        Apply::Write,
+    ) {
+        ui::warn(&format!("cannot cache the KVM verdict: {e}"));
+    }
+    verdict.to_owned()
+}
+
+fn probe_kvm(ctx: &Ctx, profile: &QemuProfile, kernel: &Path, initrd: &Path, system: &str) -> bool {
+    let usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !usable {
+        return false;
+    }
+    let log = ctx.layout.dir.join(format!("{}.kvm-probe.log", ctx.layout.name));
+    let _ = std::fs::remove_file(&log);
+    let console = vm::default_append(system);
+    let cmd = Cmd::new(&profile.binary)
+        .args(["-machine", &profile.machine, "-accel", "kvm", "-cpu", "max"])
+        .args(["-m", "256", "-smp", "1", "-display", "none", "-monitor", "none"])
+        .args(["-no-reboot", "-nodefaults", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", &console])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()));
+    ui::verbose(&format!("probing KVM: {}", cmd.display()));
+    let Ok(handle) = cmd
+        .expression()
+        .stdin_null()
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .start()
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut works = false;
+    while Instant::now() < deadline {
+        // The kernel reaching userspace proves vCPUs run; a broken KVM
+        // stalls before printing or aborts.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Run /init") || text.contains("Freeing unused kernel") {
+            works = true;
+            break;
+        }
+        if matches!(handle.try_wait(), Ok(Some(_)) | Err(_)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = handle.kill();
+    let _ = std::fs::remove_file(&log);
+    works
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn read_pid(l: &Layout) -> Option<u32> {
+    std::fs::read_to_string(l.pid())
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn read_state(l: &Layout) -> Option<State> {
+    std::fs::read(l.state())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// The builder's process: `Some(pid)` when the pid file names a live
+/// process that is its QEMU (or runner).
+fn running_pid(l: &Layout) -> Option<u32> {
+    let pid = read_pid(l)?;
+    let program = read_state(l).map(|s| PathBuf::from(s.program));
+    let qmp = l.qmp();
+    let mut markers: Vec<&Path> = vec![&qmp];
+    if let Some(p) = &program {
+        markers.push(p);
+    }
+    process::is_our_vm(pid, &markers).then_some(pid)
+}
+
+/// Remove the pid file, control socket and state of a VM that is gone.
+fn clean_up(l: &Layout) -> anyhow::Result<()> {
+    for f in [l.pid(), l.state()] {
+        lb_common::fs::remove(&f, Apply::Write)?;
+    }
+    // A unix socket is not a file lb_common::fs reads; it only needs unlinking.
+    match std::fs::remove_file(l.qmp()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("remove {}", l.qmp().display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Clean after a process that died behind our back; true if there was one.
+fn clean_stale(l: &Layout) -> anyhow::Result<Option<u32>> {
+    match read_pid(l) {
+        Some(pid) if running_pid(l).is_none() => {
+            ui::note(&format!(
+                "{}: pid {pid} is not running any more; removed the stale pid file",
+                l.pid().display()
+            ));
+            clean_up(l)?;
+            Ok(Some(pid))
+        }
+        None if l.state().exists() || l.qmp().exists() => {
+            clean_up(l)?;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn address(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// Signal the VM's process group when it leads one (so a runner script
+/// and the QEMU it started go together), else the process.
+fn signal_vm(pid: u32, sig: Signal) {
+    let group = i32::try_from(pid)
+        .ok()
+        .and_then(|p| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(p))).ok())
+        .is_some_and(|g| i64::from(g.as_raw()) == i64::from(pid));
+    if group {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), sig);
+        }
+    } else {
+        process::signal(pid, sig);
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The error for a failed boot: what QEMU and the guest said last.
+fn boot_failure(l: &Layout, what: &str) -> anyhow::Error {
+    let console = tail(&l.console(), 15);
+    let qemu = tail(&l.qemu_log(), 10);
+    // The error itself is one line; the evidence is printed before it.
+    if !qemu.is_empty() {
+        ui::error(&format!("QEMU said ({}):\n{qemu}", l.qemu_log().display()));
+    }
+    if !console.is_empty() {
+        ui::error(&format!(
+            "last console lines ({}):\n{console}",
+            l.console().display()
+        ));
+    }
+    anyhow::anyhow!("{what}; nothing left running (console log: {})", l.console().display())
+}
+
+fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
+    if !ui::progress_allowed() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(120));
+    Some(pb)
+}
+
+enum Readiness {
+    Ready,
+    Died(String),
+    TimedOut,
+}
+
+/// Poll for the SSH banner until `timeout`, giving up early when `dead`
+/// says the VM is gone.
+fn await_ready(
+    port: u16,
+    timeout: Duration,
+    mut dead: impl FnMut() -> Option<String>,
+) -> Readiness {
+    let pb = spinner(format!("waiting for sshd on {}", address(port)));
+    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let result = loop {
+        if process::ssh_banner(port).is_some() {
+            break Readiness::Ready;
+        }
+        if let Some(why) = dead() {
+            break Readiness::Died(why);
+        }
+        if Instant::now() >= deadline {
+            break Readiness::TimedOut;
+        }
+        if let Some(pb) = &pb {
+            pb.set_message(format!(
+                "waiting for sshd on {} ({}s)",
+                address(port),
+                started.elapsed().as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let spec = spec(ctx, &a.vm)?;
+    let apply = Apply::from(a.change);
+    if let Some(pid) = running_pid(l) {
+        let port = read_state(l).map_or(spec.port, |s| s.port);
+        if a.if_not_running || apply != Apply::Write {
+            ui::note(&format!("{} is already running (pid {pid})", l.name));
+            if apply == Apply::Write {
+                ui::out(&address(port))?;
+            }
+            return Ok(Status::Ok);
+        }
+        anyhow::bail!(
+            "{} is already running (pid {pid}, {}); pass --if-not-running to accept that, or run `lb-vm stop` first",
+            l.name,
+            address(port)
+        );
+    }
+    if apply == Apply::Write {
+        clean_stale(l)?;
+    }
+    if !process::port_free(spec.port) {
+        let who = process::port_owner(spec.port)
+            .map_or_else(|| "another process".to_owned(), |o| o);
+        anyhow::bail!(
+            "port {} on 127.0.0.1 is taken by {who}; stop it or choose another --port",
+            spec.port
+        );
+    }
+    let profile = profile(ctx);
+    if matches!(spec.boot, Boot::Kernel { .. }) && !lb_common::cmd::exists(&profile.binary) {
+        return Err(lb_common::cmd::Error::NotFound {
+            program: profile.binary.clone(),
+            hint: format!("install {}", profile.package),
+        }
+        .into());
+    }
+    if let Boot::Kernel { .. } = spec.boot {
+        if !spec.keys.is_dir() {
+            return Err(usage!(
+                "--keys {}: no such directory; create it holding builder_ed25519.pub (the key the guest accepts), or pass --keys DIR",
+                spec.keys.display()
+            ));
+        }
+    }
+    match apply {
+        Apply::Check => {
+            ui::note(&format!("{} is not running; start would boot it", l.name));
+            return Ok(Status::Failed);
+        }
+        Apply::DryRun => {
+            let (accel, _) = known_accel(ctx, &a.vm, &profile);
+            if a.ephemeral {
+                ui::out(&format!("rm -f {}", spec.disk.display()))?;
+            }
+            if matches!(spec.boot, Boot::Kernel { .. }) {
+                ui::out(&disk_create_cmd(&spec).display())?;
+            }
+            ui::out(&spec.command(&profile, &accel).display())?;
+            return Ok(Status::Ok);
+        }
+        Apply::Write => {}
+    }
+    std::fs::create_dir_all(&l.dir).with_context(|| format!("create {}", l.dir.display()))?;
+    if a.ephemeral {
+        match std::fs::remove_file(&spec.disk) {
+            Ok(()) => ui::note(&format!("--ephemeral: removed {}", spec.disk.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("remove {}", spec.disk.display())),
+        }
+    }
+    let accel = match spec.boot {
+        Boot::Kernel { .. } => {
+            ensure_disk(&spec)?;
+            choose_accel(ctx, &a.vm, &spec, &profile)
+        }
+        Boot::Runner(_) => {
+            std::fs::create_dir_all(l.tmp())
+                .with_context(|| format!("create {}", l.tmp().display()))?;
+            "runner".to_owned()
+        }
+    };
+    let cmd = spec.command(&profile, &accel);
+    for f in [l.console(), l.qemu_log()] {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("remove {}", f.display()))
+            }
+            _ => {}
+        }
+    }
+    let _ = std::fs::remove_file(l.qmp());
+    let state = |pid: u32| State {
+        pid,
+        port: spec.port,
+        accel: accel.clone(),
+        started_at: now(),
+        command: cmd.display(),
+        program: cmd.program().to_string_lossy().into_owned(),
+    };
+    if a.foreground {
+        return foreground(ctx, &spec, &cmd, &state(std::process::id()));
+    }
+    ui::verbose(&format!("running: {}", cmd.display()));
+    let log = l.qemu_log();
+    // Its own process group: a Ctrl-C meant for lb-vm must not reach the
+    // VM, and `stop` can signal a runner and its QEMU together.
+    let handle = cmd
+        .expression()
+        .stdin_null()
+        .stdout_path(&log)
+        .stderr_to_stdout()
+        .unchecked()
+        .before_spawn(|c| {
+            std::os::unix::process::CommandExt::process_group(c, 0);
+            Ok(())
+        })
+        .start()
+        .map_err(|e| cmd.spawn_error(e))?;
+    let Some(&pid) = handle.pids().first() else {
+        anyhow::bail!("{}: started but has no pid", cmd.display());
+    };
+    let st = state(pid);
+    let recorded = write_json(&l.pid(), format!("{pid}\n").as_bytes())
+        .and_then(|()| write_json(&l.state(), serde_json::to_string_pretty(&st)?.as_bytes()));
+    if let Err(e) = recorded {
+        signal_vm(pid, Signal::SIGKILL);
+        let _ = handle.wait();
+        return Err(e);
+    }
+    ui::note(&format!(
+        "booting {} (pid {pid}, accel {accel}); console log {}",
+        l.name,
+        l.console().display()
+    ));
+    let outcome = await_ready(spec.port, Duration::from_secs(a.timeout), || {
+        match handle.try_wait() {
+            Ok(Some(out)) => Some(format!("QEMU exited during boot ({})", out.status)),
+            Ok(None) => None,
+            Err(e) => Some(format!("QEMU failed: {e}")),
+        }
+    });
+    match outcome {
+        Readiness::Ready => {
+            ui::out(&address(spec.port))?;
+            Ok(Status::Ok)
+        }
+        Readiness::Died(why) => {
+            clean_up(l)?;
+            Err(boot_failure(l, &why))
+        }
+        Readiness::TimedOut => {
+            signal_vm(pid, Signal::SIGTERM);
+            if !process::wait_gone(pid, Duration::from_secs(5)) {
+                signal_vm(pid, Signal::SIGKILL);
+            }
+            let _ = handle.wait();
+            clean_up(l)?;
+            Err(boot_failure(
+                l,
+                &format!(
+                    "no SSH banner on {} after {}s (raise --timeout if the guest is just slow)",
+                    address(spec.port),
+                    a.timeout
+                ),
+            ))
+        }
+    }
+}
+
+fn write_json(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    lb_common::fs::write(path, bytes, &FileSpec::mode(0o644), Apply::Write)?;
+    Ok(())
+}
+
+/// `--foreground`: record this process as the VM and become it, so the
+/// service manager's signals reach QEMU directly.
+fn foreground(ctx: &Ctx, spec: &VmSpec, cmd: &Cmd, state: &State) -> anyhow::Result<Status> {
+    use std::os::unix::process::CommandExt as _;
+    let l = &ctx.layout;
+    write_json(&l.pid(), format!("{}\n", state.pid).as_bytes())?;
+    write_json(&l.state(), serde_json::to_string_pretty(state)?.as_bytes())?;
+    ui::note(&format!(
+        "running {} in the foreground; it is ready when {} answers",
+        l.name,
+        address(spec.port)
+    ));
+    let mut std_cmd = std::process::Command::new(cmd.program());
+    std_cmd.args(cmd.get_args());
+    if let Boot::Runner(_) = spec.boot {
+        std_cmd.current_dir(&l.dir);
+        for (k, v) in spec.runner_env() {
+            std_cmd.env(k, v);
+        }
+    }
+    // exec only returns on failure.
+    let err = std_cmd.exec();
+    clean_up(l)?;
+    Err(cmd.spawn_error(err).into())
+}
+
+fn disk_create_cmd(spec: &VmSpec) -> Cmd {
+    Cmd::new("qemu-img")
+        .hint("install qemu-utils (apt-get install qemu-utils) or qemu")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&spec.disk)
+        .arg(format!("{}M", spec.disk_size))
+}
+
+/// Create the disk if absent, grow it if smaller than `--disk-size`.
+fn ensure_disk(spec: &VmSpec) -> anyhow::Result<()> {
+    let want = spec.disk_size * 1024 * 1024;
+    if !spec.disk.exists() {
+        disk_create_cmd(spec).run()?;
+        ui::note(&format!(
+            "created {} ({} MiB)",
+            spec.disk.display(),
+            spec.disk_size
+        ));
+        return Ok(());
+    }
+    let info = Cmd::new("qemu-img")
+        .hint("install qemu-utils (apt-get install qemu-utils) or qemu")
+        .args(["info", "--output=json", "-U"])
+        .arg(&spec.disk)
+        .run()?;
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .with_context(|| format!("qemu-img info {}: not JSON", spec.disk.display()))?;
+    let have = v
+        .get("virtual-size")
+        .and_then(serde_json::Value::as_u64)
+        .with_context(|| format!("qemu-img info {}: no virtual-size", spec.disk.display()))?;
+    if have < want {
+        Cmd::new("qemu-img")
+            .args(["resize", "-q"])
+            .arg(&spec.disk)
+            .arg(format!("{}M", spec.disk_size))
+            .run()?;
+        ui::note(&format!(
+            "grew {} from {} MiB to {} MiB",
+            spec.disk.display(),
+            have / (1024 * 1024),
+            spec.disk_size
+        ));
+    } else if have > want {
+        ui::verbose(&format!(
+            "{} is {} MiB, larger than --disk-size; disks are never shrunk",
+            spec.disk.display(),
+            have / (1024 * 1024)
+        ));
+    }
+    Ok(())
+}
+
+fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let state = read_state(l);
+    let port = state.as_ref().map_or(ctx.builder.port, |s| s.port);
+    let pid = running_pid(l);
+    if pid.is_none() {
+        clean_stale(l)?;
+        anyhow::bail!(
+            "{} is not running (no live pid in {}); start it with `lb-vm start`",
+            l.name,
+            l.pid().display()
+        );
+    }
+    let outcome = await_ready(port, Duration::from_secs(a.timeout), || {
+        pid.filter(|p| !process::alive(*p))
+            .map(|p| format!("the VM (pid {p}) exited"))
+    });
+    match outcome {
+        Readiness::Ready => {
+            ui::out(&address(port))?;
+            Ok(Status::Ok)
+        }
+        Readiness::Died(why) => {
+            clean_up(l)?;
+            Err(boot_failure(l, &why))
+        }
+        Readiness::TimedOut => {
+            anyhow::bail!(
+                "no SSH banner on {} after {}s; the VM is still running (see {})",
+                address(port),
+                a.timeout,
+                l.console().display()
+            )
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StatusReport {
+    name: String,
+    running: bool,
+    ready: bool,
+    pid: Option<u32>,
+    port: u16,
+    accel: Option<String>,
+    uptime_secs: Option<u64>,
+    console_log: PathBuf,
+    workdir: PathBuf,
+    /// The pid of a VM that had died behind lb-vm's back (its files were removed).
+    stale_pid: Option<u32>,
+}
+
+fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let state = read_state(l);
+    let pid = running_pid(l);
+    let stale_pid = if pid.is_none() { clean_stale(l)? } else { None };
+    let port = state.as_ref().map_or(ctx.builder.port, |s| s.port);
+    let running = pid.is_some();
+    let r = StatusReport {
+        name: l.name.clone(),
+        running,
+        ready: running && process::ssh_banner(port).is_some(),
+        pid,
+        port,
+        accel: state.as_ref().filter(|_| running).map(|s| s.accel.clone()),
+        uptime_secs: state
+            .as_ref()
+            .filter(|_| running)
+            .map(|s| now().saturating_sub(s.started_at)),
+        console_log: l.console(),
+        workdir: l.dir.clone(),
+        stale_pid,
+    };
+    if a.json {
+        ui::out(&serde_json::to_string_pretty(&r)?)?;
+    } else {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+        ui::out(&format!("name: {}", r.name))?;
+        ui::out(&format!(
+            "running: {}",
+            if r.running { "yes" } else { "no" }
+        ))?;
+        ui::out(&format!("ready: {}", if r.ready { "yes" } else { "no" }))?;
+        ui::out(&format!("pid: {}", opt(r.pid.map(|p| p.to_string()))))?;
+        ui::out(&format!("port: {}", r.port))?;
+        ui::out(&format!("accel: {}", opt(r.accel.clone())))?;
+        ui::out(&format!(
+            "uptime: {}",
+            opt(r.uptime_secs.map(|s| format!("{s}s")))
+        ))?;
+        ui::out(&format!("console log: {}", r.console_log.display()))?;
+        if let Some(p) = stale_pid {
+            ui::out(&format!("stale pid: {p} (had died; files removed)"))?;
+        }
+    }
+    Ok(if running { Status::Ok } else { Status::Failed })
+}
+
+fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let apply = Apply::from(a.change);
+    let Some(pid) = running_pid(l) else {
+        if apply == Apply::Write {
+            clean_stale(l)?;
+        }
+        ui::note(&format!("{} is not running", l.name));
+        return Ok(Status::Ok);
+    };
+    match apply {
+        Apply::Check => return Ok(Status::Failed),
+        Apply::DryRun => {
+            ui::out(&format!(
+                "qmp {} system_powerdown; after {}s: kill -TERM {pid}; after {}s: kill -KILL {pid}",
+                l.qmp().display(),
+                a.timeout,
+                a.timeout
+            ))?;
+            return Ok(Status::Ok);
+        }
+        Apply::Write => {}
+    }
+    let timeout = Duration::from_secs(a.timeout);
+    let how = match qmp::execute(&l.qmp(), "system_powerdown") {
+        Ok(_) => {
+            ui::note(&format!("asked {} (pid {pid}) to power down", l.name));
+            if process::wait_gone(pid, timeout) {
+                "powered down"
+            } else {
+                terminate(pid, timeout)
+            }
+        }
+        Err(e) => {
+            ui::warn(&format!("{e}; sending SIGTERM instead"));
+            terminate(pid, timeout)
+        }
+    };
+    if process::alive(pid) {
+        anyhow::bail!("pid {pid} survived SIGKILL; it may be stuck in the kernel");
+    }
+    clean_up(l)?;
+    ui::note(&format!("{} stopped ({how})", l.name));
+    Ok(Status::Ok)
+}
+
+fn terminate(pid: u32, timeout: Duration) -> &'static str {
+    ui::note(&format!("sending SIGTERM to pid {pid}"));
+    signal_vm(pid, Signal::SIGTERM);
+    if process::wait_gone(pid, timeout) {
+        return "terminated";
+    }
+    ui::warn(&format!("pid {pid} ignored SIGTERM; sending SIGKILL"));
+    signal_vm(pid, Signal::SIGKILL);
+    let _ = process::wait_gone(pid, Duration::from_secs(5));
+    "killed"
+}
+
+fn config(ctx: &Ctx, a: &ConfigArgs) -> anyhow::Result<Status> {
+    let spec = spec(ctx, &a.vm)?;
+    let profile = profile(ctx);
+    let (accel, settled) = known_accel(ctx, &a.vm, &profile);
+    let accel = if matches!(spec.boot, Boot::Runner(_)) {
+        "runner".to_owned()
+    } else {
+        accel
+    };
+    let cmd = spec.command(&profile, &accel);
+    let l = &ctx.layout;
+    let (kernel, initrd, append, runner) = match &spec.boot {
+        Boot::Kernel {
+            kernel,
+            initrd,
+            append,
+        } => (Some(kernel), Some(initrd), Some(append), None),
+        Boot::Runner(r) => (None, None, None, Some(r)),
+    };
+    let env: serde_json::Map<String, serde_json::Value> = spec
+        .runner_env()
+        .into_iter()
+        .filter(|_| runner.is_some())
+        .map(|(k, v)| (k.to_owned(), v.to_string_lossy().into()))
+        .collect();
+    let v = serde_json::json!({
+        "name": l.name,
+        "workdir": l.dir,
+        "pid_file": l.pid(),
+        "qmp_socket": l.qmp(),
+        "console_log": l.console(),
+        "qemu_log": l.qemu_log(),
+        "state_file": l.state(),
+        "disk": spec.disk,
+        "disk_size_mib": spec.disk_size,
+        "memory_mib": spec.memory,
+        "cpus": spec.cpus,
+        "port": spec.port,
+        "address": address(spec.port),
+        "keys": spec.keys,
+        "system": spec.system,
+        "accel": accel,
+        "accel_settled": settled,
+        "kernel": kernel,
+        "initrd": initrd,
+        "append": append,
+        "runner": runner,
+        "env": env,
+        "program": cmd.program().to_string_lossy(),
+        "args": cmd.get_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        "command": cmd.display(),
+    });
+    if a.json {
+        ui::out(&serde_json::to_string_pretty(&v)?)?;
+    } else if let serde_json::Value::Object(map) = &v {
+        for (k, val) in map {
+            if k == "args" || k == "env" {
+                continue;
+            }
+            let text = match val {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "-".to_owned(),
+                other => other.to_string(),
+            };
+            ui::out(&format!("{k}: {text}"))?;
+        }
+    }
+    if !settled {
+        ui::note("accel: kvm is not probed yet; `start` probes it and falls back to tcg");
+    }
+    Ok(Status::Ok)
+}
+
+fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
+    let spec = spec(ctx, &a.vm)?;
+    let l = &ctx.layout;
+    let exe = std::env::current_exe().context("find lb-vm's own path for the service")?;
+    let mut argv: Vec<OsString> = vec![
+        exe.into_os_string(),
+        "start".into(),
+        "--foreground".into(),
+        "--name".into(),
+        l.name.clone().into(),
+        "--workdir".into(),
+        l.dir.clone().into_os_string(),
+        "--port".into(),
+        spec.port.to_string().into(),
+        "--system".into(),
+        spec.system.clone().into(),
+    ];
+    match &spec.boot {
+        Boot::Runner(r) => argv.extend(["--runner".into(), r.clone().into_os_string()]),
+        Boot::Kernel {
+            kernel,
+            initrd,
+            append,
+        } => {
+            argv.extend([
+                "--kernel".into(),
+                kernel.clone().into_os_string(),
+                "--initrd".into(),
+                initrd.clone().into_os_string(),
+                "--append".into(),
+                append.into(),
+            ]);
+        }
+    }
+    argv.extend([
+        "--disk".into(),
+        spec.disk.clone().into_os_string(),
+        "--disk-size".into(),
+        spec.disk_size.to_string().into(),
+        "--memory".into(),
+        spec.memory.to_string().into(),
+        "--cpus".into(),
+        spec.cpus.to_string().into(),
+        "--keys".into(),
+        spec.keys.clone().into_os_string(),
+    ]);
+    if let Some(acc) = &a.vm.accel {
+        argv.extend(["--accel".into(), acc.into()]);
+    }
+    let s = service::ServiceSpec {
+        name: l.name.clone(),
+        argv: argv
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect(),
+        workdir: l.dir.display().to_string(),
+        tmpdir: l.tmp().display().to_string(),
+    };
+    let text = if a.launchd { s.plist() } else { s.unit() };
+    if !a.install {
+        let mut o = std::io::stdout().lock();
+        o.write_all(text.as_bytes())?;
+        o.flush()?;
+        return Ok(Status::Ok);
+    }
+    let os = if a.launchd { Os::MacOs } else { Os::Linux };
+    let target = ctx
+        .root
+        .system(Path::new(&Platform::new(os, &ctx.platform.arch).service_path(&l.name)));
+    let apply = Apply::from(a.change);
+    let outcome =
+        lb_common::fs::write(&target, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
+    match (apply, outcome.changed()) {
+        (Apply::Check, true) => return Ok(Status::Failed),
+        (_, false) => ui::note(&format!("{} is already up to date", target.display())),
+        (Apply::Write, true) => ui::note(&format!(
+            "wrote {}; load it with: {}",
+            target.display(),
+            s.activate_hint(a.launchd, &ctx.root.unroot(&target))
+        )),
+        _ => {}
+    }
     Ok(Status::Ok)
 }

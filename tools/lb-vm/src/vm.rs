@@ -1,0 +1,345 @@
+//! The VM's settings, its files in the working directory, and the command
+//! that boots it (pure: rendered without running anything, so the macOS
+//! command lines are tested on Linux).
+
+use std::path::{Path, PathBuf};
+
+use lb_common::cmd::Cmd;
+use lb_common::platform::QemuProfile;
+
+/// The port the nixpkgs builder image forwards to its sshd by itself.
+pub const IMAGE_PORT: u16 = 31022;
+
+/// One builder's files. Several builders share a working directory by
+/// name: every file is `WORKDIR/NAME.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Absolute working directory.
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+impl Layout {
+    fn file(&self, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}.{suffix}", self.name))
+    }
+    /// The VM process's pid.
+    #[must_use]
+    pub fn pid(&self) -> PathBuf {
+        self.file("pid")
+    }
+    /// QEMU's QMP control socket.
+    #[must_use]
+    pub fn qmp(&self) -> PathBuf {
+        self.file("qmp")
+    }
+    /// The guest's serial console.
+    #[must_use]
+    pub fn console(&self) -> PathBuf {
+        self.file("console.log")
+    }
+    /// QEMU's (or the runner's) own stdout and stderr.
+    #[must_use]
+    pub fn qemu_log(&self) -> PathBuf {
+        self.file("qemu.log")
+    }
+    /// What `start` recorded for `status`: port, accelerator, start time.
+    #[must_use]
+    pub fn state(&self) -> PathBuf {
+        self.file("state.json")
+    }
+    /// The KVM probe's verdict, so it runs once per working directory.
+    #[must_use]
+    pub fn accel_cache(&self) -> PathBuf {
+        self.file("accel")
+    }
+    /// The default disk image.
+    #[must_use]
+    pub fn disk(&self) -> PathBuf {
+        self.file("qcow2")
+    }
+    /// TMPDIR for the runner (not under /tmp: macOS cleans /tmp after 3 days).
+    #[must_use]
+    pub fn tmp(&self) -> PathBuf {
+        self.file("tmp")
+    }
+}
+
+/// What to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Boot {
+    /// A nixpkgs VM runner (`run-nixos-vm`, `create-builder`).
+    Runner(PathBuf),
+    /// A kernel and initrd lb-vm boots itself.
+    Kernel {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        append: String,
+    },
+}
+
+/// Everything needed to render the VM's command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    pub layout: Layout,
+    pub boot: Boot,
+    pub port: u16,
+    /// MiB.
+    pub memory: u32,
+    pub cpus: u32,
+    pub disk: PathBuf,
+    /// MiB.
+    pub disk_size: u64,
+    pub keys: PathBuf,
+    /// The guest's Nix system (`x86_64-linux`).
+    pub system: String,
+}
+
+/// The kernel command line used when `--append` is not given: the serial
+/// console QEMU's `-serial` captures on this guest architecture.
+#[must_use]
+pub fn default_append(system: &str) -> String {
+    let console = if system.starts_with("aarch64") {
+        "ttyAMA0"
+    } else {
+        "ttyS0"
+    };
+    format!("console={console} panic=-1")
+}
+
+/// QEMU's option syntax splits on commas; a comma inside a value is doubled.
+fn opt_path(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+impl VmSpec {
+    /// The QEMU command line for `--kernel` boots (`None` for a runner).
+    #[must_use]
+    pub fn qemu_command(&self, profile: &QemuProfile, accel: &str) -> Option<Cmd> {
+        let Boot::Kernel {
+            kernel,
+            initrd,
+            append,
+        } = &self.boot
+        else {
+            return None;
+        };
+        let l = &self.layout;
+        let cmd = Cmd::new(&profile.binary)
+            .hint(format!("install {}", profile.package))
+            .args(["-name", &l.name])
+            .args(["-machine", &profile.machine])
+            .args(["-accel", accel])
+            .args(["-cpu", &profile.cpu])
+            .args(["-m", &self.memory.to_string()])
+            .args(["-smp", &self.cpus.to_string()])
+            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", append])
+            .arg("-drive")
+            .arg(format!(
+                "file={},format=qcow2,if=virtio",
+                opt_path(&self.disk)
+            ))
+            .arg("-netdev")
+            .arg(format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22",
+                self.port
+            ))
+            .args(["-device", "virtio-net-pci,netdev=n0"])
+            .arg("-virtfs")
+            .arg(format!(
+                "local,path={},security_model=none,mount_tag=keys,readonly=on",
+                opt_path(&self.keys)
+            ))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", opt_path(&l.qmp())))
+            .arg("-serial")
+            .arg(format!("file:{}", opt_path(&l.console())));
+        Some(cmd)
+    }
+
+    /// The runner command (`None` for a kernel boot): the nixpkgs runner's
+    /// environment contract (see REFERENCE.md, "nixpkgs builder").
+    #[must_use]
+    pub fn runner_command(&self) -> Option<Cmd> {
+        let Boot::Runner(runner) = &self.boot else {
+            return None;
+        };
+        let mut cmd = Cmd::new(runner).dir(&self.layout.dir);
+        for (k, v) in self.runner_env() {
+            cmd = cmd.env(k, v);
+        }
+        Some(cmd)
+    }
+
+    /// The environment the runner gets.
+    #[must_use]
+    pub fn runner_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let l = &self.layout;
+        let mut env = vec![
+            ("KEYS", self.keys.clone().into_os_string()),
+            ("NIX_DISK_IMAGE", self.disk.clone().into_os_string()),
+            ("TMPDIR", l.tmp().into_os_string()),
+            ("USE_TMPDIR", "1".into()),
+            // QEMU_OPTS is appended to the runner's QEMU command line: the
+            // control socket lets `stop` shut the guest down cleanly.
+            (
+                "QEMU_OPTS",
+                format!("-qmp unix:{},server=on,wait=off", opt_path(&l.qmp())).into(),
+            ),
+        ];
+        if self.port != IMAGE_PORT {
+            // The image forwards 31022 itself; QEMU_NET_OPTS is spliced into
+            // its `-netdev user,...` so this forward reaches the guest too.
+            env.push((
+                "QEMU_NET_OPTS",
+                format!("hostfwd=tcp:127.0.0.1:{}-:22", self.port).into(),
+            ));
+        }
+        env
+    }
+
+    /// The command that boots the VM.
+    #[must_use]
+    pub fn command(&self, profile: &QemuProfile, accel: &str) -> Cmd {
+        match self.runner_command() {
+            Some(c) => c,
+            None => self
+                .qemu_command(profile, accel)
+                .unwrap_or_else(|| Cmd::new(&profile.binary)),
+        }
+    }
+}
+
+/// The accelerator to use without probing: hvf on macOS for a native
+/// guest, tcg for a foreign one; on Linux `kvm` needs a probe first (see
+/// `probe`), so the answer here is only the candidate.
+#[must_use]
+pub fn candidate_accel(profile: &QemuProfile) -> String {
+    profile
+        .accels
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "tcg".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lb_common::platform::{Os, Platform};
+
+    fn spec(system: &str) -> VmSpec {
+        let layout = Layout {
+            dir: PathBuf::from("/var/lib/linux-builder"),
+            name: "linux-builder".to_owned(),
+        };
+        VmSpec {
+            boot: Boot::Kernel {
+                kernel: PathBuf::from("/nix/store/k/bzImage"),
+                initrd: PathBuf::from("/nix/store/i/initrd"),
+                append: default_append(system),
+            },
+            port: 31022,
+            memory: 3072,
+            cpus: 4,
+            disk: layout.disk(),
+            disk_size: 20480,
+            keys: PathBuf::from("/var/lib/linux-builder/keys"),
+            system: system.to_owned(),
+            layout,
+        }
+    }
+
+    fn line(os: Os, arch: &str, system: &str) -> String {
+        let p = Platform::new(os, arch);
+        let profile = p.qemu(system);
+        let accel = candidate_accel(&profile);
+        spec(system)
+            .qemu_command(&profile, &accel)
+            .unwrap()
+            .display()
+            .replace(" -", "\n  -")
+    }
+
+    #[test]
+    fn darwin_aarch64_hvf() {
+        insta::assert_snapshot!(line(Os::MacOs, "aarch64", "aarch64-linux"), @r#"
+            qemu-system-aarch64
+              -name linux-builder
+              -machine 'virt,gic-version=2'
+              -accel hvf
+              -cpu max
+              -m 3072
+              -smp 4
+              -display none
+              -monitor none
+              -no-reboot
+              -kernel /nix/store/k/bzImage
+              -initrd /nix/store/i/initrd
+              -append 'console=ttyAMA0 panic=-1'
+              -drive 'file=/var/lib/linux-builder/linux-builder.qcow2,format=qcow2,if=virtio'
+              -netdev 'user,id=n0,hostfwd=tcp:127.0.0.1:31022-:22'
+              -device 'virtio-net-pci,netdev=n0'
+              -virtfs 'local,path=/var/lib/linux-builder/keys,security_model=none,mount_tag=keys,readonly=on'
+              -qmp 'unix:/var/lib/linux-builder/linux-builder.qmp,server=on,wait=off'
+              -serial file:/var/lib/linux-builder/linux-builder.console.log
+        "#);
+    }
+
+    #[test]
+    fn darwin_x86_64_hvf() {
+        insta::assert_snapshot!(line(Os::MacOs, "x86_64", "x86_64-linux"), @r#"
+            qemu-system-x86_64
+              -name linux-builder
+              -machine q35
+              -accel hvf
+              -cpu max
+              -m 3072
+              -smp 4
+              -display none
+              -monitor none
+              -no-reboot
+              -kernel /nix/store/k/bzImage
+              -initrd /nix/store/i/initrd
+              -append 'console=ttyS0 panic=-1'
+              -drive 'file=/var/lib/linux-builder/linux-builder.qcow2,format=qcow2,if=virtio'
+              -netdev 'user,id=n0,hostfwd=tcp:127.0.0.1:31022-:22'
+              -device 'virtio-net-pci,netdev=n0'
+              -virtfs 'local,path=/var/lib/linux-builder/keys,security_model=none,mount_tag=keys,readonly=on'
+              -qmp 'unix:/var/lib/linux-builder/linux-builder.qmp,server=on,wait=off'
+              -serial file:/var/lib/linux-builder/linux-builder.console.log
+        "#);
+    }
+
+    #[test]
+    fn darwin_aarch64_emulating_x86_64_is_tcg() {
+        let l = line(Os::MacOs, "aarch64", "x86_64-linux");
+        assert!(l.contains("\n  -accel tcg\n"), "{l}");
+        assert!(l.starts_with("qemu-system-x86_64 "), "{l}");
+    }
+
+    #[test]
+    fn commas_in_paths_are_doubled() {
+        let mut s = spec("x86_64-linux");
+        s.keys = PathBuf::from("/a,b/keys");
+        let p = Platform::new(Os::Linux, "x86_64");
+        let c = s.qemu_command(&p.qemu("x86_64-linux"), "tcg").unwrap();
+        assert!(c.display().contains("path=/a,,b/keys,"), "{}", c.display());
+    }
+
+    #[test]
+    fn runner_gets_net_opts_only_off_the_image_port() {
+        let mut s = spec("x86_64-linux");
+        s.boot = Boot::Runner(PathBuf::from("/nix/store/r/bin/run-nixos-vm"));
+        let c = s.runner_command().unwrap();
+        assert!(!c.display().contains("QEMU_NET_OPTS"), "{}", c.display());
+        s.port = 31023;
+        insta::assert_snapshot!(s.runner_command().unwrap().display(), @r#"
+            KEYS=/var/lib/linux-builder/keys NIX_DISK_IMAGE=/var/lib/linux-builder/linux-builder.qcow2 TMPDIR=/var/lib/linux-builder/linux-builder.tmp USE_TMPDIR=1 QEMU_OPTS='-qmp unix:/var/lib/linux-builder/linux-builder.qmp,server=on,wait=off' QEMU_NET_OPTS='hostfwd=tcp:127.0.0.1:31023-:22' /nix/store/r/bin/run-nixos-vm
+        "#);
+    }
+}
