@@ -83,7 +83,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<Status> {
         crate::paths::Error,
         crate::platform::UnknownPlatform,
         crate::privilege::NeedsRoot,
-        crate::daemon::Error
+        crate::daemon::Error,
+        crate::ssh::Error
     );
     None
 }

@@ -1,10 +1,24 @@
 //! SSH as the tools see it: alias resolution the way `ssh` itself does it
-//! (`ssh -G`). The ssh2 session to a builder arrives with lb-ping.
+//! (`ssh -G`), and an ssh2 session to a builder whose host key is always
+//! checked (against the expected key, or the known-hosts entry; an unknown
+//! key is never accepted).
+//!
+//! The session is opened in the stages a diagnosis needs, each its own
+//! call so a caller can time it and name the one that failed:
+//! [`connect`] (TCP), [`Connection::handshake`] (SSH), [`Connection::check_host_key`],
+//! [`Connection::authenticate`], [`Connection::exec`]. Every stage honours
+//! one deadline: the socket and session timeouts are set from the time
+//! left before each blocking call.
 
 use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use crate::builder::HostKey;
 use crate::cmd::Cmd;
+use crate::exit::{Classify, Status};
 use crate::paths::Root;
 
 /// What `ssh -G` reports for a host: the values ssh would use.
@@ -80,9 +94,508 @@ pub fn parse_dash_g(text: &str) -> Resolved {
     }
 }
 
+/// Expand a leading `~/` (ssh -G prints known-hosts paths unexpanded).
+#[must_use]
+pub fn expand_tilde(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The host key a session must present.
+#[derive(Debug, Clone)]
+pub enum ExpectedHostKey {
+    /// The key the builders entry (or URI) names.
+    Key(HostKey),
+    /// Whatever the known_hosts files say for `name` (HostKeyAlias or host
+    /// name) on `port`.
+    KnownHosts {
+        name: String,
+        port: u16,
+        files: Vec<PathBuf>,
+    },
+}
+
+impl ExpectedHostKey {
+    /// The known-hosts expectation ssh itself would use for `resolved`.
+    #[must_use]
+    pub fn from_resolved(resolved: &Resolved) -> Self {
+        let files = resolved
+            .user_known_hosts_files
+            .iter()
+            .chain(&resolved.global_known_hosts_files)
+            .map(|p| expand_tilde(p))
+            .collect();
+        match &resolved.host_key_alias {
+            // ssh looks an alias up as given, without the port.
+            Some(alias) => ExpectedHostKey::KnownHosts {
+                name: alias.clone(),
+                port: 22,
+                files,
+            },
+            None => ExpectedHostKey::KnownHosts {
+                name: resolved.hostname.clone(),
+                port: resolved.port,
+                files,
+            },
+        }
+    }
+}
+
+/// A failed step of opening a session. Each names the host (and path) it
+/// concerns and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{addr}: cannot resolve the host name: {source}")]
+    Address { addr: String, source: io::Error },
+    #[error("{addr}: cannot connect: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("{addr}: timed out after {}s during {stage}", .after.as_secs_f32())]
+    TimedOut {
+        addr: String,
+        stage: &'static str,
+        after: Duration,
+    },
+    #[error("{addr}: SSH handshake failed: {detail}")]
+    Handshake { addr: String, detail: String },
+    #[error("{addr}: host key mismatch: expected {expected}, the server offers {offered}")]
+    HostKeyMismatch {
+        addr: String,
+        expected: String,
+        offered: String,
+        offered_line: String,
+    },
+    #[error("{addr}: host key {offered} is unknown: no entry for {name:?} in {}; add the builder's host key to the builders entry or known_hosts", files_list(.files))]
+    HostKeyUnknown {
+        addr: String,
+        name: String,
+        files: Vec<PathBuf>,
+        offered: String,
+        offered_line: String,
+    },
+    #[error("{addr}: the server sent no host key it could be checked by")]
+    NoHostKey { addr: String },
+    #[error("{}: cannot read the SSH key: {source}", .path.display())]
+    KeyUnreadable { path: PathBuf, source: io::Error },
+    #[error("{addr}: the server refused key {} for user {user}: {detail}", .key.display())]
+    AuthRefused {
+        addr: String,
+        user: String,
+        key: PathBuf,
+        detail: String,
+    },
+    #[error("{addr}: cannot run `{command}`: {detail}")]
+    Exec {
+        addr: String,
+        command: String,
+        detail: String,
+    },
+}
+
+fn files_list(files: &[PathBuf]) -> String {
+    if files.is_empty() {
+        return "no known_hosts file".to_owned();
+    }
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Classify for Error {
+    fn status(&self) -> Status {
+        Status::Failed
+    }
+}
+
+impl Error {
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::TimedOut { .. })
+    }
+}
+
+fn left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+fn timed_out(addr: &str, stage: &'static str, started: Instant) -> Error {
+    Error::TimedOut {
+        addr: addr.to_owned(),
+        stage,
+        after: started.elapsed(),
+    }
+}
+
+fn is_ssh_timeout(e: &ssh2::Error) -> bool {
+    // LIBSSH2_ERROR_TIMEOUT and LIBSSH2_ERROR_SOCKET_TIMEOUT.
+    matches!(e.code(), ssh2::ErrorCode::Session(-9 | -30))
+}
+
+/// `host:port`, bracketing IPv6 addresses.
+#[must_use]
+pub fn addr_label(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Open a TCP connection to `host:port` before `deadline`, trying each
+/// address the name resolves to.
+pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Error> {
+    let started = Instant::now();
+    let addr = addr_label(host, port);
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|source| Error::Address {
+            addr: addr.clone(),
+            source,
+        })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+    for a in addrs {
+        let Some(time) = left(deadline) else {
+            return Err(timed_out(&addr, "TCP connect", started));
+        };
+        match TcpStream::connect_timeout(&a, time) {
+            Ok(s) => {
+                // Small requests and answers: do not wait to coalesce them.
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(timed_out(&addr, "TCP connect", started))
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::Connect { addr, source: last })
+}
+
+/// An SSH session after the handshake.
+pub struct Connection {
+    session: ssh2::Session,
+    tcp: TcpStream,
+    deadline: Instant,
+    started: Instant,
+    /// `host:port`, for messages.
+    pub addr: String,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Run the SSH handshake over `tcp`.
+    pub fn handshake(tcp: TcpStream, addr: &str, deadline: Instant) -> Result<Self, Error> {
+        let session = ssh2::Session::new().map_err(|e| Error::Handshake {
+            addr: addr.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let tcp_for_session = tcp.try_clone().map_err(|source| Error::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let mut conn = Connection {
+            session,
+            tcp,
+            deadline,
+            started: Instant::now(),
+            addr: addr.to_owned(),
+        };
+        conn.session.set_tcp_stream(tcp_for_session);
+        conn.arm("SSH handshake")?;
+        conn.session.handshake().map_err(|e| {
+            conn.ssh_error(&e, "SSH handshake", |addr, detail| Error::Handshake {
+                addr,
+                detail,
+            })
+        })?;
+        Ok(conn)
+    }
+
+    /// Set the session and socket timeouts to the time left.
+    fn arm(&self, stage: &'static str) -> Result<(), Error> {
+        let time = left(self.deadline).ok_or_else(|| timed_out(&self.addr, stage, self.started))?;
+        // 0 means "no timeout" to libssh2: never pass it.
+        let ms = u32::try_from(time.as_millis()).unwrap_or(u32::MAX).max(1);
+        self.session.set_timeout(ms);
+        let _ = self.tcp.set_read_timeout(Some(time));
+        let _ = self.tcp.set_write_timeout(Some(time));
+        Ok(())
+    }
+
+    fn ssh_error(
+        &self,
+        e: &ssh2::Error,
+        stage: &'static str,
+        make: impl FnOnce(String, String) -> Error,
+    ) -> Error {
+        if is_ssh_timeout(e) || left(self.deadline).is_none() {
+            timed_out(&self.addr, stage, self.started)
+        } else {
+            make(self.addr.clone(), e.to_string())
+        }
+    }
+
+    /// The key the server presented, parsed.
+    pub fn offered_key(&self) -> Result<ssh_key::PublicKey, Error> {
+        let (blob, _) = self.session.host_key().ok_or_else(|| Error::NoHostKey {
+            addr: self.addr.clone(),
+        })?;
+        ssh_key::PublicKey::from_bytes(blob).map_err(|_| Error::NoHostKey {
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Check the server's host key. Never accepts a key it cannot match.
+    pub fn check_host_key(&self, expected: &ExpectedHostKey) -> Result<(), Error> {
+        let offered = self.offered_key()?;
+        let fingerprint = offered.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+        let offered_line = offered.to_openssh().unwrap_or_default();
+        match expected {
+            ExpectedHostKey::Key(key) => {
+                if key.same_key(&offered) {
+                    Ok(())
+                } else {
+                    Err(Error::HostKeyMismatch {
+                        addr: self.addr.clone(),
+                        expected: key.fingerprint(),
+                        offered: fingerprint,
+                        offered_line,
+                    })
+                }
+            }
+            ExpectedHostKey::KnownHosts { name, port, files } => {
+                let (blob, _) = self.session.host_key().ok_or_else(|| Error::NoHostKey {
+                    addr: self.addr.clone(),
+                })?;
+                let mut known = self.session.known_hosts().map_err(|e| Error::Handshake {
+                    addr: self.addr.clone(),
+                    detail: e.to_string(),
+                })?;
+                for f in files.iter().filter(|f| f.is_file()) {
+                    // A file libssh2 cannot parse counts as no entry: the
+                    // key is then refused, never accepted.
+                    let _ = known.read_file(f, ssh2::KnownHostFileKind::OpenSSH);
+                }
+                let result = if *port == 22 {
+                    known.check(name, blob)
+                } else {
+                    known.check_port(name, *port, blob)
+                };
+                match result {
+                    ssh2::CheckResult::Match => Ok(()),
+                    ssh2::CheckResult::Mismatch => Err(Error::HostKeyMismatch {
+                        addr: self.addr.clone(),
+                        expected: format!("the known_hosts entry for {name:?}"),
+                        offered: fingerprint,
+                        offered_line,
+                    }),
+                    ssh2::CheckResult::NotFound | ssh2::CheckResult::Failure => {
+                        Err(Error::HostKeyUnknown {
+                            addr: self.addr.clone(),
+                            name: name.clone(),
+                            files: files.clone(),
+                            offered: fingerprint,
+                            offered_line,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Public-key authentication as `user` with the private key `identity`.
+    pub fn authenticate(&self, user: &str, identity: &Path) -> Result<(), Error> {
+        // Open it ourselves first: libssh2 reports an unreadable file as a
+        // vague authentication failure.
+        std::fs::File::open(identity)
+            .and_then(|mut f| f.read(&mut [0u8; 1]))
+            .map_err(|source| Error::KeyUnreadable {
+                path: identity.to_path_buf(),
+                source,
+            })?;
+        self.arm("authentication")?;
+        self.session
+            .userauth_pubkey_file(user, None, identity, None)
+            .map_err(|e| {
+                self.ssh_error(&e, "authentication", |addr, detail| Error::AuthRefused {
+                    addr,
+                    user: user.to_owned(),
+                    key: identity.to_path_buf(),
+                    detail,
+                })
+            })?;
+        if self.session.authenticated() {
+            Ok(())
+        } else {
+            Err(Error::AuthRefused {
+                addr: self.addr.clone(),
+                user: user.to_owned(),
+                key: identity.to_path_buf(),
+                detail: "not authenticated".to_owned(),
+            })
+        }
+    }
+
+    /// Run `command` on the server; its stdin and stdout are the stream.
+    pub fn exec(&self, command: &str) -> Result<RemoteProcess, Error> {
+        self.arm("exec")?;
+        let exec_err = |e: &ssh2::Error| {
+            self.ssh_error(e, "exec", |addr, detail| Error::Exec {
+                addr,
+                command: command.to_owned(),
+                detail,
+            })
+        };
+        let mut channel = self.session.channel_session().map_err(|e| exec_err(&e))?;
+        channel.exec(command).map_err(|e| exec_err(&e))?;
+        Ok(RemoteProcess {
+            channel,
+            session: self.session.clone(),
+            tcp: self.tcp.try_clone().ok(),
+            deadline: self.deadline,
+        })
+    }
+}
+
+/// A program running on the server: `Read` is its stdout, `Write` its
+/// stdin. Every read and write is bounded by the session's deadline
+/// (a timeout surfaces as `io::ErrorKind::TimedOut`).
+pub struct RemoteProcess {
+    channel: ssh2::Channel,
+    session: ssh2::Session,
+    tcp: Option<TcpStream>,
+    deadline: Instant,
+}
+
+impl std::fmt::Debug for RemoteProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteProcess").finish_non_exhaustive()
+    }
+}
+
+impl RemoteProcess {
+    fn arm(&self) -> io::Result<()> {
+        let time = left(self.deadline).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
+        let ms = u32::try_from(time.as_millis()).unwrap_or(u32::MAX).max(1);
+        self.session.set_timeout(ms);
+        if let Some(t) = &self.tcp {
+            let _ = t.set_read_timeout(Some(time));
+            let _ = t.set_write_timeout(Some(time));
+        }
+        Ok(())
+    }
+
+    /// After the program stopped answering: its exit status (if it
+    /// exited) and the start of what it wrote on stderr (at most 4 KiB, so
+    /// a noisy program cannot make us allocate much), within the deadline.
+    pub fn finish(&mut self) -> (Option<i32>, String) {
+        let mut err = Vec::new();
+        if self.arm().is_ok() {
+            let _ = self.channel.send_eof();
+            let _ = self.channel.stderr().take(4096).read_to_end(&mut err);
+        }
+        let status = if self.arm().is_ok() && self.channel.wait_close().is_ok() {
+            self.channel.exit_status().ok()
+        } else {
+            None
+        };
+        (status, String::from_utf8_lossy(&err).trim().to_owned())
+    }
+}
+
+impl Read for RemoteProcess {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.channel.read(buf)
+    }
+}
+
+impl Write for RemoteProcess {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.channel.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.arm()?;
+        self.channel.flush()
+    }
+}
+
+/// The command Nix runs for an ssh-ng store (ssh-store.cc): the remote
+/// program (default `nix-daemon`) with `--stdio`, and `--store STORE` when
+/// the URI names a remote store.
+#[must_use]
+pub fn daemon_command(remote_program: Option<&str>, remote_store: Option<&str>) -> String {
+    let mut cmd = format!("{} --stdio", remote_program.unwrap_or("nix-daemon"));
+    if let Some(store) = remote_store.filter(|s| !s.is_empty()) {
+        let quoted = shlex::try_quote(store).unwrap_or_else(|_| store.to_owned().into());
+        cmd.push_str(" --store ");
+        cmd.push_str(&quoted);
+    }
+    cmd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_command_as_nix_builds_it() {
+        assert_eq!(daemon_command(None, None), "nix-daemon --stdio");
+        assert_eq!(
+            daemon_command(Some("/run/x/nix-daemon"), Some("/tmp/my store")),
+            "/run/x/nix-daemon --stdio --store '/tmp/my store'"
+        );
+    }
+
+    #[test]
+    fn known_hosts_expectation_follows_the_alias() {
+        let r = parse_dash_g(
+            "hostname 127.0.0.1\nport 2222\nhostkeyalias lb\nuserknownhostsfile /k1 /k2\n\
+             globalknownhostsfile /g\n",
+        );
+        match ExpectedHostKey::from_resolved(&r) {
+            ExpectedHostKey::KnownHosts { name, port, files } => {
+                assert_eq!((name.as_str(), port, files.len()), ("lb", 22, 3));
+            }
+            ExpectedHostKey::Key(_) => panic!("expected known hosts"),
+        }
+        let r = parse_dash_g("hostname h\nport 2222\n");
+        assert!(matches!(
+            ExpectedHostKey::from_resolved(&r),
+            ExpectedHostKey::KnownHosts { port: 2222, .. }
+        ));
+    }
+
+    #[test]
+    fn connect_to_a_closed_port_is_refused_and_named() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = connect("127.0.0.1", port, Instant::now() + Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("127.0.0.1:{port}: cannot connect")),
+            "{e}"
+        );
+    }
 
     #[test]
     fn parses_dash_g() {
