@@ -280,7 +280,10 @@ fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
         (None, Some(k), Some(i)) => Boot::Kernel {
             kernel: input_file("--kernel", k, "the guest kernel")?,
             initrd: input_file("--initrd", i, "the guest initrd")?,
-            append: a.append.clone().unwrap_or_else(|| vm::default_append(&system)),
+            append: a
+                .append
+                .clone()
+                .unwrap_or_else(|| vm::default_append(&system)),
         },
         (None, None, _) | (None, _, None) => {
             return Err(usage!(
@@ -360,7 +363,11 @@ fn choose_accel(ctx: &Ctx, a: &VmArgs, spec: &VmSpec, profile: &QemuProfile) -> 
     let verdict = if works { "kvm" } else { "tcg" };
     ui::note(&format!(
         "KVM probe: {}; using {verdict} (cached in {})",
-        if works { "works" } else { "no kernel output, KVM unusable" },
+        if works {
+            "works"
+        } else {
+            "no kernel output, KVM unusable"
+        },
         ctx.layout.accel_cache().display()
     ));
     if let Err(e) = lb_common::fs::write(
@@ -383,12 +390,17 @@ fn probe_kvm(ctx: &Ctx, profile: &QemuProfile, kernel: &Path, initrd: &Path, sys
     if !usable {
         return false;
     }
-    let log = ctx.layout.dir.join(format!("{}.kvm-probe.log", ctx.layout.name));
+    let log = ctx
+        .layout
+        .dir
+        .join(format!("{}.kvm-probe.log", ctx.layout.name));
     let _ = std::fs::remove_file(&log);
     let console = vm::default_append(system);
     let cmd = Cmd::new(&profile.binary)
         .args(["-machine", &profile.machine, "-accel", "kvm", "-cpu", "max"])
-        .args(["-m", "256", "-smp", "1", "-display", "none", "-monitor", "none"])
+        .args([
+            "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none",
+        ])
         .args(["-no-reboot", "-nodefaults", "-kernel"])
         .arg(kernel)
         .arg("-initrd")
@@ -533,7 +545,10 @@ fn boot_failure(l: &Layout, what: &str) -> anyhow::Error {
             l.console().display()
         ));
     }
-    anyhow::anyhow!("{what}; nothing left running (console log: {})", l.console().display())
+    anyhow::anyhow!(
+        "{what}; nothing left running (console log: {})",
+        l.console().display()
+    )
 }
 
 fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
@@ -587,9 +602,15 @@ fn await_ready(
     result
 }
 
-fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
+/// Refuse (or accept) a running builder, a taken port, missing QEMU or
+/// keys. `Some(status)` ends `start` early.
+fn preflight(
+    ctx: &Ctx,
+    a: &StartArgs,
+    spec: &VmSpec,
+    profile: &QemuProfile,
+) -> anyhow::Result<Option<Status>> {
     let l = &ctx.layout;
-    let spec = spec(ctx, &a.vm)?;
     let apply = Apply::from(a.change);
     if let Some(pid) = running_pid(l) {
         let port = read_state(l).map_or(spec.port, |s| s.port);
@@ -598,7 +619,7 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
             if apply == Apply::Write {
                 ui::out(&address(port))?;
             }
-            return Ok(Status::Ok);
+            return Ok(Some(Status::Ok));
         }
         anyhow::bail!(
             "{} is already running (pid {pid}, {}); pass --if-not-running to accept that, or run `lb-vm stop` first",
@@ -610,14 +631,12 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
         clean_stale(l)?;
     }
     if !process::port_free(spec.port) {
-        let who = process::port_owner(spec.port)
-            .map_or_else(|| "another process".to_owned(), |o| o);
+        let who = process::port_owner(spec.port).unwrap_or_else(|| "another process".to_owned());
         anyhow::bail!(
             "port {} on 127.0.0.1 is taken by {who}; stop it or choose another --port",
             spec.port
         );
     }
-    let profile = profile(ctx);
     if matches!(spec.boot, Boot::Kernel { .. }) && !lb_common::cmd::exists(&profile.binary) {
         return Err(lb_common::cmd::Error::NotFound {
             program: profile.binary.clone(),
@@ -632,6 +651,17 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
                 spec.keys.display()
             ));
         }
+    }
+    Ok(None)
+}
+
+fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let spec = spec(ctx, &a.vm)?;
+    let apply = Apply::from(a.change);
+    let profile = profile(ctx);
+    if let Some(status) = preflight(ctx, a, &spec, &profile)? {
+        return Ok(status);
     }
     match apply {
         Apply::Check => {
@@ -691,6 +721,18 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     if a.foreground {
         return foreground(ctx, &spec, &cmd, &state(std::process::id()));
     }
+    launch(l, &spec, &cmd, &state, a.timeout)
+}
+
+/// Spawn the VM detached, record it, and wait for its sshd; on failure
+/// nothing is left running.
+fn launch(
+    l: &Layout,
+    spec: &VmSpec,
+    cmd: &Cmd,
+    state: &dyn Fn(u32) -> State,
+    timeout: u64,
+) -> anyhow::Result<Status> {
     ui::verbose(&format!("running: {}", cmd.display()));
     let log = l.qemu_log();
     // Its own process group: a Ctrl-C meant for lb-vm must not reach the
@@ -719,11 +761,12 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
         return Err(e);
     }
     ui::note(&format!(
-        "booting {} (pid {pid}, accel {accel}); console log {}",
+        "booting {} (pid {pid}, accel {}); console log {}",
         l.name,
+        st.accel,
         l.console().display()
     ));
-    let outcome = await_ready(spec.port, Duration::from_secs(a.timeout), || {
+    let outcome = await_ready(spec.port, Duration::from_secs(timeout), || {
         match handle.try_wait() {
             Ok(Some(out)) => Some(format!("QEMU exited during boot ({})", out.status)),
             Ok(None) => None,
@@ -751,7 +794,7 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
                 &format!(
                     "no SSH banner on {} after {}s (raise --timeout if the guest is just slow)",
                     address(spec.port),
-                    a.timeout
+                    timeout
                 ),
             ))
         }
@@ -1138,12 +1181,11 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let os = if a.launchd { Os::MacOs } else { Os::Linux };
-    let target = ctx
-        .root
-        .system(Path::new(&Platform::new(os, &ctx.platform.arch).service_path(&l.name)));
+    let target = ctx.root.system(Path::new(
+        &Platform::new(os, &ctx.platform.arch).service_path(&l.name),
+    ));
     let apply = Apply::from(a.change);
-    let outcome =
-        lb_common::fs::write(&target, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
+    let outcome = lb_common::fs::write(&target, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
     match (apply, outcome.changed()) {
         (Apply::Check, true) => return Ok(Status::Failed),
         (_, false) => ui::note(&format!("{} is already up to date", target.display())),

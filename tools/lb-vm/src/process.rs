@@ -183,6 +183,9 @@ mod tests {
     fn own_process_is_alive_but_not_a_vm() {
         assert!(alive(std::process::id()));
         assert!(!alive(0));
-        assert!(!is_our_vm(std::process::id(), &[Path::new("/no/such/marker")]));
+        assert!(!is_our_vm(
+            std::process::id(),
+            &[Path::new("/no/such/marker")]
+        ));
     }
 }

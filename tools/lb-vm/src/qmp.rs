@@ -119,7 +119,8 @@ mod tests {
                 let mut l = String::new();
                 r.read_line(&mut l).unwrap();
                 seen.push(l.trim().to_owned());
-                w.write_all(b"{\"event\": \"X\"}\n{\"return\": {}}\n").unwrap();
+                w.write_all(b"{\"event\": \"X\"}\n{\"return\": {}}\n")
+                    .unwrap();
             }
             seen
         });

@@ -35,7 +35,11 @@ impl ServiceSpec {
              <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
              <plist version=\"1.0\">\n<dict>\n",
         );
-        let _ = writeln!(s, "  <key>Label</key>\n  <string>{}</string>", xml(&self.label()));
+        let _ = writeln!(
+            s,
+            "  <key>Label</key>\n  <string>{}</string>",
+            xml(&self.label())
+        );
         s.push_str("  <key>ProgramArguments</key>\n  <array>\n");
         for a in &self.argv {
             let _ = writeln!(s, "    <string>{}</string>", xml(a));
@@ -102,7 +106,8 @@ fn xml(s: &str) -> String {
 /// `%` and `$` are expanded unless doubled.
 fn systemd_quote(s: &str) -> String {
     let escaped = s.replace('%', "%%").replace('$', "$$");
-    if escaped.is_empty() || escaped.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+    if escaped.is_empty() || escaped.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+    {
         format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         escaped
