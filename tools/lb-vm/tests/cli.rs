@@ -401,3 +401,21 @@ fn service_files() {
         .join("Library/LaunchDaemons/org.nixos.linux-builder.plist")
         .exists());
 }
+
+#[test]
+fn port_taken_names_the_process() {
+    let s = scratch();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    lb_vm(&s)
+        .args(["start", "--accel", "tcg", "--port", &port.to_string()])
+        .args(boot_args(&s))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "port {port} on 127.0.0.1 is taken by pid {} (",
+            std::process::id()
+        )));
+    assert!(!s.work.join("linux-builder.pid").exists());
+    drop(listener);
+}

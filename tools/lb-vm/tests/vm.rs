@@ -1,0 +1,321 @@
+//! lb-vm against real QEMU booting the test builder VM (tests/guest).
+//! TCG boots take ~15 s on 2 cores, so the assertions are grouped into two
+//! boots: one lb-vm builds the QEMU command for, one through a runner.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    keys: PathBuf,
+    key: lb_testkit::KeyPair,
+    kernel: PathBuf,
+    initrd: PathBuf,
+}
+
+fn setup() -> Setup {
+    lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
+    lb_testkit::require_program("qemu-img", "qemu-utils");
+    let (kernel, initrd) = lb_testkit::vm::guest_images();
+    // Short path: the QMP socket lives here and unix socket paths are
+    // limited to ~100 bytes.
+    let dir = tempfile::Builder::new().prefix("lbvm.").tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key = lb_testkit::keygen(&keys, "builder_ed25519");
+    Setup {
+        dir,
+        keys,
+        key,
+        kernel,
+        initrd,
+    }
+}
+
+fn lb_vm(s: &Setup) -> Command {
+    let mut c = Command::cargo_bin("lb-vm").unwrap();
+    c.env_remove("LB_PLATFORM")
+        .arg("--workdir")
+        .arg(s.dir.path())
+        .arg("-q");
+    c
+}
+
+fn kernel_args(s: &Setup, port: u16) -> Vec<String> {
+    vec![
+        "--kernel".into(),
+        s.kernel.display().to_string(),
+        "--initrd".into(),
+        s.initrd.display().to_string(),
+        "--append".into(),
+        "console=ttyS0 quiet panic=-1".into(),
+        "--memory".into(),
+        "1024".into(),
+        "--cpus".into(),
+        "2".into(),
+        "--disk-size".into(),
+        "1024".into(),
+        "--port".into(),
+        port.to_string(),
+        "--timeout".into(),
+        "180".into(),
+    ]
+}
+
+fn status_json(s: &Setup, name: &str) -> (i32, serde_json::Value) {
+    let out = lb_vm(s)
+        .args(["--name", name, "status", "--json"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+fn pid_alive(pid: u64) -> bool {
+    // A zombie counts as gone: it has exited.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+/// Log in through the forward with the real ssh client, checking the
+/// guest's fixed host key.
+fn ssh_guest(s: &Setup, port: u16, command: &str) -> std::process::Output {
+    let kh = s.dir.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("lbvm-test {}\n", lb_testkit::vm::guest_host_key()),
+    )
+    .unwrap();
+    std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-p", &port.to_string()])
+        .arg("-i")
+        .arg(&s.key.private)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .args([
+            "-o",
+            "HostKeyAlias=lbvm-test",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "builder@127.0.0.1",
+            command,
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Stops the VM even when an assertion fails midway.
+struct StopOnDrop<'a>(&'a Setup, &'a str);
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = lb_vm(self.0)
+            .args(["--name", self.1, "stop", "--timeout", "5"])
+            .output();
+    }
+}
+
+#[test]
+fn start_status_ssh_refusals_stop() {
+    let s = setup();
+    let port = lb_testkit::free_port();
+    let _guard = StopOnDrop(&s, "linux-builder");
+    lb_vm(&s)
+        .arg("start")
+        .args(kernel_args(&s, port))
+        .arg("--keys")
+        .arg(&s.keys)
+        .assert()
+        .success()
+        .stdout(format!("127.0.0.1:{port}\n"));
+    let w = s.dir.path();
+    let pid: u64 = std::fs::read_to_string(w.join("linux-builder.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid));
+    assert!(w.join("linux-builder.qmp").exists());
+    assert!(w.join("linux-builder.qcow2").exists());
+
+    let (code, v) = status_json(&s, "linux-builder");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["running"], true, "{v}");
+    assert_eq!(v["ready"], true, "{v}");
+    assert_eq!(v["pid"], pid, "{v}");
+    assert_eq!(v["port"], port, "{v}");
+    assert!(
+        ["kvm", "tcg"].contains(&v["accel"].as_str().unwrap()),
+        "{v}"
+    );
+
+    // sshd answers through the forward, with the key from the keys dir.
+    let out = ssh_guest(&s, port, "id -un; cat /var/keys/builder_ed25519.pub");
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("builder\n"), "{text}");
+    assert!(text.contains(&s.key.public_line()), "{text}");
+
+    // Start twice: refused, unless --if-not-running.
+    lb_vm(&s)
+        .arg("start")
+        .args(kernel_args(&s, port))
+        .arg("--keys")
+        .arg(&s.keys)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already running"));
+    lb_vm(&s)
+        .args(["start", "--if-not-running"])
+        .args(kernel_args(&s, port))
+        .arg("--keys")
+        .arg(&s.keys)
+        .assert()
+        .success()
+        .stdout(format!("127.0.0.1:{port}\n"));
+
+    // Another builder on the same port: refused, naming the holder (QEMU).
+    lb_vm(&s)
+        .args(["--name", "other", "start"])
+        .args(kernel_args(&s, port))
+        .arg("--keys")
+        .arg(&s.keys)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "port {port} on 127.0.0.1 is taken by pid {pid} (qemu-system-x86"
+        )));
+    assert!(!w.join("other.pid").exists());
+
+    // `wait` on a ready VM returns at once.
+    lb_vm(&s)
+        .args(["wait", "--timeout", "10"])
+        .assert()
+        .success()
+        .stdout(format!("127.0.0.1:{port}\n"));
+
+    // Stop: the process, pid file and socket are gone; twice is fine.
+    lb_vm(&s)
+        .args(["stop", "--timeout", "20"])
+        .assert()
+        .success();
+    assert!(!pid_alive(pid), "QEMU {pid} still running");
+    assert!(!w.join("linux-builder.pid").exists());
+    assert!(!w.join("linux-builder.qmp").exists());
+    assert!(!w.join("linux-builder.state.json").exists());
+    lb_vm(&s).args(["stop"]).assert().success();
+    let (code, v) = status_json(&s, "linux-builder");
+    assert_eq!((code, &v["running"]), (1, &serde_json::json!(false)));
+}
+
+#[test]
+fn runner_contract_and_kill_behind_our_back() {
+    let s = setup();
+    let port = lb_testkit::free_port();
+    // The image's own forward, as run-nixos-vm has hostfwd 31022 baked in;
+    // a free port here so parallel tests do not collide.
+    let image_port = lb_testkit::free_port();
+    let w = s.dir.path();
+    let runner = w.join("run-test-vm");
+    // A stand-in for nixpkgs' run-nixos-vm: it reads the same environment
+    // and execs real QEMU with the test guest.
+    std::fs::write(
+        &runner,
+        format!(
+            r#"#!/bin/sh
+set -eu
+pwd > runner.pwd
+env | grep -E '^(KEYS|NIX_DISK_IMAGE|TMPDIR|USE_TMPDIR|QEMU_NET_OPTS|QEMU_OPTS)=' | sort > runner.env
+test -d "$TMPDIR"
+[ -e "$NIX_DISK_IMAGE" ] || qemu-img create -q -f qcow2 "$NIX_DISK_IMAGE" 1G
+exec qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -display none -no-reboot \
+  -kernel {kernel} -initrd {initrd} -append "console=ttyS0 quiet panic=-1" \
+  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:{image_port}-:22,${{QEMU_NET_OPTS:-}}" \
+  -device virtio-net-pci,netdev=n0 \
+  -virtfs "local,path=$KEYS,security_model=none,mount_tag=keys,readonly=on" \
+  -serial file:runner-console.log ${{QEMU_OPTS:-}}
+"#,
+            kernel = s.kernel.display(),
+            initrd = s.initrd.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let _guard = StopOnDrop(&s, "rb");
+    lb_vm(&s)
+        .args(["--name", "rb", "start", "--runner"])
+        .arg(&runner)
+        .arg("--keys")
+        .arg(&s.keys)
+        .args(["--port", &port.to_string(), "--timeout", "180"])
+        .assert()
+        .success()
+        .stdout(format!("127.0.0.1:{port}\n"));
+    let real = std::fs::canonicalize(w).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(w.join("runner.pwd"))
+            .unwrap()
+            .trim(),
+        real.display().to_string()
+    );
+    let env = std::fs::read_to_string(w.join("runner.env")).unwrap();
+    assert!(
+        env.contains(&format!("KEYS={}\n", s.keys.display())),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("NIX_DISK_IMAGE={}/rb.qcow2\n", real.display())),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("TMPDIR={}/rb.tmp\n", real.display())),
+        "{env}"
+    );
+    assert!(env.contains("USE_TMPDIR=1\n"), "{env}");
+    assert!(
+        env.contains(&format!("QEMU_NET_OPTS=hostfwd=tcp:127.0.0.1:{port}-:22\n")),
+        "{env}"
+    );
+    // Both forwards reach the guest: the image's own and ours.
+    assert!(ssh_guest(&s, port, "true").status.success());
+    assert!(ssh_guest(&s, image_port, "true").status.success());
+
+    let (code, v) = status_json(&s, "rb");
+    assert_eq!(
+        (code, &v["running"], &v["ready"]),
+        (0, &serde_json::json!(true), &serde_json::json!(true)),
+        "{v}"
+    );
+    let pid = v["pid"].as_u64().unwrap();
+
+    // Kill QEMU behind lb-vm's back: status notices and cleans up.
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, v) = status_json(&s, "rb");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["running"], false, "{v}");
+    assert_eq!(v["stale_pid"], pid, "{v}");
+    assert!(!w.join("rb.pid").exists());
+    assert!(!w.join("rb.qmp").exists());
+    assert!(!w.join("rb.state.json").exists());
+    lb_vm(&s).args(["--name", "rb", "stop"]).assert().success();
+}
