@@ -1,11 +1,56 @@
 //! lb-sshcfg: write and check the ssh_config alias that lets Nix reach the builder.
 //!
-//! Skeleton: the commands arrive with this tool's own issue.
+//! Nix before 2.31 cannot put a port into an `ssh-ng://` URI, so the root
+//! nix daemon reaches the builder through an ssh alias NAME (`--name`,
+//! default `linux-builder`).
+//!
+//! Reads: `ROOT/etc/ssh/ssh_config`, the files it includes, and what
+//! `ssh -G NAME` reports (run with `-F ROOT/etc/ssh/ssh_config` under a
+//! scratch `--root`).
+//!
+//! Writes (`install`), all inside `--root`:
+//! - `/etc/ssh/ssh_config.d/100-NAME.conf`: `Host NAME` with `Hostname`,
+//!   `User`, `HostKeyAlias NAME`, `Port`, `IdentityFile` and
+//!   `GlobalKnownHostsFile` pointing at
+//! - `/etc/ssh/ssh_config.d/100-NAME.known_hosts`: the builder's host key
+//!   under NAME (not matched by `*.conf`, so never read as configuration);
+//! - `/etc/ssh/ssh_config`: a managed block at the top with
+//!   `Include /etc/ssh/ssh_config.d/*.conf`, only when the file does not
+//!   include that directory already. The file is created when absent.
+//!
+//! `uninstall` removes NAME's two files, and the managed block once no
+//! other alias written by lb-sshcfg is left, giving back `ssh_config` byte
+//! for byte; an `ssh_config` that lb-sshcfg itself created (noted inside
+//! the block) is deleted when nothing else is left in it. An alias file
+//! lb-sshcfg did not write (the manual's hand-written one) is neither
+//! replaced nor removed without `--force`.
+//!
+//! Prints: `install` the alias file's path; `print` the alias file;
+//! `check` one line per problem; `-n` a unified diff. Messages go to stderr.
+//!
+//! Exit status: 0 done or already as wanted (`check`: no problem found);
+//! 1 failed (a symlink or directory at a target, an unreadable file, a
+//! foreign alias file without `--force`), `check` found problems, or
+//! `--check` found a change to make; 2 bad input (name, port, host key,
+//! a `ssh_config` that is not UTF-8 or has broken markers).
 
-use clap::{CommandFactory, Parser};
-use lb_common::builder::BuilderArgs;
-use lb_common::cli::{Global, HasGlobal};
+mod check;
+pub mod layout;
+
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser, Subcommand};
+use lb_common::builder::{validate_name, BuilderArgs};
+use lb_common::cli::{Change, Global, HasGlobal};
+use lb_common::conf::block::{ManagedBlock, Position};
+use lb_common::conf::sshconfig::includes_dropin_dir;
 use lb_common::exit::Status;
+use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::paths::Root;
+use lb_common::privilege::{can_write_in, NeedsRoot};
+use lb_common::{ui, usage};
+
+use layout::{is_ours, Layout, BLOCK_TAG, CREATED_NOTE};
 
 /// Write and check the ssh_config alias that lets Nix reach the builder.
 #[derive(Debug, Parser)]
@@ -15,6 +60,32 @@ pub struct Cli {
     pub global: Global,
     #[command(flatten)]
     pub builder: BuilderArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write /etc/ssh/ssh_config.d/100-NAME.conf and its known-hosts file, and make ssh_config include them; prints the file's path
+    Install {
+        #[command(flatten)]
+        change: Change,
+        /// Replace an alias file that lb-sshcfg did not write (e.g. one written by hand from the manual)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the alias file install would write; write nothing
+    Print,
+    /// Resolve NAME as ssh does (`ssh -G`) and print one line per problem; exit 1 if any
+    Check,
+    /// Remove NAME's alias and known-hosts files, and the managed Include once no other alias needs it
+    Uninstall {
+        #[command(flatten)]
+        change: Change,
+        /// Remove an alias file that lb-sshcfg did not write
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl HasGlobal for Cli {
@@ -29,7 +100,331 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+const MANAGED: ManagedBlock<'static> = ManagedBlock { tag: BLOCK_TAG };
+
 /// Run the tool.
-pub fn run(_cli: Cli) -> anyhow::Result<Status> {
-    Ok(Status::Ok)
+// The shared `main` hands the parsed command line over by value.
+#[allow(clippy::needless_pass_by_value)]
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let root = Root::new(cli.global.root.as_deref())?;
+    match cli.command {
+        Command::Install { change, force } => install(&cli.builder, &root, change, force),
+        Command::Print => {
+            let builder = cli.builder.resolve(&root)?;
+            let text = layout::render_conf(&builder, &Layout::new(&root, &builder.name));
+            for line in text.lines() {
+                ui::out(line)?;
+            }
+            Ok(Status::Ok)
+        }
+        Command::Check => {
+            let builder = cli.builder.resolve(&root)?;
+            let problems = check::problems(&root, &builder, &Layout::new(&root, &builder.name))?;
+            for p in &problems {
+                ui::out(p)?;
+            }
+            if problems.is_empty() {
+                ui::note(&format!(
+                    "{}: the alias works as {}",
+                    builder.name,
+                    builder.uri()
+                ));
+                Ok(Status::Ok)
+            } else {
+                ui::note(&format!("{}: {} problem(s)", builder.name, problems.len()));
+                Ok(Status::Failed)
+            }
+        }
+        Command::Uninstall { change, force } => uninstall(&cli.builder.name, &root, change, force),
+    }
+}
+
+/// A file we are about to change, as found before changing anything.
+fn existing(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(fs::read_optional(path)?)
+}
+
+/// `ssh_config` as text; it may be a symlink (nix-darwin links it into
+/// /etc/static) as long as it needs no change.
+fn read_main(layout: &Layout) -> anyhow::Result<Option<String>> {
+    match fs::read_following(&layout.main)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            usage!(
+                "{}: not UTF-8 text; fix the file before running lb-sshcfg",
+                layout.main.display()
+            )
+        }),
+    }
+}
+
+/// `text` (None: absent) with the managed Include, or unchanged if the
+/// drop-in directory is already included.
+fn with_include(text: Option<&str>, layout: &Layout) -> anyhow::Result<String> {
+    let current = text.unwrap_or_default();
+    if includes_dropin_dir(current, &layout.etc_ssh) {
+        return Ok(current.to_owned());
+    }
+    let created = text.is_none()
+        || MANAGED
+            .body(current, &layout.main)?
+            .is_some_and(|b| b.contains(CREATED_NOTE));
+    Ok(MANAGED.set(
+        current,
+        &layout.include_body(created),
+        Position::Top,
+        &layout.main,
+    )?)
+}
+
+/// The mode to keep for a file we edit but do not own.
+fn mode_of(path: &Path, default: u32) -> u32 {
+    std::fs::metadata(path).map_or(default, |m| {
+        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+    })
+}
+
+fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(fs::Error::Symlink(path.to_path_buf()).into());
+    }
+    Ok(())
+}
+
+fn needs_root(what: &str, dirs: &[&Path]) -> anyhow::Result<()> {
+    if dirs.iter().all(|d| can_write_in(d)) {
+        return Ok(());
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    Err(NeedsRoot {
+        what: what.to_owned(),
+        command: format!("sudo {}", shell_words(&argv)),
+    }
+    .into())
+}
+
+fn shell_words(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+}
+
+fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Status {
+    let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed()).collect();
+    if changed.is_empty() {
+        ui::note(nothing);
+        return Status::Ok;
+    }
+    let would = if apply == Apply::Write {
+        ""
+    } else {
+        "would be "
+    };
+    for (path, outcome) in &changed {
+        let verb = match outcome {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Removed => "removed",
+            Outcome::Unchanged => "unchanged",
+        };
+        ui::note(&format!("{} {would}{verb}", path.display()));
+    }
+    if apply == Apply::Check {
+        Status::Failed
+    } else {
+        Status::Ok
+    }
+}
+
+fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
+    let builder = args.resolve(root)?;
+    let layout = Layout::new(root, &builder.name);
+    let apply = Apply::from(change);
+    let conf = layout::render_conf(&builder, &layout);
+    let known_hosts = layout::render_known_hosts(&builder);
+
+    // Look at every target before writing any, so that a symlink, a
+    // directory, an unreadable or foreign file stops the install with
+    // nothing written.
+    if let Some(old) = existing(&layout.conf)? {
+        if !is_ours(&old) && !force {
+            anyhow::bail!(
+                "{}: already exists and was not written by lb-sshcfg; move it away, or pass --force to replace it",
+                layout.conf.display()
+            );
+        }
+    }
+    existing(&layout.known_hosts)?;
+    let main = read_main(&layout)?;
+    let main_new = with_include(main.as_deref(), &layout)?;
+    let main_changes = main.as_deref() != Some(main_new.as_str());
+    if main_changes {
+        refuse_symlink(&layout.main)?;
+    }
+    if apply == Apply::Write {
+        let mut dirs = vec![layout.dropin.as_path()];
+        if main_changes {
+            dirs.push(&layout.etc_ssh);
+        }
+        needs_root(&format!("writing {}", layout.dropin.display()), &dirs)?;
+    }
+
+    let spec = FileSpec::mode(0o644);
+    let mut outcomes = vec![
+        (
+            layout.known_hosts.clone(),
+            fs::write(&layout.known_hosts, known_hosts.as_bytes(), &spec, apply)?,
+        ),
+        (
+            layout.conf.clone(),
+            fs::write(&layout.conf, conf.as_bytes(), &spec, apply)?,
+        ),
+    ];
+    if main_changes {
+        let spec = FileSpec::mode(mode_of(&layout.main, 0o644));
+        let outcome = fs::update(
+            &layout.main,
+            &spec,
+            apply,
+            |old| -> anyhow::Result<Vec<u8>> {
+                // Recomputed under the directory lock, from what is there now.
+                let text = old
+                    .map(|b| String::from_utf8(b.to_vec()))
+                    .transpose()
+                    .map_err(|_| usage!("{}: not UTF-8 text", layout.main.display()))?;
+                Ok(with_include(text.as_deref(), &layout)?.into_bytes())
+            },
+        )?;
+        outcomes.push((layout.main.clone(), outcome));
+    }
+    if !builder.key.is_file() {
+        ui::warn(&format!(
+            "IdentityFile {} does not exist yet; install the builder's key (`lb-keys install`)",
+            builder.key.display()
+        ));
+    }
+    let status = report(
+        &outcomes,
+        apply,
+        &format!("{}: already as wanted", layout.conf.display()),
+    );
+    if apply == Apply::Write {
+        ui::out(&layout.conf.display().to_string())?;
+    }
+    Ok(status)
+}
+
+/// The other aliases written by lb-sshcfg, which still need the Include.
+fn other_aliases(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(&layout.dropin) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(fs::Error::io(&layout.dropin, e).into()),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| fs::Error::io(&layout.dropin, e))?.path();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path == layout.conf
+            || !file.starts_with("100-")
+            || path.extension().is_none_or(|e| e != "conf")
+        {
+            continue;
+        }
+        if fs::read_following(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|t| is_ours(&t))
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
+    validate_name(name)?;
+    let layout = Layout::new(root, name);
+    let apply = Apply::from(change);
+
+    if let Some(old) = existing(&layout.conf)? {
+        if !is_ours(&old) && !force {
+            anyhow::bail!(
+                "{}: not written by lb-sshcfg; remove it by hand, or pass --force",
+                layout.conf.display()
+            );
+        }
+    }
+    let others = other_aliases(&layout)?;
+    let main = read_main(&layout)?;
+    // What ssh_config becomes: None = delete it (lb-sshcfg created it and
+    // nothing else is in it), Some(text) = write text.
+    let main_new = match &main {
+        Some(text) if others.is_empty() => {
+            let created = MANAGED
+                .body(text, &layout.main)?
+                .is_some_and(|b| b.contains(CREATED_NOTE));
+            let without = MANAGED.remove(text, &layout.main)?;
+            if created && without.is_empty() {
+                None
+            } else {
+                Some(without)
+            }
+        }
+        other => other.clone(),
+    };
+    let main_changes = main_new != main;
+    if main_changes {
+        refuse_symlink(&layout.main)?;
+    }
+    if !others.is_empty() {
+        ui::verbose(&format!(
+            "keeping the Include in {}: still used by {}",
+            layout.main.display(),
+            others
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if apply == Apply::Write {
+        needs_root(
+            &format!("removing files in {}", layout.dropin.display()),
+            &[&layout.dropin, &layout.etc_ssh],
+        )?;
+    }
+
+    let mut outcomes = vec![
+        (layout.conf.clone(), fs::remove(&layout.conf, apply)?),
+        (
+            layout.known_hosts.clone(),
+            fs::remove(&layout.known_hosts, apply)?,
+        ),
+    ];
+    if main_changes {
+        let outcome = if main_new.is_none() {
+            fs::remove(&layout.main, apply)?
+        } else {
+            let spec = FileSpec::mode(mode_of(&layout.main, 0o644));
+            fs::update(
+                &layout.main,
+                &spec,
+                apply,
+                |old| -> anyhow::Result<Vec<u8>> {
+                    let text = String::from_utf8(old.unwrap_or_default().to_vec())
+                        .map_err(|_| usage!("{}: not UTF-8 text", layout.main.display()))?;
+                    Ok(MANAGED.remove(&text, &layout.main)?.into_bytes())
+                },
+            )?
+        };
+        outcomes.push((layout.main.clone(), outcome));
+    }
+    Ok(report(
+        &outcomes,
+        apply,
+        &format!("{name}: nothing to remove"),
+    ))
 }
