@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Start-to-ready time of `lb-vm start` against the guest's own
+# boot-to-sshd time: the overhead lb-vm adds (QEMU start, disk check,
+# readiness polling, its own exit).
+#
+# The guest's time is its /proc/uptime read over ssh the moment lb-vm
+# reports ready (time since the kernel started, so it excludes QEMU's own
+# start-up), minus the ssh round trip measured right after.
+#
+# usage: bench/lb-vm-start.sh [RUNS]   (default 5; TCG boots take ~15 s each)
+set -euo pipefail
+runs=${1:-5}
+ws=$(cd "$(dirname "$0")/.." && pwd)
+cargo build -q -p lb-vm --manifest-path "$ws/Cargo.toml"
+lb_vm=$ws/target/debug/lb-vm
+out=$ws/target/guest
+mkdir -p "$out"
+mapfile -t imgs < <(bash "$ws/tests/guest/build.sh" "$out")
+kernel=${imgs[0]} initrd=${imgs[1]}
+work=$(mktemp -d /tmp/lbvm-bench.XXXXXX)
+trap '"$lb_vm" --workdir "$work" -q stop --timeout 5 >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+mkdir "$work/keys"
+ssh-keygen -q -t ed25519 -N "" -C bench -f "$work/keys/builder_ed25519"
+printf 'lbvm-bench %s\n' "$(cat "$ws/tests/guest/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ssh_guest() {
+  ssh -F /dev/null -p "$port" -i "$work/keys/builder_ed25519" \
+    -o UserKnownHostsFile="$work/known_hosts" -o HostKeyAlias=lbvm-bench \
+    -o StrictHostKeyChecking=yes -o BatchMode=yes builder@127.0.0.1 "$@"
+}
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+lbvm_times=() guest_times=()
+for i in $(seq "$runs"); do
+  t0=$(now)
+  "$lb_vm" --workdir "$work" -q start --kernel "$kernel" --initrd "$initrd" \
+    --append "console=ttyS0 quiet panic=-1" --memory 1024 --cpus 2 --disk-size 1024 \
+    --port "$port" --timeout 180 >/dev/null
+  t1=$(now)
+  s0=$(now)
+  up=$(ssh_guest cut -d' ' -f1 /proc/uptime)
+  s1=$(now)
+  # The uptime was read somewhere inside the ssh call; take off the round trip.
+  rtt=$(echo "$s1 - $s0" | bc -l)
+  ready=$(echo "$t1 - $t0" | bc -l)
+  guest=$(echo "$up - $rtt" | bc -l)
+  printf 'run %d: lb-vm start-to-ready %.2fs, guest boot-to-sshd %.2fs (ssh %.2fs)\n' "$i" "$ready" "$guest" "$rtt" >&2
+  lbvm_times+=("$ready") guest_times+=("$guest")
+  "$lb_vm" --workdir "$work" -q stop --timeout 5
+done
+m_lbvm=$(printf '%s\n' "${lbvm_times[@]}" | median)
+m_guest=$(printf '%s\n' "${guest_times[@]}" | median)
+printf 'lb-vm start-to-ready median %.2fs; guest boot-to-sshd median %.2fs; ratio %.3f (overhead %.2fs) over %d runs\n' \
+  "$m_lbvm" "$m_guest" "$(echo "$m_lbvm / $m_guest" | bc -l)" "$(echo "$m_lbvm - $m_guest" | bc -l)" "$runs"
