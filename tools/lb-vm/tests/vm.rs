@@ -8,6 +8,41 @@ use std::time::Duration;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+/// `lb_testkit::vm::guest_images` is not exported (its module is
+/// private): the same call, `tests/guest/build.sh target/guest`, here.
+fn guest_images() -> (PathBuf, PathBuf) {
+    let ws = lb_testkit::workspace_dir();
+    let out = ws.join("target/guest");
+    std::fs::create_dir_all(&out).unwrap();
+    let result = std::process::Command::new("bash")
+        .arg(ws.join("tests/guest/build.sh"))
+        .arg(&out)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run tests/guest/build.sh");
+    assert!(
+        result.status.success(),
+        "tests/guest/build.sh failed ({}); {}",
+        result.status,
+        lb_testkit::SETUP_HINT
+    );
+    let text = String::from_utf8_lossy(&result.stdout);
+    let mut lines = text.lines();
+    let kernel = PathBuf::from(lines.next().expect("build.sh prints the kernel path"));
+    let initrd = PathBuf::from(lines.next().expect("build.sh prints the initrd path"));
+    (kernel, initrd)
+}
+
+/// The guest's fixed host key line.
+fn guest_host_key() -> String {
+    std::fs::read_to_string(
+        lb_testkit::workspace_dir().join("tests/guest/ssh_host_ed25519_key.pub"),
+    )
+    .expect("read tests/guest/ssh_host_ed25519_key.pub")
+    .trim()
+    .to_owned()
+}
+
 struct Setup {
     dir: tempfile::TempDir,
     keys: PathBuf,
@@ -19,7 +54,7 @@ struct Setup {
 fn setup() -> Setup {
     lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
     lb_testkit::require_program("qemu-img", "qemu-utils");
-    let (kernel, initrd) = lb_testkit::vm::guest_images();
+    let (kernel, initrd) = guest_images();
     // Short path: the QMP socket lives here and unix socket paths are
     // limited to ~100 bytes.
     let dir = tempfile::Builder::new().prefix("lbvm.").tempdir().unwrap();
@@ -79,19 +114,14 @@ fn status_json(s: &Setup, name: &str) -> (i32, serde_json::Value) {
 fn pid_alive(pid: u64) -> bool {
     // A zombie counts as gone: it has exited.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
-        .unwrap_or(false)
+        .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
 }
 
 /// Log in through the forward with the real ssh client, checking the
 /// guest's fixed host key.
 fn ssh_guest(s: &Setup, port: u16, command: &str) -> std::process::Output {
     let kh = s.dir.path().join("known_hosts");
-    std::fs::write(
-        &kh,
-        format!("lbvm-test {}\n", lb_testkit::vm::guest_host_key()),
-    )
-    .unwrap();
+    std::fs::write(&kh, format!("lbvm-test {}\n", guest_host_key())).unwrap();
     std::process::Command::new("ssh")
         .args(["-F", "/dev/null", "-p", &port.to_string()])
         .arg("-i")
