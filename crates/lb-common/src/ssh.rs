@@ -296,6 +296,17 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // As for RemoteProcess: never wait past the deadline to say goodbye.
+        if left(self.deadline).is_none() {
+            let _ = self.tcp.shutdown(std::net::Shutdown::Both);
+        } else {
+            let _ = self.arm("close");
+        }
+    }
+}
+
 impl Connection {
     /// Run the SSH handshake over `tcp`.
     pub fn handshake(tcp: TcpStream, addr: &str, deadline: Instant) -> Result<Self, Error> {
@@ -467,6 +478,7 @@ impl Connection {
             session: self.session.clone(),
             tcp: self.tcp.try_clone().ok(),
             deadline: self.deadline,
+            broken: false,
         })
     }
 }
@@ -479,6 +491,23 @@ pub struct RemoteProcess {
     session: ssh2::Session,
     tcp: Option<TcpStream>,
     deadline: Instant,
+    /// A read or write failed: the stream is out of step.
+    broken: bool,
+}
+
+impl Drop for RemoteProcess {
+    fn drop(&mut self) {
+        // libssh2 closes the channel and the session politely when they
+        // are freed, waiting for the peer. A peer that stalled or broke
+        // would hold us there: cut the socket so the close fails at once.
+        if self.broken || left(self.deadline).is_none() {
+            if let Some(t) = &self.tcp {
+                let _ = t.shutdown(std::net::Shutdown::Both);
+            }
+        } else {
+            let _ = self.arm();
+        }
+    }
 }
 
 impl std::fmt::Debug for RemoteProcess {
@@ -520,18 +549,24 @@ impl RemoteProcess {
 impl Read for RemoteProcess {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.arm()?;
-        self.channel.read(buf)
+        let r = self.channel.read(buf);
+        self.broken |= r.is_err();
+        r
     }
 }
 
 impl Write for RemoteProcess {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.arm()?;
-        self.channel.write(buf)
+        let r = self.channel.write(buf);
+        self.broken |= r.is_err();
+        r
     }
     fn flush(&mut self) -> io::Result<()> {
         self.arm()?;
-        self.channel.flush()
+        let r = self.channel.flush();
+        self.broken |= r.is_err();
+        r
     }
 }
 

@@ -1,20 +1,102 @@
-//! lb-ping: ping configured builders over SSH and the Nix daemon protocol.
+//! lb-ping: ping builders over SSH and the Nix daemon protocol, and say
+//! which step failed and why.
 //!
-//! Skeleton: the commands arrive with this tool's own issue.
+//! `nix store ping --store ssh-ng://...` answers "cannot open connection"
+//! for every failure. lb-ping opens the same connection itself (ssh2 and
+//! lb-common's worker-protocol client), one timed stage at a time:
+//!
+//! | stage | what it does |
+//! |---|---|
+//! | `resolve` | the alias as ssh resolves it (`ssh -G`; `-F ROOT/etc/ssh/ssh_config` under `--root`): host, port, user, identity |
+//! | `connect` | TCP connection |
+//! | `ssh-handshake` | SSH key exchange |
+//! | `host-key` | the server's key against the entry's base64 host key, else the known_hosts entry (HostKeyAlias); an unknown key is refused |
+//! | `auth` | public-key authentication as the user with the entry's key |
+//! | `exec` | runs `nix-daemon --stdio` (or the URI's `remote-program`, `--store` for `remote-store`) |
+//! | `daemon-handshake` | worker protocol 1.34 to 1.38: Nix version, trust |
+//! | `is-valid-path` | one cheap request proving the channel works |
+//!
+//! Reads: nix.conf (`$NIX_CONF_DIR` or `ROOT/etc/nix`, includes, `builders`
+//! and `@FILE` machines files), the ssh_config and known_hosts files ssh
+//! would use, the builder's private key. Writes nothing.
+//!
+//! Prints on stdout, one line per builder, in the order given:
+//! `URI STATUS VERSION PROTOCOL TRUSTED TIME`, e.g.
+//! `ssh-ng://linux-builder ok 2.8.0 1.34 unknown 84ms` (STATUS is `ok` or
+//! the stage that failed; `-` for what is not known). The error of each
+//! failed builder also goes to stderr.
+//!
+//! `--json` prints one JSON array instead, an object per builder:
+//!
+//! ```json
+//! [{"uri": "ssh-ng://linux-builder",      // as configured or given
+//!   "host": "linux-builder",              // the URI's host (the ssh alias)
+//!   "address": "127.0.0.1:31022",         // after ssh -G; null if resolve failed
+//!   "user": "builder", "identity": "/etc/nix/builder_ed25519",
+//!   "ok": true,
+//!   "failed_stage": null,                 // or a stage name from the table
+//!   "cause": null,                        // or: refused, unreachable, timeout, name, host-key-mismatch,
+//!                                         //  host-key-unknown, key-unreadable, auth-refused, program-missing,
+//!                                         //  not-a-daemon, daemon-too-old, daemon-error, protocol, ssh, config
+//!   "error": null,                        // the one-line error
+//!   "nix_version": "2.8.0", "protocol": "1.34",
+//!   "trusted": "unknown",                 // yes | no | unknown (protocol < 1.35 does not say)
+//!   "total_ms": 84.1,
+//!   "stages": [{"stage": "resolve", "ms": 3.2, "ok": true}, ...]}]   // up to the failed one
+//! ```
+//!
+//! `--explain` prints each builder's stages with their timings and, for
+//! the failed one, the likely cause and the command that fixes it.
+//!
+//! Exit status: 0 every builder answered, 1 one or more failed, 2 bad usage
+//! or a configuration it cannot parse (including no ssh-ng builder to ping).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
-use lb_common::builder::BuilderArgs;
+use lb_common::builder::HostKey;
 use lb_common::cli::{Global, HasGlobal};
+use lb_common::conf::machines::Machine;
+use lb_common::conf::Location;
+use lb_common::daemon::{self, Trust};
 use lb_common::exit::Status;
+use lb_common::paths::Root;
+use lb_common::ssh::{self, ExpectedHostKey};
+use lb_common::{ui, usage};
+use serde::Serialize;
 
-/// Ping configured builders over SSH and the Nix daemon protocol.
+mod explain;
+
+/// Ping builders over SSH and the Nix daemon protocol, naming the step that fails.
 #[derive(Debug, Parser)]
 #[command(name = "lb-ping", version)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
-    #[command(flatten)]
-    pub builder: BuilderArgs,
+    /// Builders to ping: a name from the builders list (the URI's host, e.g.
+    /// linux-builder) or an ssh-ng:// URI [default: every ssh-ng:// builder in nix.conf]
+    #[arg(value_name = "NAME|URI")]
+    pub builders: Vec<String>,
+    /// Seconds each builder has for the whole exchange, connect to answer
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, env = "LB_PING_TIMEOUT",
+          value_parser = parse_timeout)]
+    pub timeout: f64,
+    /// Print a JSON array (shape in the manual) instead of one line per builder
+    #[arg(long, conflicts_with = "explain")]
+    pub json: bool,
+    /// Show every stage with its timing, and for a failure its likely cause and fix
+    #[arg(long)]
+    pub explain: bool,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= 3600.0 => Ok(t),
+        _ => Err(format!(
+            "{s:?}: give seconds between 0 and 3600, e.g. 10 or 2.5"
+        )),
+    }
 }
 
 impl HasGlobal for Cli {
@@ -29,7 +111,590 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// One stage of a ping, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Resolve,
+    Connect,
+    SshHandshake,
+    HostKey,
+    Auth,
+    Exec,
+    DaemonHandshake,
+    IsValidPath,
+}
+
+impl Stage {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Resolve => "resolve",
+            Stage::Connect => "connect",
+            Stage::SshHandshake => "ssh-handshake",
+            Stage::HostKey => "host-key",
+            Stage::Auth => "auth",
+            Stage::Exec => "exec",
+            Stage::DaemonHandshake => "daemon-handshake",
+            Stage::IsValidPath => "is-valid-path",
+        }
+    }
+}
+
+/// Why a stage failed, for `--explain` and `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    Refused,
+    Unreachable,
+    Timeout,
+    Name,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    KeyUnreadable,
+    AuthRefused,
+    ProgramMissing,
+    NotADaemon,
+    DaemonTooOld,
+    DaemonError,
+    Protocol,
+    Ssh,
+    Config,
+}
+
+/// One stage's timing.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTime {
+    pub stage: Stage,
+    pub ms: f64,
+    pub ok: bool,
+}
+
+/// What pinging one builder found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub uri: String,
+    pub host: String,
+    pub address: Option<String>,
+    pub user: Option<String>,
+    pub identity: Option<PathBuf>,
+    pub ok: bool,
+    pub failed_stage: Option<Stage>,
+    pub cause: Option<Cause>,
+    pub error: Option<String>,
+    pub nix_version: Option<String>,
+    pub protocol: Option<String>,
+    pub trusted: Trust,
+    pub total_ms: f64,
+    pub stages: Vec<StageTime>,
+    /// Details `--explain` shows (host key lines, remote stderr); not in JSON.
+    #[serde(skip)]
+    pub detail: Detail,
+}
+
+/// Facts gathered for the explanation of a failure.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    pub expected_key: Option<String>,
+    pub offered_key: Option<String>,
+    pub offered_line: Option<String>,
+    pub known_hosts: Vec<PathBuf>,
+    pub host_key_name: Option<String>,
+    pub remote_stderr: Option<String>,
+    pub exit_status: Option<i32>,
+    pub command: Option<String>,
+    pub timeout: Duration,
+}
+
+/// A builder to ping, as configured or given.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub machine: Machine,
+}
+
+impl Target {
+    fn adhoc(uri: String) -> Self {
+        Target {
+            machine: Machine {
+                uri,
+                systems: Vec::new(),
+                ssh_key: None,
+                max_jobs: 1,
+                speed_factor: 1.0,
+                supported_features: Vec::new(),
+                mandatory_features: Vec::new(),
+                public_host_key: None,
+                at: Location {
+                    file: PathBuf::from("the command line"),
+                    line: 0,
+                },
+            },
+        }
+    }
+
+    /// The expected host key: the entry's field 8, else the URI's
+    /// `base64-ssh-public-host-key`.
+    fn host_key(&self) -> anyhow::Result<Option<HostKey>> {
+        let m = &self.machine;
+        let text = m
+            .public_host_key
+            .as_deref()
+            .or_else(|| m.query("base64-ssh-public-host-key"));
+        text.map(|t| HostKey::parse(t).map_err(|e| usage!("{}: builder {}: {e}", m.at, m.uri)))
+            .transpose()
+    }
+
+    fn key(&self) -> Option<PathBuf> {
+        self.machine
+            .ssh_key
+            .as_deref()
+            .or_else(|| self.machine.query("ssh-key"))
+            .map(PathBuf::from)
+    }
+}
+
+/// Which builders to ping: the arguments, or every ssh-ng builder of the
+/// effective nix.conf.
+fn targets(cli: &Cli, root: &Root) -> anyhow::Result<Vec<Target>> {
+    let configured = lb_common::conf::load_builders(root)?;
+    let is_ng = |m: &Machine| m.uri.starts_with("ssh-ng://");
+    if cli.builders.is_empty() {
+        let mut out = Vec::new();
+        for m in &configured.machines {
+            if is_ng(m) {
+                out.push(Target { machine: m.clone() });
+            } else {
+                ui::warn(&format!(
+                    "{}: skipping {}: lb-ping speaks ssh-ng:// only (write the URI as ssh-ng://... to use the daemon protocol)",
+                    m.at,
+                    m.effective_uri()
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err(usage!(
+                "no ssh-ng:// builder in {} (nor its machines files); name one (`lb-ping ssh-ng://builder@linux-builder`) or run `lb-nixconf install`",
+                configured.conf_file.display()
+            ));
+        }
+        return Ok(out);
+    }
+    cli.builders
+        .iter()
+        .map(|arg| {
+            if arg.contains("://") {
+                if !arg.starts_with("ssh-ng://") {
+                    return Err(usage!(
+                        "{arg}: lb-ping speaks ssh-ng:// only; give ssh-ng://[USER@]HOST"
+                    ));
+                }
+                let found = configured.machines.iter().find(|m| m.uri == *arg);
+                Ok(found.map_or_else(
+                    || Target::adhoc(arg.clone()),
+                    |m| Target { machine: m.clone() },
+                ))
+            } else {
+                if arg.is_empty() || arg.starts_with('-') || arg.contains(char::is_whitespace) {
+                    return Err(usage!("{arg:?}: give a builder name or an ssh-ng:// URI"));
+                }
+                let found = configured
+                    .machines
+                    .iter()
+                    .find(|m| is_ng(m) && m.host() == arg);
+                Ok(found.map_or_else(
+                    || Target::adhoc(format!("ssh-ng://{arg}")),
+                    |m| Target { machine: m.clone() },
+                ))
+            }
+        })
+        .collect()
+}
+
 /// Run the tool.
-pub fn run(_cli: Cli) -> anyhow::Result<Status> {
-    Ok(Status::Ok)
+#[allow(clippy::needless_pass_by_value)] // the shared main hands the parsed Cli over
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let root = Root::new(cli.global.root.as_deref())?;
+    let targets = targets(&cli, &root)?;
+    // Bad host keys in the configuration are bad input: refuse before pinging.
+    for t in &targets {
+        t.host_key()?;
+    }
+    let timeout = Duration::from_secs_f64(cli.timeout);
+    let reports: Vec<Report> = std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                let root = &root;
+                scope.spawn(move || ping(t, root, timeout))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&targets)
+            .map(|(h, t)| {
+                h.join()
+                    .unwrap_or_else(|_| failed_report(t, "the ping thread panicked"))
+            })
+            .collect()
+    });
+    for r in reports.iter().filter(|r| !r.ok) {
+        if let (Some(stage), Some(e)) = (r.failed_stage, &r.error) {
+            ui::error(&format!("{}: {}: {e}", r.uri, stage.name()));
+        }
+    }
+    if cli.json {
+        ui::out(&serde_json::to_string_pretty(&reports)?)?;
+    } else if cli.explain {
+        for r in &reports {
+            ui::out(&explain::explain(r))?;
+        }
+    } else {
+        for r in &reports {
+            ui::out(&line(r))?;
+        }
+    }
+    Ok(if reports.iter().all(|r| r.ok) {
+        Status::Ok
+    } else {
+        Status::Failed
+    })
+}
+
+/// The one-line summary.
+#[must_use]
+pub fn line(r: &Report) -> String {
+    let status = if r.ok {
+        "ok"
+    } else {
+        r.failed_stage.map_or("failed", Stage::name)
+    };
+    format!(
+        "{} {} {} {} {} {}ms",
+        r.uri,
+        status,
+        r.nix_version.as_deref().unwrap_or("-"),
+        r.protocol.as_deref().unwrap_or("-"),
+        r.trusted.as_str(),
+        r.total_ms.round()
+    )
+}
+
+fn failed_report(t: &Target, error: &str) -> Report {
+    let mut r = Pinger::new(t, Duration::ZERO).report;
+    r.failed_stage = Some(Stage::Resolve);
+    r.error = Some(error.to_owned());
+    r
+}
+
+struct Pinger {
+    report: Report,
+    started: Instant,
+    stage_started: Instant,
+}
+
+/// A failure: the cause and the one-line error.
+type Fail = (Cause, String);
+
+impl Pinger {
+    fn new(t: &Target, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Pinger {
+            report: Report {
+                uri: t.machine.uri.clone(),
+                host: t.machine.host().to_owned(),
+                address: None,
+                user: None,
+                identity: None,
+                ok: false,
+                failed_stage: None,
+                cause: None,
+                error: None,
+                nix_version: None,
+                protocol: None,
+                trusted: Trust::Unknown,
+                total_ms: 0.0,
+                stages: Vec::new(),
+                detail: Detail {
+                    timeout,
+                    ..Detail::default()
+                },
+            },
+            started: now,
+            stage_started: now,
+        }
+    }
+
+    /// Record `stage` as finished (ok or not) and start the next clock.
+    fn done(&mut self, stage: Stage, ok: bool) {
+        let now = Instant::now();
+        self.report.stages.push(StageTime {
+            stage,
+            ms: ms(now - self.stage_started),
+            ok,
+        });
+        self.stage_started = now;
+    }
+
+    fn step<T>(&mut self, stage: Stage, r: Result<T, Fail>) -> Result<T, ()> {
+        match r {
+            Ok(v) => {
+                self.done(stage, true);
+                Ok(v)
+            }
+            Err((cause, error)) => {
+                self.done(stage, false);
+                self.report.failed_stage = Some(stage);
+                self.report.cause = Some(cause);
+                self.report.error = Some(error);
+                Err(())
+            }
+        }
+    }
+
+    fn finish(mut self, ok: bool) -> Report {
+        self.report.ok = ok;
+        self.report.total_ms = ms(self.started.elapsed());
+        self.report
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// Ping one builder; never fails, the report says what happened.
+#[must_use]
+pub fn ping(t: &Target, root: &Root, timeout: Duration) -> Report {
+    let mut p = Pinger::new(t, timeout);
+    let deadline = p.started + timeout;
+    let ok = stages(t, root, deadline, &mut p).is_ok();
+    p.finish(ok)
+}
+
+fn ssh_fail(e: &ssh::Error) -> Fail {
+    let cause = match e {
+        ssh::Error::Address { .. } => Cause::Name,
+        ssh::Error::Connect { source, .. } => match source.kind() {
+            std::io::ErrorKind::ConnectionRefused => Cause::Refused,
+            _ => Cause::Unreachable,
+        },
+        ssh::Error::TimedOut { .. } => Cause::Timeout,
+        ssh::Error::HostKeyMismatch { .. } => Cause::HostKeyMismatch,
+        ssh::Error::HostKeyUnknown { .. } => Cause::HostKeyUnknown,
+        ssh::Error::KeyUnreadable { .. } => Cause::KeyUnreadable,
+        ssh::Error::AuthRefused { .. } => Cause::AuthRefused,
+        ssh::Error::Exec { .. } => Cause::ProgramMissing,
+        ssh::Error::Handshake { .. } | ssh::Error::NoHostKey { .. } => Cause::Ssh,
+    };
+    (cause, e.to_string())
+}
+
+fn stages(t: &Target, root: &Root, deadline: Instant, p: &mut Pinger) -> Result<(), ()> {
+    let m = &t.machine;
+    // resolve
+    let resolved = p.step(
+        Stage::Resolve,
+        resolve(t, root).map_err(|e| (Cause::Config, format!("{e:#}"))),
+    )?;
+    let (resolved, identity, expected) = resolved;
+    let addr = ssh::addr_label(&resolved.hostname, resolved.port);
+    p.report.address = Some(addr.clone());
+    p.report.user = Some(resolved.user.clone());
+    p.report.identity.clone_from(&identity);
+    match &expected {
+        ExpectedHostKey::Key(k) => p.report.detail.expected_key = Some(k.fingerprint()),
+        ExpectedHostKey::KnownHosts { name, files, .. } => {
+            p.report.detail.known_hosts.clone_from(files);
+            p.report.detail.host_key_name = Some(name.clone());
+        }
+    }
+
+    let tcp = p.step(
+        Stage::Connect,
+        ssh::connect(&resolved.hostname, resolved.port, deadline).map_err(|e| ssh_fail(&e)),
+    )?;
+    let conn = p.step(
+        Stage::SshHandshake,
+        ssh::Connection::handshake(tcp, &addr, deadline).map_err(|e| ssh_fail(&e)),
+    )?;
+    let checked = conn.check_host_key(&expected);
+    if let Err(
+        ssh::Error::HostKeyMismatch {
+            offered,
+            offered_line,
+            ..
+        }
+        | ssh::Error::HostKeyUnknown {
+            offered,
+            offered_line,
+            ..
+        },
+    ) = &checked
+    {
+        p.report.detail.offered_key = Some(offered.clone());
+        p.report.detail.offered_line = Some(offered_line.clone());
+    }
+    p.step(Stage::HostKey, checked.map_err(|e| ssh_fail(&e)))?;
+    let auth = match &identity {
+        Some(key) => conn
+            .authenticate(&resolved.user, key)
+            .map_err(|e| ssh_fail(&e)),
+        None => Err((
+            Cause::KeyUnreadable,
+            format!("{addr}: no SSH key: the builders entry names none and ssh_config has no IdentityFile"),
+        )),
+    };
+    p.step(Stage::Auth, auth)?;
+
+    let command = ssh::daemon_command(m.query("remote-program"), m.query("remote-store"));
+    p.report.detail.command = Some(command.clone());
+    let mut process = p.step(Stage::Exec, conn.exec(&command).map_err(|e| ssh_fail(&e)))?;
+
+    let handshake = daemon::handshake(&mut process);
+    let mut client = match handshake {
+        Ok(c) => {
+            p.done(Stage::DaemonHandshake, true);
+            c
+        }
+        Err(e) => {
+            let fail = daemon_fail(&e, &mut process, &command, &addr, p);
+            // A program that is not there fails at exec, as the user sees it.
+            let stage = if fail.0 == Cause::ProgramMissing {
+                Stage::Exec
+            } else {
+                Stage::DaemonHandshake
+            };
+            if stage == Stage::Exec {
+                // Exec "succeeded" at the SSH level; the shell then failed.
+                if let Some(last) = p.report.stages.last_mut() {
+                    last.ok = false;
+                }
+                p.report.failed_stage = Some(Stage::Exec);
+                p.report.cause = Some(fail.0);
+                p.report.error = Some(fail.1);
+                return Err(());
+            }
+            return p.step(stage, Err(fail));
+        }
+    };
+    p.report.nix_version.clone_from(&client.info.nix_version);
+    p.report.protocol = Some(daemon::version_string(client.info.protocol));
+    p.report.trusted = client.info.trust;
+    let probe = client
+        .is_valid_path("/nix/store/00000000000000000000000000000000-lb-ping")
+        .map_err(|e| daemon_fail(&e, client.stream_mut(), &command, &addr, p));
+    p.step(Stage::IsValidPath, probe)?;
+    Ok(())
+}
+
+fn daemon_fail(
+    e: &daemon::Error,
+    process: &mut ssh::RemoteProcess,
+    command: &str,
+    addr: &str,
+    p: &mut Pinger,
+) -> Fail {
+    let timeout = p.report.detail.timeout;
+    if e.is_timeout() {
+        return (
+            Cause::Timeout,
+            format!(
+                "{addr}: `{command}` did not answer within the {}s timeout ({e})",
+                timeout.as_secs_f32()
+            ),
+        );
+    }
+    if matches!(
+        e,
+        daemon::Error::Eof { .. } | daemon::Error::NotADaemon { .. }
+    ) {
+        let (status, stderr) = process.finish();
+        p.report.detail.exit_status = status;
+        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let first: String = first.chars().take(300).collect();
+        if !first.is_empty() {
+            p.report.detail.remote_stderr = Some(first.clone());
+        }
+        // 127: the shell found no such command; 126: not executable.
+        let missing = matches!(status, Some(126 | 127))
+            || first.contains("command not found")
+            || first.contains("No such file or directory");
+        if missing {
+            return (
+                Cause::ProgramMissing,
+                format!("{addr}: `{command}` cannot run on the builder: {first}"),
+            );
+        }
+        if matches!(e, daemon::Error::Eof { .. }) {
+            let how = match (status, first.is_empty()) {
+                (Some(s), true) => format!(" (exit status {s})"),
+                (Some(s), false) => format!(" (exit status {s}: {first})"),
+                (None, false) => format!(": {first}"),
+                (None, true) => String::new(),
+            };
+            return (
+                Cause::Protocol,
+                format!("{addr}: `{command}` ended early{how}"),
+            );
+        }
+        return (Cause::NotADaemon, format!("{addr}: {e}"));
+    }
+    let cause = match e {
+        daemon::Error::Unsupported { .. } => Cause::DaemonTooOld,
+        daemon::Error::Remote { .. } => Cause::DaemonError,
+        _ => Cause::Protocol,
+    };
+    (cause, format!("{addr}: {e}"))
+}
+
+type Resolution = (ssh::Resolved, Option<PathBuf>, ExpectedHostKey);
+
+fn resolve(t: &Target, root: &Root) -> anyhow::Result<Resolution> {
+    let m = &t.machine;
+    let resolved = ssh::resolve(root, m.host(), m.user())?;
+    let identity = t.key().or_else(|| {
+        let files: Vec<PathBuf> = resolved
+            .identity_files
+            .iter()
+            .map(|f| ssh::expand_tilde(f))
+            .collect();
+        files
+            .iter()
+            .find(|f| Path::new(f).exists())
+            .or(files.first())
+            .cloned()
+    });
+    let expected = match t.host_key()? {
+        Some(k) => ExpectedHostKey::Key(k),
+        None => ExpectedHostKey::from_resolved(&resolved),
+    };
+    Ok((resolved, identity, expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_shape() {
+        let t = Target::adhoc("ssh-ng://lb".to_owned());
+        let mut r = Pinger::new(&t, Duration::from_secs(1)).finish(true);
+        r.nix_version = Some("2.8.0".into());
+        r.protocol = Some("1.34".into());
+        r.total_ms = 41.6;
+        insta::assert_snapshot!(line(&r), @"ssh-ng://lb ok 2.8.0 1.34 unknown 42ms");
+        r.ok = false;
+        r.failed_stage = Some(Stage::HostKey);
+        r.nix_version = None;
+        r.protocol = None;
+        insta::assert_snapshot!(line(&r), @"ssh-ng://lb host-key - - unknown 42ms");
+    }
+
+    #[test]
+    fn timeout_must_be_positive() {
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("x").is_err());
+        assert!((parse_timeout("2.5").unwrap() - 2.5).abs() < f64::EPSILON);
+    }
 }
