@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use lb_common::builder::NIXPKGS_HOST_KEY;
 
 const OTHER_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpXJUcSlyks5WWd6Q+iRez0FCnyJEUQDICEmBeTzlq7 other";
