@@ -54,7 +54,13 @@ use layout::{is_ours, Layout, BLOCK_TAG, CREATED_NOTE};
 
 /// Write and check the ssh_config alias that lets Nix reach the builder.
 #[derive(Debug, Parser)]
-#[command(name = "lb-sshcfg", version)]
+#[command(
+    name = "lb-sshcfg",
+    version,
+    after_help = "Exit status: 0 done or already as wanted (check: no problem); \
+                  1 failed, check found problems, or --check found a change to make; \
+                  2 bad usage or input."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -195,16 +201,13 @@ fn needs_root(what: &str, dirs: &[&Path]) -> anyhow::Result<()> {
     if dirs.iter().all(|d| can_write_in(d)) {
         return Ok(());
     }
-    let argv: Vec<String> = std::env::args().collect();
+    // Never escalate silently: name the command to run instead.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     Err(NeedsRoot {
         what: what.to_owned(),
-        command: format!("sudo {}", shell_words(&argv)),
+        command: lb_common::privilege::sudo(&argv).display(),
     }
     .into())
-}
-
-fn shell_words(argv: &[String]) -> String {
-    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
 fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Status {

@@ -620,3 +620,44 @@ fn unreadable_ssh_config_as_unprivileged_user_fails_with_nothing_written() {
     one_line_error(&o, 1, "ssh_config: Permission denied");
     assert_eq!(s.files(), ["etc/ssh/ssh_config"]);
 }
+
+#[test]
+fn unprivileged_install_into_root_owned_dirs_names_the_sudo_command() {
+    assert!(
+        lb_common::privilege::is_root(),
+        "this test switches to the builder account; run it as root"
+    );
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("etc/ssh/ssh_config.d")).unwrap();
+    for d in [
+        s.root.clone(),
+        s.path("etc"),
+        s.path("etc/ssh"),
+        s.path("etc/ssh/ssh_config.d"),
+    ] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let o = std::process::Command::new("runuser")
+        .args(["-u", lb_testkit::BUILDER_USER, "--"])
+        .arg(assert_cmd::cargo::cargo_bin("lb-sshcfg"))
+        .arg("--root")
+        .arg(&s.root)
+        .arg("install")
+        .env_remove("LB_ROOT")
+        .output()
+        .unwrap();
+    one_line_error(&o, 1, "needs root; run: sudo --reset-timestamp ");
+    assert!(stderr(&o).contains("lb-sshcfg --root"), "{}", stderr(&o));
+    assert!(s.files().is_empty(), "{:?}", s.files());
+    // Dry-run needs no privilege.
+    let o = std::process::Command::new("runuser")
+        .args(["-u", lb_testkit::BUILDER_USER, "--"])
+        .arg(assert_cmd::cargo::cargo_bin("lb-sshcfg"))
+        .arg("--root")
+        .arg(&s.root)
+        .args(["install", "-n"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(s.files().is_empty());
+}
