@@ -1,11 +1,55 @@
 //! lb-nixconf: put the builder into nix.conf and restart the Nix daemon.
 //!
-//! Skeleton: the commands arrive with this tool's own issue.
+//! The manual has the user paste a `builders = ssh-ng://builder@linux-builder
+//! ...` line and `builders-use-substitutes = true` into nix.conf, add
+//! `extra-trusted-users`, and restart the daemon; this tool does it inside a
+//! managed block and checks the result.
+//!
+//! Reads: `$NIX_CONF_DIR/nix.conf` (default `ROOT/etc/nix/nix.conf`), the
+//! files it includes (`include`, `!include`), `@FILE` machines files, the
+//! builder's private key (`check`), and `/proc` to find the running
+//! nix-daemon's start time (`check`).
+//!
+//! Writes: only the `lb-nixconf` block of that nix.conf (`install`,
+//! `remove`); lines outside it stay byte for byte, except a `builders` line
+//! that `install --force` moves into the block. Runs the platform's daemon
+//! restart (`restart-daemon`, `install --restart`).
+//!
+//! Prints on stdout: the machines line (`line`), the effective builders
+//! (`show`, `--json`), the nix-darwin snippet when nix.conf belongs to
+//! nix-darwin, diffs and commands under `-n`; messages go to stderr.
+//!
+//! Exit status: 0 done (including "already as wanted"); 1 failed or a
+//! negative answer (`check` found problems, `--check` would change, a
+//! `builders` line outside the block, nix.conf managed by nix-darwin, a
+//! symlink at nix.conf, the restart failed); 2 bad usage or input
+//! (malformed nix.conf lines with file:line, include loops, unreadable
+//! includes, bad builders entries, bad host keys or flags).
 
+mod body;
+mod daemon;
+pub mod darwin;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
-use lb_common::builder::BuilderArgs;
-use lb_common::cli::{Global, HasGlobal};
+use lb_common::builder::{validate_system, Builder, BuilderArgs, HostKey};
+use lb_common::cli::{Change, Global, HasGlobal};
+use lb_common::cmd::Cmd;
+use lb_common::conf::machines::{self, Machine};
+use lb_common::conf::nixconf::{self, NixConf};
+use lb_common::conf::{load_builders, Location};
 use lb_common::exit::Status;
+use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::paths::Root;
+use lb_common::platform::Platform;
+use lb_common::privilege::{can_write_in, is_root, NeedsRoot};
+use lb_common::{ui, usage};
+use serde::Serialize;
+
+use crate::body::EditError;
 
 /// Put the builder into nix.conf and restart the Nix daemon.
 #[derive(Debug, Parser)]
@@ -15,12 +59,85 @@ pub struct Cli {
     pub global: Global,
     #[command(flatten)]
     pub builder: BuilderArgs,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
 impl HasGlobal for Cli {
     fn global(&self) -> &Global {
         &self.global
     }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print this builder's entry for the `builders` setting (the machines format)
+    Line(LineArgs),
+    /// Put this builder into nix.conf's managed block, with builders-use-substitutes
+    Install(InstallArgs),
+    /// Take this builder (--name) out of nix.conf; the block goes with its last builder
+    Remove(RemoveArgs),
+    /// Print the builders Nix would use, one per builder with every field named
+    Show(ShowArgs),
+    /// Exit 1 with one line per problem in the builders configuration
+    Check,
+    /// Restart the Nix daemon so it rereads nix.conf
+    RestartDaemon(RestartArgs),
+}
+
+/// The machines-line fields beyond the shared identity flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LineArgs {
+    /// How much faster this builder is than others; Nix prefers faster ones
+    #[arg(long, env = "LB_SPEED_FACTOR", default_value_t = 1.0, value_name = "N")]
+    pub speed_factor: f64,
+    /// Features the builder supports, comma-separated (e.g. kvm,big-parallel)
+    #[arg(long, env = "LB_FEATURES", value_delimiter = ',', value_name = "LIST")]
+    pub features: Vec<String>,
+    /// Features a derivation must ask for to be built there, comma-separated
+    #[arg(
+        long,
+        env = "LB_MANDATORY_FEATURES",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    pub mandatory_features: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub line: LineArgs,
+    #[command(flatten)]
+    pub change: Change,
+    /// Also add USER to extra-trusted-users (repeat for several; users accumulate)
+    #[arg(long, value_name = "USER")]
+    pub trust_user: Vec<String>,
+    /// Move a `builders` line found outside the block into it (its entries are kept)
+    #[arg(long)]
+    pub force: bool,
+    /// Restart the Nix daemon afterwards, so the change takes effect
+    #[arg(long)]
+    pub restart: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub change: Change,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Print a JSON array of objects instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub change: Change,
 }
 
 /// The clap definition, for man pages and completions.
@@ -30,6 +147,466 @@ pub fn command() -> clap::Command {
 }
 
 /// Run the tool.
-pub fn run(_cli: Cli) -> anyhow::Result<Status> {
+#[allow(clippy::needless_pass_by_value)] // the shared main hands over the parsed Cli
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let root = Root::new(cli.global.root.as_deref())?;
+    match &cli.command {
+        Command::Line(args) => {
+            let builder = cli.builder.resolve(&root)?;
+            ui::out(&machine_of(&builder, args)?.render())?;
+            Ok(Status::Ok)
+        }
+        Command::Install(args) => install(&cli.builder, &root, args),
+        Command::Remove(args) => remove(&cli.builder.name, &root, args.change),
+        Command::Show(args) => show(&root, args.json),
+        Command::Check => check(&cli.builder, &root),
+        Command::RestartDaemon(args) => restart_daemon(Apply::from(args.change)),
+    }
+}
+
+/// A machines token must not carry the format's separators.
+fn token(what: &str, s: &str) -> anyhow::Result<()> {
+    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || ";#,".contains(c)) {
+        return Err(usage!(
+            "{what} {s:?}: no spaces, commas, ';' or '#' inside one value (they separate fields and entries)"
+        ));
+    }
+    Ok(())
+}
+
+/// This builder as one entry of the machines format, checked by reading
+/// the rendered line back with the shared parser.
+pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine> {
+    if !(args.speed_factor.is_finite() && args.speed_factor > 0.0) {
+        return Err(usage!(
+            "--speed-factor {}: give a positive number",
+            args.speed_factor
+        ));
+    }
+    for f in &args.features {
+        token("--features", f)?;
+    }
+    for f in &args.mandatory_features {
+        token("--mandatory-features", f)?;
+    }
+    let key = builder.key.to_string_lossy().into_owned();
+    if key.contains(|c: char| c.is_whitespace() || ";#".contains(c)) {
+        return Err(usage!(
+            "--key {key:?}: the builders line cannot hold a path with spaces, ';' or '#'; install the key elsewhere"
+        ));
+    }
+    let at = Location {
+        file: PathBuf::from("<command line>"),
+        line: 0,
+    };
+    let machine = Machine {
+        uri: builder.uri(),
+        systems: vec![builder.system.clone()],
+        ssh_key: Some(key),
+        max_jobs: u64::from(builder.max_jobs),
+        speed_factor: args.speed_factor,
+        supported_features: args.features.clone(),
+        mandatory_features: args.mandatory_features.clone(),
+        public_host_key: Some(builder.host_key.machines_base64()),
+        at: at.clone(),
+    };
+    let back = machines::parse(
+        &machine.render(),
+        &builder.system,
+        &at,
+        &machines::resolve_as_given,
+    )?;
+    if back != [machine.clone()] {
+        anyhow::bail!(
+            "internal error: the line {:?} does not read back as written",
+            machine.render()
+        );
+    }
+    Ok(machine)
+}
+
+fn conf_path(root: &Root) -> PathBuf {
+    nixconf::conf_dir(root).join("nix.conf")
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = fs::read_optional(path)?.unwrap_or_default();
+    String::from_utf8(bytes)
+        .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
+}
+
+fn needs_root(what: &str, dir: &Path) -> anyhow::Result<()> {
+    if can_write_in(dir) {
+        return Ok(());
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+    Err(NeedsRoot {
+        what: what.to_owned(),
+        command: format!("sudo {line}"),
+    }
+    .into())
+}
+
+/// The mode to keep for nix.conf (0644 for a new one: every user's Nix
+/// client reads it).
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).map_or(0o644, |m| {
+        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+    })
+}
+
+fn say(path: &Path, outcome: Outcome, apply: Apply, nothing: &str) -> Status {
+    if !outcome.changed() {
+        ui::note(nothing);
+        return Status::Ok;
+    }
+    let verb = match outcome {
+        Outcome::Created => "created",
+        Outcome::Removed => "removed",
+        Outcome::Updated | Outcome::Unchanged => "updated",
+    };
+    let would = if apply == Apply::Write {
+        ""
+    } else {
+        "would be "
+    };
+    ui::note(&format!("{} {would}{verb}", path.display()));
+    if apply == Apply::Check {
+        Status::Failed
+    } else {
+        Status::Ok
+    }
+}
+
+fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Result<Status> {
+    let builder = args.resolve(root)?;
+    let machine = machine_of(&builder, &opts.line)?;
+    for u in &opts.trust_user {
+        token("--trust-user", u)?;
+    }
+    let path = conf_path(root);
+    let apply = Apply::from(opts.change);
+
+    if let Some(target) = darwin::managed_target(&path) {
+        ui::error(&format!(
+            "{}: a symlink to {} managed by nix-darwin; not editing it. Add this to your nix-darwin configuration instead:",
+            path.display(),
+            target.display()
+        ));
+        let key = root.unroot(&builder.key).to_string_lossy().into_owned();
+        for line in darwin::snippet(&machine, &key, &opts.trust_user).lines() {
+            ui::out(line)?;
+        }
+        return Ok(Status::Failed);
+    }
+
+    if apply == Apply::Write {
+        needs_root(
+            &format!("editing {}", path.display()),
+            path.parent().unwrap_or(Path::new("/")),
+        )?;
+    }
+    let spec = FileSpec::mode(mode_of(&path));
+    let outcome = fs::update(&path, &spec, apply, |old| -> anyhow::Result<Vec<u8>> {
+        let text = match old {
+            Some(b) => std::str::from_utf8(b)
+                .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?,
+            None => "",
+        };
+        match body::install(text, &path, &machine, &opts.trust_user, opts.force) {
+            Ok(t) => Ok(t.into_bytes()),
+            Err(EditError::Conf(e)) => Err(e.into()),
+            Err(EditError::Conflict { at, text, included: true }) => Err(anyhow::anyhow!(
+                "{at}: `{text}` is set in a file nix.conf includes; lb-nixconf edits only {}: move or remove that line by hand",
+                path.display()
+            )),
+            Err(EditError::Conflict { at, text, .. }) => Err(anyhow::anyhow!(
+                "{at}: `{text}` is set outside lb-nixconf's block; remove it, or pass --force to move its entries into the block"
+            )),
+        }
+    })?;
+    if opts.force && outcome.changed() {
+        ui::verbose("a builders line outside the block, if any, was moved into it");
+    }
+    let status = say(
+        &path,
+        outcome,
+        apply,
+        &format!("{}: already has builder {}", path.display(), builder.name),
+    );
+    if opts.restart && apply != Apply::Check {
+        // A restart is wanted when the file changed, or when an earlier
+        // change is still not in effect.
+        let stale = daemon::running()
+            .is_some_and(|d| newest_mtime(std::slice::from_ref(&path)) > Some(d.started));
+        if outcome.changed() || stale {
+            restart_daemon(apply)?;
+        } else {
+            ui::note("the daemon already runs with this nix.conf; not restarting");
+        }
+    } else if outcome.changed() && apply == Apply::Write {
+        ui::note("restart the Nix daemon for the change to take effect: lb-nixconf restart-daemon");
+    }
+    Ok(status)
+}
+
+fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
+    lb_common::builder::validate_name(name)?;
+    let path = conf_path(root);
+    let apply = Apply::from(change);
+    if let Some(target) = darwin::managed_target(&path) {
+        return Err(anyhow::anyhow!(
+            "{}: a symlink to {} managed by nix-darwin; remove the builder from nix.buildMachines in your nix-darwin configuration",
+            path.display(),
+            target.display()
+        ));
+    }
+    let text = read_text(&path)?;
+    if body::remove(&text, &path, name)?.is_none() {
+        ui::note(&format!(
+            "{}: no builder {name} in lb-nixconf's block",
+            path.display()
+        ));
+        return Ok(Status::Ok);
+    }
+    if apply == Apply::Write {
+        needs_root(
+            &format!("editing {}", path.display()),
+            path.parent().unwrap_or(Path::new("/")),
+        )?;
+    }
+    let spec = FileSpec::mode(mode_of(&path));
+    let outcome = fs::update(&path, &spec, apply, |old| -> anyhow::Result<Vec<u8>> {
+        let text = std::str::from_utf8(old.unwrap_or_default())
+            .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?;
+        // Re-read under the lock: another writer may have changed it.
+        Ok(body::remove(text, &path, name)?
+            .unwrap_or_else(|| text.to_owned())
+            .into_bytes())
+    })?;
+    Ok(say(
+        &path,
+        outcome,
+        apply,
+        &format!("{}: no builder {name}", path.display()),
+    ))
+}
+
+/// One builder as `show` prints it.
+#[derive(Debug, Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    machine: &'a Machine,
+    /// The URI Nix connects to (a bare `user@host` means `ssh://`).
+    effective_uri: String,
+    host: &'a str,
+    user: Option<&'a str>,
+    /// `FILE:LINE` of the setting or machines file it came from.
+    source: String,
+}
+
+fn show(root: &Root, json: bool) -> anyhow::Result<Status> {
+    let builders = load_builders(root)?;
+    let shown: Vec<Shown> = builders
+        .machines
+        .iter()
+        .map(|m| Shown {
+            machine: m,
+            effective_uri: m.effective_uri(),
+            host: m.host(),
+            user: m.user(),
+            source: m.at.to_string(),
+        })
+        .collect();
+    if json {
+        ui::out(&serde_json::to_string_pretty(&shown)?)?;
+        return Ok(Status::Ok);
+    }
+    if shown.is_empty() {
+        ui::note(&format!(
+            "no builders configured (read {})",
+            builders.conf_file.display()
+        ));
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(",")
+        }
+    };
+    for s in &shown {
+        let m = s.machine;
+        ui::out(&s.effective_uri)?;
+        for (k, v) in [
+            ("host", s.host.to_owned()),
+            ("user", s.user.unwrap_or("-").to_owned()),
+            ("systems", list(&m.systems)),
+            ("ssh-key", m.ssh_key.clone().unwrap_or_else(|| "-".into())),
+            ("max-jobs", m.max_jobs.to_string()),
+            ("speed-factor", m.speed_factor.to_string()),
+            ("supported-features", list(&m.supported_features)),
+            ("mandatory-features", list(&m.mandatory_features)),
+            (
+                "public-host-key",
+                m.public_host_key.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("source", s.source.clone()),
+        ] {
+            ui::out(&format!("  {k}: {v}"))?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn newest_mtime(files: &[PathBuf]) -> Option<SystemTime> {
+    files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .max()
+}
+
+/// Problems with the private key file as the daemon (root) will use it.
+fn key_problems(machine: &Machine, key: &str) -> Option<String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let host = machine.host();
+    let meta = match std::fs::metadata(key) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!(
+                "{host}: key file {key} is missing; install it with lb-keys install"
+            ))
+        }
+        Err(e) => return Some(format!("{host}: key file {key}: {e}")),
+    };
+    if !meta.is_file() {
+        return Some(format!("{host}: key file {key} is not a regular file"));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if is_root() {
+        if let Err(e) = std::fs::File::open(key) {
+            return Some(format!(
+                "{host}: key file {key} is not readable by root: {e}"
+            ));
+        }
+    } else if meta.uid() == nix::unistd::geteuid().as_raw() && mode & 0o400 == 0 {
+        return Some(format!(
+            "{host}: key file {key} (mode {mode:04o}) is not readable by its owner; chmod 600 it"
+        ));
+    }
+    // ssh refuses a private key its owner's group or others can read, when
+    // it runs as that owner (root for the daemon; this user in a scratch root).
+    let runs_as_owner = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();
+    if runs_as_owner && mode & 0o077 != 0 {
+        return Some(format!(
+            "{host}: key file {key} has mode {mode:04o}; ssh refuses a private key others can read: chmod 600 {key}"
+        ));
+    }
+    None
+}
+
+fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
+    lb_common::builder::validate_name(&args.name)?;
+    let builders = load_builders(root)?;
+    let mut problems = Vec::new();
+    if builders.assignments.len() > 1 {
+        let places: Vec<String> = builders
+            .assignments
+            .iter()
+            .map(|a| a.at.to_string())
+            .collect();
+        problems.push(format!(
+            "builders is set {} times ({}); only the last counts: keep one",
+            places.len(),
+            places.join(", ")
+        ));
+    }
+    if !builders.machines.iter().any(|m| m.host() == args.name) {
+        problems.push(format!(
+            "no builder {} in builders (read {}); run lb-nixconf install",
+            args.name,
+            builders.conf_file.display()
+        ));
+    }
+    for m in &builders.machines {
+        let host = m.host();
+        let at = &m.at;
+        match m.uri.split_once("://") {
+            None => problems.push(format!(
+                "{at}: {}: a URI without a scheme means legacy ssh://; write ssh-ng://{}",
+                m.uri, m.uri
+            )),
+            Some(("ssh-ng" | "ssh", _)) => {}
+            Some((scheme, _)) => problems.push(format!(
+                "{at}: {}: scheme {scheme}:// is not a remote builder; use ssh-ng://",
+                m.uri
+            )),
+        }
+        for s in &m.systems {
+            if validate_system(s).is_err() {
+                problems.push(format!(
+                    "{at}: {host}: system {s:?} is malformed; give ARCH-OS such as aarch64-linux"
+                ));
+            }
+        }
+        if let Some(k) = &m.public_host_key {
+            if let Err(e) = HostKey::parse(k) {
+                let reason = e.to_string();
+                let reason = reason.split_once(": ").map_or(reason.as_str(), |(_, r)| r);
+                problems.push(format!("{at}: {host}: host key is not valid: {reason}"));
+            }
+        }
+        if let Some(key) = &m.ssh_key {
+            if let Some(p) = key_problems(m, key) {
+                problems.push(format!("{at}: {p}"));
+            }
+        }
+    }
+    let conf = NixConf::load(&builders.conf_file)?;
+    match daemon::running() {
+        Some(d) => {
+            if let Some(changed) = newest_mtime(&conf.files) {
+                if changed > d.started {
+                    problems.push(format!(
+                        "{} changed after the running nix-daemon (pid {}) started: the change is not in effect yet; run lb-nixconf restart-daemon ({})",
+                        builders.conf_file.display(),
+                        d.pid,
+                        Cmd::from_argv(&Platform::current()?.restart_daemon()).display()
+                    ));
+                }
+            }
+        }
+        None => ui::verbose("no running nix-daemon found; not comparing its start with nix.conf"),
+    }
+    for p in &problems {
+        ui::out(p)?;
+    }
+    if problems.is_empty() {
+        ui::note(&format!(
+            "{}: {} builder(s), no problems",
+            builders.conf_file.display(),
+            builders.machines.len()
+        ));
+        Ok(Status::Ok)
+    } else {
+        ui::note(&format!("{} problem(s)", problems.len()));
+        Ok(Status::Failed)
+    }
+}
+
+fn restart_daemon(apply: Apply) -> anyhow::Result<Status> {
+    let argv = Platform::current()?.restart_daemon();
+    let cmd = Cmd::from_argv(&argv);
+    if apply == Apply::Write && !is_root() {
+        let sudo_args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+        lb_common::privilege::escalate("restarting the Nix daemon", &sudo_args, false)
+            .context("restarting the Nix daemon")?;
+    } else {
+        cmd.apply(apply).context("restarting the Nix daemon")?;
+    }
+    if apply == Apply::Write {
+        ui::note("nix-daemon restarted");
+    }
     Ok(Status::Ok)
 }
