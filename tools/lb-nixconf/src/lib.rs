@@ -210,12 +210,16 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
         public_host_key: Some(builder.host_key.machines_base64()),
         at: at.clone(),
     };
-    let back = machines::parse(
+    let mut back = machines::parse(
         &machine.render(),
         &builder.system,
         &at,
         &machines::resolve_as_given,
     )?;
+    // Where it came from is not part of the comparison.
+    for m in &mut back {
+        m.at = at.clone();
+    }
     if back != [machine.clone()] {
         anyhow::bail!(
             "internal error: the line {:?} does not read back as written",
