@@ -1,20 +1,99 @@
-//! lb-copy: copy build outputs back from the builder: nix build --json | lb-copy.
+//! lb-copy: copy build outputs back from the builder:
+//! `nix build --eval-store auto --store ssh-ng://... --json | lb-copy`.
 //!
-//! Skeleton: the commands arrive with this tool's own issue.
+//! Reads: the paths to copy from stdin or the files named as arguments, in
+//! any shape Nix prints them (`nix build --json` of every version,
+//! `nix path-info --json` array or keyed object, or store paths one per
+//! line; see [`input`]); nix.conf (`$NIX_CONF_DIR` or `ROOT/etc/nix`, its
+//! includes and machines files) for the default source store and its key
+//! and host key; `NIX_STORE_DIR` for the store directory.
+//!
+//! Does: asks the local store which paths are already valid
+//! (`nix-store --check-validity`), and copies the rest in ONE
+//! `nix copy --from URI PATHS...` (one connection), with the builders
+//! entry's key and host key as `ssh-key=` / `base64-ssh-public-host-key=`
+//! query parameters and, under a scratch `--root`, `NIX_SSHOPTS=-F
+//! ROOT/etc/ssh/ssh_config`. With `--out-link PREFIX` it makes GC roots
+//! named as `nix build` names them (`result`, `result-dev`, `result-1`...).
+//!
+//! Prints on stdout: each output path, one per line, in input order
+//! (duplicates once), so the next command in the pipe can use them. With
+//! `--json`, the input's structure with a `copied` flag per path (`true`:
+//! this run copied it; `false`: it was already here), one line per input:
+//!
+//! ```json
+//! [{"drvPath": "/nix/store/...-hello.drv",
+//!   "outputs": {"out": "/nix/store/...-hello"},   // only the --output ones
+//!   "copied": {"out": true}},                    // per output
+//!  {"path": "/nix/store/...-x", "copied": false}] // {"path"} and bare strings
+//! {"/nix/store/...-y": {"narSize": 1, "copied": true}}  // path-info keyed form
+//! ```
+//!
+//! Plain path lists become `[{"path": P, "copied": B}, ...]`.
+//! `-n/--dry-run` prints the commands it would run on stdout, and the
+//! paths it would copy on stderr. Progress (paths and bytes) is drawn on
+//! stderr when it is a terminal.
+//!
+//! Exit status: 0 every path is now valid locally (including "nothing to
+//! do": empty input, all present); 1 the copy failed (builder unreachable,
+//! unsigned paths refused, builder gone mid-copy: no path is left
+//! half-copied, Nix registers a path only when all of it arrived); 2 bad
+//! usage or input (malformed JSON with line and column, JSON of another
+//! shape, a path outside the store, an unknown `--output`).
+
+pub mod copy;
+pub mod input;
+pub mod progress;
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
-use lb_common::builder::BuilderArgs;
 use lb_common::cli::{Global, HasGlobal};
+use lb_common::conf::machines::Machine;
 use lb_common::exit::Status;
+use lb_common::fs::Apply;
+use lb_common::paths::Root;
+use lb_common::{ui, usage};
 
 /// Copy build outputs back from the builder: nix build --json | lb-copy.
+///
+/// Reads `nix build --json`, `nix path-info --json` or store paths (one per
+/// line) on stdin or from FILEs, copies the paths missing here from the
+/// builder in one `nix copy --from`, and prints every path.
 #[derive(Debug, Parser)]
 #[command(name = "lb-copy", version)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
-    #[command(flatten)]
-    pub builder: BuilderArgs,
+    /// Files holding the paths (nix build --json output, nix path-info --json
+    /// output, or store paths one per line) [default: stdin]
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The store to copy from: a store URI, or a builder's name (its URI's
+    /// host) from the builders list [default: the first ssh-ng:// builder in
+    /// nix.conf, else ssh-ng://builder@linux-builder]
+    #[arg(long, value_name = "URI|NAME", env = "LB_COPY_FROM")]
+    pub from: Option<String>,
+    /// Copy only this derivation output (repeat for more) [default: all]
+    #[arg(long = "output", value_name = "NAME")]
+    pub outputs: Vec<String>,
+    /// Accept paths nobody signed (passes --no-check-sigs to nix copy;
+    /// you must be a trusted user of the local Nix daemon)
+    #[arg(long)]
+    pub no_check_sigs: bool,
+    /// Make GC roots: symlinks PREFIX, PREFIX-dev, PREFIX-1... named as
+    /// `nix build --out-link PREFIX` names them
+    #[arg(short, long, value_name = "PREFIX")]
+    pub out_link: Option<PathBuf>,
+    /// Print the input's structure with a `copied` flag per path instead of
+    /// plain paths
+    #[arg(long)]
+    pub json: bool,
+    /// Show what would be copied and the commands, and change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 impl HasGlobal for Cli {
@@ -29,7 +108,225 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// One input as read.
+struct Input {
+    name: String,
+    doc: input::Document,
+}
+
+fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+    if files.is_empty() || files.iter().all(|f| f == Path::new("-")) {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| usage!("stdin: cannot read: {e}; pipe in `nix build --json` output"))?;
+        return Ok(vec![Input {
+            doc: input::parse(&text, "stdin").map_err(bad)?,
+            name: "stdin".to_owned(),
+        }]);
+    }
+    files
+        .iter()
+        .map(|f| {
+            let name = f.display().to_string();
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                usage!("{name}: cannot read: {e}; name a file holding nix build --json output or store paths")
+            })?;
+            Ok(Input {
+                doc: input::parse(&text, &name).map_err(bad)?,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// The source store and the builders entry it came from.
+fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
+    let ssh_ng = |m: &Machine| m.effective_uri().starts_with("ssh-ng://");
+    match cli.from.as_deref() {
+        Some(from) if from.contains("://") => {
+            // Take the key and host key from the entry for the same host,
+            // if one is configured; a URI is usable without any.
+            let entry = lb_common::conf::load_builders(root).ok().and_then(|b| {
+                b.machines
+                    .into_iter()
+                    .find(|m| ssh_ng(m) && m.host() == copy::uri_host(from))
+            });
+            Ok((from.to_owned(), entry))
+        }
+        Some(name) => {
+            let builders = lb_common::conf::load_builders(root)?;
+            let found = builders.machines.iter().find(|m| m.host() == name).cloned();
+            match found {
+                Some(m) => Ok((m.effective_uri(), Some(m))),
+                None => Err(usage!(
+                    "--from {name}: no builder of that name in {} (known: {}); give a store URI such as ssh-ng://builder@{name}",
+                    builders.conf_file.display(),
+                    builders.machines.iter().map(Machine::host).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        None => {
+            let builders = lb_common::conf::load_builders(root)?;
+            Ok(builders.machines.into_iter().find(ssh_ng).map_or_else(
+                || (copy::FALLBACK_URI.to_owned(), None),
+                |m| (m.effective_uri(), Some(m)),
+            ))
+        }
+    }
+}
+
 /// Run the tool.
-pub fn run(_cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let root = Root::new(cli.global.root.as_deref())?;
+    let inputs = read_inputs(&cli.files)?;
+    let store = input::store_dir();
+
+    let mut wanted = Vec::new();
+    let mut index = 0;
+    let mut seen_outputs = BTreeSet::new();
+    for r in &inputs {
+        wanted.extend(
+            input::wanted(
+                &r.doc,
+                &r.name,
+                &cli.outputs,
+                &store,
+                &mut index,
+                &mut seen_outputs,
+            )
+            .map_err(bad)?,
+        );
+    }
+    input::check_selection(&cli.outputs, &seen_outputs).map_err(bad)?;
+    if wanted.is_empty() {
+        ui::note("nothing to copy: the input names no store paths");
+        if cli.json {
+            print_json(&inputs, &cli.outputs, &HashSet::new())?;
+        }
+        return Ok(Status::Ok);
+    }
+
+    let mut unique: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    for w in &wanted {
+        if seen.insert(w.path.as_str()) {
+            unique.push(&w.path);
+        }
+    }
+
+    let (uri, entry) = source(&cli, &root)?;
+    let uri = copy::with_entry_params(&uri, entry.as_ref());
+    let missing = copy::invalid(&unique)?;
+    let missing_set: HashSet<String> = missing.iter().cloned().collect();
+    let missing_refs: Vec<&str> = unique
+        .iter()
+        .copied()
+        .filter(|p| missing_set.contains(*p))
+        .collect();
+    let sshopts = copy::ssh_opts(&root, std::env::var("NIX_SSHOPTS").ok().as_deref());
+    let copy_cmd = copy::copy_command(&uri, &missing_refs, cli.no_check_sigs, sshopts.as_deref());
+
+    if cli.dry_run {
+        for p in &missing_refs {
+            ui::note(&format!("would copy {p}"));
+        }
+        ui::note(&format!(
+            "{} of {} paths missing here; {}",
+            missing_refs.len(),
+            unique.len(),
+            if missing_refs.is_empty() {
+                "nothing to copy"
+            } else {
+                "would run:"
+            }
+        ));
+        if !missing_refs.is_empty() {
+            copy_cmd.apply(Apply::DryRun)?;
+        }
+        if let Some(prefix) = &cli.out_link {
+            for w in &wanted {
+                copy::root_command(&link(prefix, w), &w.path).apply(Apply::DryRun)?;
+            }
+        }
+        return Ok(Status::Ok);
+    }
+
+    if missing_refs.is_empty() {
+        ui::note(&format!(
+            "all {} paths are already here; nothing copied",
+            unique.len()
+        ));
+    } else {
+        ui::note(&format!(
+            "copying {} of {} paths from {}",
+            missing_refs.len(),
+            unique.len(),
+            uri.split('?').next().unwrap_or(&uri)
+        ));
+        let (ok, stderr) = if ui::progress_allowed() {
+            progress::run_with_bar(&copy_cmd, missing_refs.len())?
+        } else {
+            match copy_cmd.run() {
+                Ok(_) => (true, String::new()),
+                Err(lb_common::cmd::Error::Failed { stderr, .. }) => (false, stderr),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let still = copy::invalid(&missing_refs)?;
+        if !ok {
+            let arrived = missing_refs.len() - still.len();
+            return Err(copy::classify(&uri, &stderr, arrived, missing_refs.len()).into());
+        }
+        if let Some(path) = still.into_iter().next() {
+            return Err(copy::Error::StillMissing { path }.into());
+        }
+        ui::note(&format!(
+            "copied {} paths; {} were already here",
+            missing_refs.len(),
+            unique.len() - missing_refs.len()
+        ));
+    }
+
+    match &cli.out_link {
+        Some(prefix) => {
+            for w in &wanted {
+                copy::root_command(&link(prefix, w), &w.path).run()?;
+            }
+        }
+        None => ui::note(
+            "the paths have no GC root (nix-collect-garbage may delete them); \
+             pass --out-link PREFIX to keep them",
+        ),
+    }
+
+    if cli.json {
+        print_json(&inputs, &cli.outputs, &missing_set)?;
+    } else {
+        for p in &unique {
+            ui::out(p)?;
+        }
+    }
     Ok(Status::Ok)
+}
+
+/// Input errors are bad input: exit status 2.
+fn bad(e: input::Error) -> anyhow::Error {
+    usage!("{e}")
+}
+
+fn link(prefix: &Path, w: &input::Wanted) -> PathBuf {
+    PathBuf::from(w.link_name(&prefix.to_string_lossy()))
+}
+
+fn print_json(
+    inputs: &[Input],
+    selection: &[String],
+    copied: &HashSet<String>,
+) -> anyhow::Result<()> {
+    for r in inputs {
+        let v = input::annotate(&r.doc, selection, &|p| copied.contains(p));
+        ui::out(&v.to_string())?;
+    }
+    Ok(())
 }

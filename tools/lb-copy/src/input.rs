@@ -1,0 +1,556 @@
+//! Reading what `nix build --json`, `nix path-info --json` or a plain list
+//! printed, into the store paths to bring home.
+//!
+//! Shapes accepted (REFERENCE.md "Output formats", and captured from Nix
+//! 2.8 under `tests/fixtures`):
+//!
+//! - `nix build --json`: one array; each element is
+//!   `{"drvPath": D, "outputs": {"out": P, ...}, ...}` (2.12+ add
+//!   `startTime`/`stopTime`/`cpuUser`/`cpuSystem`, kept as they are),
+//!   `{"path": P}` for a store-path installable before 2.18, or a bare
+//!   string `P` after;
+//! - `nix path-info --json`: an array of objects with `path` (up to 2.18),
+//!   or an object keyed by path, values info objects or `null` (2.19+);
+//! - plain store paths, one per line (`nix path-info`, `nix-build`).
+//!
+//! Several JSON documents in one input (`nix build --json a; nix build
+//! --json b`) are read one after the other.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Where an input came from, for messages (`stdin` or a file name).
+pub type Source = String;
+
+/// One input as read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// One or more JSON values, as parsed.
+    Json(Vec<Value>),
+    /// Store paths, one per line.
+    Lines(Vec<String>),
+}
+
+/// A path to bring home, and what `nix build` would call its link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub path: String,
+    /// The buildable's index across all inputs: `nix build` numbers its
+    /// out-links by it (`result`, `result-1`...).
+    pub index: usize,
+    /// The derivation output name; `None` for a plain store path.
+    pub output: Option<String>,
+}
+
+impl Wanted {
+    /// The out-link name as `nix build --out-link PREFIX` gives it
+    /// (src/nix/build.cc): `PREFIX[-INDEX][-OUTPUT unless out]`.
+    #[must_use]
+    pub fn link_name(&self, prefix: &str) -> String {
+        let mut name = prefix.to_owned();
+        if self.index > 0 {
+            name.push_str(&format!("-{}", self.index));
+        }
+        if let Some(o) = self.output.as_deref().filter(|o| *o != "out") {
+            name.push('-');
+            name.push_str(o);
+        }
+        name
+    }
+}
+
+/// Bad input: exit status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{source_name}:{line}:{column}: malformed JSON: {reason}; pass the output of `nix build --json`, \
+         `nix path-info --json` or store paths one per line"
+    )]
+    Malformed {
+        source_name: Source,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{source_name}: {what}; expected `nix build --json` or `nix path-info --json` output")]
+    Shape { source_name: Source, what: String },
+    #[error("{source_name}: {path:?} is not a store path: {reason}")]
+    NotStorePath {
+        source_name: Source,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "--output {name}: no derivation in the input has that output (outputs seen: {seen}); \
+         pick one of those or drop --output"
+    )]
+    NoSuchOutput { name: String, seen: String },
+}
+
+/// Parse one input's text.
+pub fn parse(text: &str, source_name: &str) -> Result<Document, Error> {
+    let first = text.trim_start().chars().next();
+    if matches!(first, Some('[' | '{' | '"')) {
+        let mut values = Vec::new();
+        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+            values.push(value.map_err(|e| Error::Malformed {
+                source_name: source_name.to_owned(),
+                line: e.line(),
+                column: e.column(),
+                reason: strip_position(&e.to_string()),
+            })?);
+        }
+        Ok(Document::Json(values))
+    } else {
+        Ok(Document::Lines(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ))
+    }
+}
+
+/// serde_json appends " at line L column C"; we say it first instead.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// The store directory: `NIX_STORE_DIR` as Nix reads it, else `/nix/store`.
+#[must_use]
+pub fn store_dir() -> String {
+    std::env::var("NIX_STORE_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || "/nix/store".to_owned(),
+            |d| d.trim_end_matches('/').to_owned(),
+        )
+}
+
+/// Nix's base-32 alphabet (src/libutil/hash.cc: no e, o, u, t).
+const BASE32: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+
+/// Check that `path` is a store path directly under `store`:
+/// `STORE/<32 base-32 chars>-<name>` (src/libstore/path.cc).
+pub fn check_store_path(path: &str, store: &str) -> Result<(), String> {
+    let Some(base) = path
+        .strip_prefix(store)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|_| Path::new(store).is_absolute())
+    else {
+        return Err(format!(
+            "it is outside the store {store} (set NIX_STORE_DIR if your store lives elsewhere)"
+        ));
+    };
+    if base.contains('/') {
+        return Err(format!(
+            "it is inside a store path; give the store path itself ({store}/{})",
+            base.split('/').next().unwrap_or_default()
+        ));
+    }
+    let (hash, name) = base.split_at_checked(32).unwrap_or((base, ""));
+    if hash.len() != 32 || !hash.chars().all(|c| BASE32.contains(c)) {
+        return Err("its hash part is not 32 characters of Nix base-32".to_owned());
+    }
+    let Some(name) = name.strip_prefix('-') else {
+        return Err("no `-` after the hash part".to_owned());
+    };
+    if name.is_empty() || name.len() > 211 || name.starts_with('.') {
+        return Err("its name is empty, too long or starts with a dot".to_owned());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c)))
+    {
+        return Err(format!("its name contains {c:?}"));
+    }
+    Ok(())
+}
+
+/// What a JSON element stands for.
+enum Element<'a> {
+    /// A store path with no output name (`"P"`, `{"path": P}`).
+    Opaque(&'a str),
+    /// A derivation's outputs, name to path, in the input's order.
+    Outputs(Vec<(&'a str, &'a str)>),
+}
+
+fn element<'a>(v: &'a Value, at: &str, source_name: &str) -> Result<Element<'a>, Error> {
+    let shape = |what: String| Error::Shape {
+        source_name: source_name.to_owned(),
+        what,
+    };
+    match v {
+        Value::String(s) => Ok(Element::Opaque(s)),
+        Value::Object(o) => {
+            if let Some(outs) = o.get("outputs") {
+                let Value::Object(outs) = outs else {
+                    return Err(shape(format!("{at}: `outputs` is not an object")));
+                };
+                let mut list = Vec::new();
+                for (name, p) in outs {
+                    match p {
+                        Value::String(p) => list.push((name.as_str(), p.as_str())),
+                        Value::Null => {
+                            return Err(shape(format!(
+                                "{at}: output {name:?} has no path (was it a --dry-run?)"
+                            )))
+                        }
+                        _ => {
+                            return Err(shape(format!(
+                                "{at}: output {name:?} is not a path string"
+                            )))
+                        }
+                    }
+                }
+                Ok(Element::Outputs(list))
+            } else if let Some(p) = o.get("path") {
+                p.as_str()
+                    .map(Element::Opaque)
+                    .ok_or_else(|| shape(format!("{at}: `path` is not a string")))
+            } else {
+                Err(shape(format!(
+                    "{at}: an object with neither `outputs` nor `path`"
+                )))
+            }
+        }
+        other => Err(shape(format!("{at}: unexpected {}", kind(other)))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Is this object keyed by store paths (`nix path-info --json`, 2.19+)
+/// rather than a single build entry?
+fn keyed_by_path(o: &serde_json::Map<String, Value>) -> bool {
+    !o.contains_key("outputs") && !o.contains_key("path")
+}
+
+/// The paths an input names, in order, as the elements `nix build` would
+/// number; `selection` keeps only those outputs of derivations (empty:
+/// all). `next_index` carries the numbering across inputs.
+pub fn wanted(
+    doc: &Document,
+    source_name: &str,
+    selection: &[String],
+    store: &str,
+    next_index: &mut usize,
+    seen_outputs: &mut BTreeSet<String>,
+) -> Result<Vec<Wanted>, Error> {
+    let mut out = Vec::new();
+    let mut push = |path: &str, output: Option<&str>, index: usize| -> Result<(), Error> {
+        check_store_path(path, store).map_err(|reason| Error::NotStorePath {
+            source_name: source_name.to_owned(),
+            path: path.to_owned(),
+            reason,
+        })?;
+        out.push(Wanted {
+            path: path.to_owned(),
+            index,
+            output: output.map(str::to_owned),
+        });
+        Ok(())
+    };
+    match doc {
+        Document::Lines(lines) => {
+            for l in lines {
+                push(l, None, *next_index)?;
+                *next_index += 1;
+            }
+        }
+        Document::Json(values) => {
+            for (d, value) in values.iter().enumerate() {
+                let doc_at = if values.len() > 1 {
+                    format!("document {}, ", d + 1)
+                } else {
+                    String::new()
+                };
+                let elements: Vec<(String, &Value)> = match value {
+                    Value::Array(items) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("{doc_at}element {}", i + 1), v))
+                        .collect(),
+                    Value::Object(o) if keyed_by_path(o) => {
+                        for (path, info) in o {
+                            if !matches!(info, Value::Object(_) | Value::Null) {
+                                return Err(Error::Shape {
+                                    source_name: source_name.to_owned(),
+                                    what: format!(
+                                        "{doc_at}key {path:?}: value is a {}, not path info",
+                                        kind(info)
+                                    ),
+                                });
+                            }
+                            push(path, None, *next_index)?;
+                            *next_index += 1;
+                        }
+                        continue;
+                    }
+                    v @ (Value::Object(_) | Value::String(_)) => {
+                        vec![(format!("{doc_at}the top-level value"), v)]
+                    }
+                    other => {
+                        return Err(Error::Shape {
+                            source_name: source_name.to_owned(),
+                            what: format!("{doc_at}a top-level {}", kind(other)),
+                        })
+                    }
+                };
+                for (at, v) in elements {
+                    match element(v, &at, source_name)? {
+                        Element::Opaque(p) => push(p, None, *next_index)?,
+                        Element::Outputs(list) => {
+                            for (name, p) in list {
+                                seen_outputs.insert(name.to_owned());
+                                if selection.is_empty() || selection.iter().any(|s| s == name) {
+                                    push(p, Some(name), *next_index)?;
+                                }
+                            }
+                        }
+                    }
+                    *next_index += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Check every `--output` names an output some derivation has.
+pub fn check_selection(selection: &[String], seen: &BTreeSet<String>) -> Result<(), Error> {
+    for name in selection {
+        if !seen.contains(name) {
+            return Err(Error::NoSuchOutput {
+                name: name.clone(),
+                seen: if seen.is_empty() {
+                    "none: the input has only plain store paths".to_owned()
+                } else {
+                    seen.iter().cloned().collect::<Vec<_>>().join(", ")
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The input's structure with a `copied` flag per path, for `--json`:
+///
+/// - a build entry gains `"copied": {"OUTPUT": bool, ...}` for the
+///   selected outputs, and its `outputs` keep only those;
+/// - `{"path": P, ...}` gains `"copied": bool`;
+/// - a bare string `P` becomes `{"path": P, "copied": bool}`;
+/// - a keyed object's value gains `"copied": bool` (`null` becomes
+///   `{"copied": bool}`);
+/// - plain lines become an array of `{"path": P, "copied": bool}`.
+///
+/// Several documents in one input become one array of them.
+#[must_use]
+pub fn annotate(doc: &Document, selection: &[String], copied: &dyn Fn(&str) -> bool) -> Value {
+    let flag = |p: &str| Value::Bool(copied(p));
+    let path_obj = |p: &str| serde_json::json!({"path": p, "copied": copied(p)});
+    let entry = |v: &Value| -> Value {
+        match v {
+            Value::String(p) => path_obj(p),
+            Value::Object(o) => {
+                let mut o = o.clone();
+                if let Some(Value::Object(outs)) = o.get("outputs").cloned() {
+                    let kept: serde_json::Map<String, Value> = outs
+                        .into_iter()
+                        .filter(|(n, _)| selection.is_empty() || selection.contains(n))
+                        .collect();
+                    let flags: serde_json::Map<String, Value> = kept
+                        .iter()
+                        .map(|(n, p)| (n.clone(), flag(p.as_str().unwrap_or_default())))
+                        .collect();
+                    o.insert("outputs".to_owned(), Value::Object(kept));
+                    o.insert("copied".to_owned(), Value::Object(flags));
+                } else if let Some(p) = o.get("path").and_then(Value::as_str) {
+                    let f = flag(p);
+                    o.insert("copied".to_owned(), f);
+                }
+                Value::Object(o)
+            }
+            other => other.clone(),
+        }
+    };
+    match doc {
+        Document::Lines(lines) => Value::Array(lines.iter().map(|l| path_obj(l)).collect()),
+        Document::Json(values) => {
+            let mut done: Vec<Value> = values
+                .iter()
+                .map(|value| match value {
+                    Value::Array(items) => Value::Array(items.iter().map(entry).collect()),
+                    Value::Object(o) if keyed_by_path(o) => Value::Object(
+                        o.iter()
+                            .map(|(p, info)| {
+                                let mut info = match info {
+                                    Value::Object(i) => i.clone(),
+                                    _ => serde_json::Map::new(),
+                                };
+                                info.insert("copied".to_owned(), flag(p));
+                                (p.clone(), Value::Object(info))
+                            })
+                            .collect(),
+                    ),
+                    other => entry(other),
+                })
+                .collect();
+            if done.len() == 1 {
+                done.remove(0)
+            } else {
+                Value::Array(done)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: &str = "/nix/store";
+    const A: &str = "/nix/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn-lb-fixture-one";
+
+    fn all(text: &str) -> Result<Vec<Wanted>, Error> {
+        let doc = parse(text, "stdin")?;
+        wanted(&doc, "stdin", &[], S, &mut 0, &mut BTreeSet::new())
+    }
+
+    #[test]
+    fn store_path_rules() {
+        assert!(check_store_path(A, S).is_ok());
+        assert!(check_store_path("/tmp/x", S)
+            .unwrap_err()
+            .contains("outside the store"));
+        assert!(check_store_path(&format!("{A}/bin/sh"), S)
+            .unwrap_err()
+            .contains("inside a store path"));
+        assert!(check_store_path("/nix/store/eeee-x", S).is_err());
+        assert!(
+            check_store_path("/nix/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvo-x", S)
+                .unwrap_err()
+                .contains("base-32")
+        );
+        assert!(check_store_path("/nix/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn", S).is_err());
+        assert!(
+            check_store_path("/nix/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn-a b", S)
+                .unwrap_err()
+                .contains("' '")
+        );
+        assert!(check_store_path("/nix/storex/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn-a", S).is_err());
+        assert!(
+            check_store_path("/my/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn-a", "/my/store").is_ok()
+        );
+    }
+
+    #[test]
+    fn newer_build_shapes() {
+        // 2.12+: statistics fields; 2.18+: a bare string for a store path.
+        let text = format!(
+            r#"[{{"drvPath":"/nix/store/bbx6yc4wrcriqnh4jgnkiiq3p2xry440-x.drv","outputs":{{"out":"{A}","dev":"{A}-dev"}},"startTime":1,"stopTime":2,"cpuUser":0.1,"cpuSystem":0.2}},"{A}"]"#
+        );
+        let w = all(&text).unwrap();
+        assert_eq!(w.len(), 3);
+        // Outputs come in name order, as Nix prints them.
+        assert_eq!(w[0].link_name("result"), "result-dev");
+        assert_eq!(w[1].output.as_deref(), Some("out"));
+        assert_eq!(w[1].link_name("result"), "result");
+        assert_eq!(w[2].link_name("result"), "result-1");
+        assert_eq!(w[2].output, None);
+    }
+
+    #[test]
+    fn path_info_keyed_object_with_null() {
+        let text = format!(r#"{{"{A}":{{"narSize":1}},"{A}-b":null}}"#);
+        let w = all(&text).unwrap();
+        assert_eq!(
+            w.iter().map(|w| w.path.as_str()).collect::<Vec<_>>(),
+            [A.to_owned(), format!("{A}-b")]
+        );
+        let v = annotate(&parse(&text, "x").unwrap(), &[], &|p| p == A);
+        assert_eq!(
+            v.to_string(),
+            format!(r#"{{"{A}":{{"copied":true,"narSize":1}},"{A}-b":{{"copied":false}}}}"#)
+        );
+    }
+
+    #[test]
+    fn several_documents_and_lines() {
+        let text = format!("[\"{A}\"]\n[{{\"path\":\"{A}-2\"}}]\n");
+        let w = all(&text).unwrap();
+        assert_eq!(w[1].index, 1);
+        let lines = all(&format!("\n {A}\n\n{A}-2\n")).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(all("").unwrap().is_empty());
+        assert!(all("  \n").unwrap().is_empty());
+        assert!(all("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_json_has_line_and_column() {
+        let e = all("[\n{\"path\": }").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("stdin:2:10: malformed JSON: expected value;"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn other_shapes_are_refused() {
+        for (text, want) in [
+            ("[1]", "element 1: unexpected number"),
+            ("[{\"x\":1}]", "neither `outputs` nor `path`"),
+            ("[{\"outputs\":[]}]", "`outputs` is not an object"),
+            ("[{\"outputs\":{\"out\":null}}]", "has no path"),
+            ("{\"/nix/store/x\": 3}", "not path info"),
+            ("[[]]", "unexpected array"),
+        ] {
+            let e = all(text).unwrap_err();
+            assert!(matches!(e, Error::Shape { .. }), "{text}: {e}");
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+        let e = all("/tmp/result\n").unwrap_err();
+        assert!(e.to_string().contains("outside the store"), "{e}");
+    }
+
+    #[test]
+    fn selection_filters_outputs_and_is_checked() {
+        let text = format!(r#"[{{"outputs":{{"dev":"{A}-dev","out":"{A}"}}}}]"#);
+        let doc = parse(&text, "stdin").unwrap();
+        let mut seen = BTreeSet::new();
+        let sel = vec!["dev".to_owned()];
+        let w = wanted(&doc, "stdin", &sel, S, &mut 0, &mut seen).unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].path, format!("{A}-dev"));
+        check_selection(&sel, &seen).unwrap();
+        let e = check_selection(&["man".to_owned()], &seen).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--output man: no derivation in the input has that output (outputs seen: dev, out); \
+             pick one of those or drop --output"
+        );
+        let v = annotate(&doc, &sel, &|_| true);
+        assert_eq!(
+            v.to_string(),
+            format!(r#"[{{"copied":{{"dev":true}},"outputs":{{"dev":"{A}-dev"}}}}]"#)
+        );
+    }
+}
