@@ -13,7 +13,7 @@
 
 mod keys;
 mod sshd;
-mod vm;
+pub mod vm;
 
 pub use keys::{keygen, KeyPair};
 pub use sshd::Sshd;
