@@ -510,6 +510,13 @@ fn key_problems(machine: &Machine, key: &str) -> Option<String> {
     None
 }
 
+/// URIs without `://` that Nix does not prefix with `ssh://`
+/// (machines.cc, `Machine::Machine`): paths and the local store words.
+fn is_store_word(uri: &str) -> bool {
+    let word = uri.split('?').next().unwrap_or(uri);
+    uri.contains('/') || uri.starts_with('?') || matches!(word, "auto" | "daemon" | "local")
+}
+
 fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
     lb_common::builder::validate_name(&args.name)?;
     let builders = load_builders(root)?;
@@ -537,14 +544,18 @@ fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
         let host = m.host();
         let at = &m.at;
         match m.uri.split_once("://") {
-            None => problems.push(format!(
-                "{at}: {}: a URI without a scheme means legacy ssh://; write ssh-ng://{}",
-                m.uri, m.uri
-            )),
             Some(("ssh-ng" | "ssh", _)) => {}
             Some((scheme, _)) => problems.push(format!(
                 "{at}: {}: scheme {scheme}:// is not a remote builder; use ssh-ng://",
                 m.uri
+            )),
+            None if is_store_word(&m.uri) => problems.push(format!(
+                "{at}: {}: a local store, not a remote builder; use ssh-ng://USER@HOST",
+                m.uri
+            )),
+            None => problems.push(format!(
+                "{at}: {}: a URI without a scheme means legacy ssh://; write ssh-ng://{}",
+                m.uri, m.uri
             )),
         }
         for s in &m.systems {

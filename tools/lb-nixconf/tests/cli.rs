@@ -1,0 +1,666 @@
+//! lb-nixconf's command line in scratch roots: every command and the bad
+//! input of the issue. The real Nix's view of the same files is in nix.rs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+/// The manual's line (nixpkgs manual, "Delegating builds to the remote
+/// builder") with ${ARCH}=aarch64 and ${MAX_JOBS}=4.
+const MANUAL_LINE: &str = "ssh-ng://builder@linux-builder aarch64-linux /etc/nix/builder_ed25519 4 - - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=";
+const NIXPKGS_KEY_LINE: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJBWcxb/Blaqt1auOtE+F8QUWrUotiC5qBJ+UuEWdVCb root@nixos";
+const BEGIN: &str = "# BEGIN lb-nixconf (managed by lb-nixconf; edits inside are replaced)";
+
+/// The tool with no ambient configuration.
+fn bare() -> Command {
+    let mut c = Command::cargo_bin("lb-nixconf").unwrap();
+    for v in [
+        "LB_ROOT",
+        "LB_NAME",
+        "LB_USER",
+        "LB_HOSTNAME",
+        "LB_PORT",
+        "LB_KEY",
+        "LB_HOST_KEY",
+        "LB_SYSTEM",
+        "LB_MAX_JOBS",
+        "LB_PLATFORM",
+        "LB_SPEED_FACTOR",
+        "LB_FEATURES",
+        "LB_MANDATORY_FEATURES",
+        "NIX_CONF_DIR",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+struct Scratch {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = lb_testkit::scratch_root();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("etc/nix")).unwrap();
+        Scratch { dir, root }
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.root.join("etc/nix/nix.conf")
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn read(&self) -> String {
+        std::fs::read_to_string(self.conf()).unwrap()
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = bare();
+        c.arg("--root")
+            .arg(self.dir.path())
+            .arg("--system")
+            .arg("aarch64-linux");
+        c
+    }
+
+    /// `text` with the scratch path shown as ROOT, for snapshots.
+    fn clean(&self, text: &[u8]) -> String {
+        String::from_utf8_lossy(text).replace(&self.root.display().to_string(), "ROOT")
+    }
+}
+
+fn stdout(c: &mut Command) -> String {
+    String::from_utf8(c.output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn line_with_defaults_is_the_manuals() {
+    let out = stdout(bare().args(["line", "--system", "aarch64-linux"]));
+    assert_eq!(out, format!("{MANUAL_LINE}\n"));
+}
+
+#[test]
+fn line_takes_every_host_key_form() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pubfile = tmp.path().join("host.pub");
+    std::fs::write(&pubfile, format!("{NIXPKGS_KEY_LINE}\n")).unwrap();
+    let base64 = MANUAL_LINE.rsplit(' ').next().unwrap();
+    for form in [
+        NIXPKGS_KEY_LINE.to_owned(),
+        base64.to_owned(),
+        format!("@{}", pubfile.display()),
+    ] {
+        let out = stdout(bare().args(["line", "--system", "aarch64-linux", "--host-key", &form]));
+        assert_eq!(out, format!("{MANUAL_LINE}\n"), "{form}");
+    }
+}
+
+#[test]
+fn line_with_every_field() {
+    let out = stdout(bare().args([
+        "line",
+        "--system",
+        "x86_64-linux",
+        "--name",
+        "b2",
+        "--user",
+        "nixbuild",
+        "--max-jobs",
+        "8",
+        "--speed-factor",
+        "2.5",
+        "--features",
+        "kvm,big-parallel",
+        "--mandatory-features",
+        "benchmark",
+        "--key",
+        "/etc/nix/other_ed25519",
+    ]));
+    insta::assert_snapshot!(out, @"ssh-ng://nixbuild@b2 x86_64-linux /etc/nix/other_ed25519 8 2.5 kvm,big-parallel benchmark c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=");
+}
+
+#[test]
+fn bad_flags_exit_2_naming_them() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--host-key", "aGVsbG8gd29ybGQK"], "--host-key"),
+        (&["--host-key", "not base64!"], "--host-key"),
+        (
+            &["--host-key", "@/nonexistent/key.pub"],
+            "/nonexistent/key.pub",
+        ),
+        (&["--system", "linux"], "--system \"linux\""),
+        (&["--name", "a b"], "--name"),
+        (&["--speed-factor=-1"], "--speed-factor"),
+        (&["--speed-factor", "0"], "--speed-factor"),
+        (&["--features", "a b"], "--features"),
+        (&["--mandatory-features", "x;y"], "--mandatory-features"),
+    ];
+    for (args, needle) in cases {
+        bare()
+            .arg("line")
+            .args(*args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(
+                predicate::str::contains(*needle)
+                    .and(predicate::str::starts_with("lb-nixconf: error:")),
+            );
+    }
+    let s = Scratch::new();
+    s.cmd()
+        .args(["install", "--key", "/etc/nix/my key"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--key"));
+    s.cmd()
+        .args(["install", "--trust-user", "a b"])
+        .assert()
+        .code(2);
+    assert!(!s.conf().exists(), "nothing written on bad input");
+}
+
+#[test]
+fn install_writes_the_block_and_is_idempotent() {
+    let s = Scratch::new();
+    let original = "# my settings\nmax-jobs = 0\n\n  sandbox = true   # trailing\nsubstituters =";
+    s.write("etc/nix/nix.conf", original);
+    s.cmd()
+        .args(["install", "--trust-user", "alice"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("updated"));
+    let text = s.read();
+    assert!(text.starts_with(original), "outside lines byte for byte");
+    insta::assert_snapshot!(s.clean(text.as_bytes()), @r"
+    # my settings
+    max-jobs = 0
+
+      sandbox = true   # trailing
+    substituters =
+    # BEGIN lb-nixconf (managed by lb-nixconf; edits inside are replaced) +newline
+    builders = ssh-ng://builder@linux-builder aarch64-linux ROOT/etc/nix/builder_ed25519 4 - - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=
+    builders-use-substitutes = true
+    extra-trusted-users = alice
+    # END lb-nixconf
+    ");
+
+    // Again: nothing touched, mtime kept, --check agrees.
+    let mtime = std::fs::metadata(s.conf()).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    s.cmd()
+        .args(["install", "--trust-user", "alice"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "already has builder linux-builder",
+        ));
+    assert_eq!(
+        std::fs::metadata(s.conf()).unwrap().modified().unwrap(),
+        mtime
+    );
+    s.cmd().args(["install", "--check"]).assert().success();
+
+    // A second builder keeps the first; trusted users accumulate.
+    s.cmd()
+        .args(["install", "--check", "--name", "b2"])
+        .assert()
+        .code(1);
+    s.cmd()
+        .args([
+            "install",
+            "--name",
+            "b2",
+            "--trust-user",
+            "bob",
+            "--max-jobs",
+            "2",
+        ])
+        .assert()
+        .success();
+    let text = s.read();
+    let body = text
+        .split(BEGIN)
+        .nth(1)
+        .unwrap_or_else(|| text.split("+newline").nth(1).unwrap());
+    assert!(
+        body.contains("ssh-ng://builder@linux-builder aarch64-linux"),
+        "{text}"
+    );
+    assert!(
+        body.contains(" ; ssh-ng://builder@b2 aarch64-linux"),
+        "{text}"
+    );
+    assert!(body.contains("extra-trusted-users = alice bob\n"), "{text}");
+    // Reinstalling one replaces its entry in place.
+    s.cmd()
+        .args(["install", "--name", "b2", "--max-jobs", "3"])
+        .assert()
+        .success();
+    let text = s.read();
+    assert_eq!(text.matches("builder@b2").count(), 1, "{text}");
+    assert!(
+        text.contains("builder@b2 aarch64-linux ") && text.contains("_ed25519 3 - - -"),
+        "{text}"
+    );
+    assert!(text.starts_with(original));
+}
+
+#[test]
+fn dry_run_shows_a_diff_and_writes_nothing() {
+    let s = Scratch::new();
+    s.write("etc/nix/nix.conf", "a = 1\n");
+    let out = s.cmd().args(["install", "-n"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(s.clean(&out.stdout), @r"
+    --- aROOT/etc/nix/nix.conf
+    +++ bROOT/etc/nix/nix.conf
+    @@ -1 +1,5 @@
+     a = 1
+    +# BEGIN lb-nixconf (managed by lb-nixconf; edits inside are replaced)
+    +builders = ssh-ng://builder@linux-builder aarch64-linux ROOT/etc/nix/builder_ed25519 4 - - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=
+    +builders-use-substitutes = true
+    +# END lb-nixconf
+    ");
+    assert_eq!(s.read(), "a = 1\n");
+    s.cmd()
+        .args(["install", "--check"])
+        .assert()
+        .code(1)
+        .stdout("");
+    assert_eq!(s.read(), "a = 1\n");
+    // --restart under -n prints the restart command after the diff.
+    let out = stdout(s.cmd().args(["install", "-n", "--restart"]));
+    assert!(out.ends_with("systemctl restart nix-daemon\n"), "{out}");
+    assert_eq!(s.read(), "a = 1\n");
+}
+
+#[test]
+fn outside_builders_line_is_a_conflict_unless_forced() {
+    let s = Scratch::new();
+    let original = "a = 1\nbuilders = ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines\nb = 2\n";
+    s.write("etc/nix/nix.conf", original);
+    s.cmd()
+        .arg("install")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "{}:2: `builders = ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines` is set outside lb-nixconf's block",
+            s.conf().display()
+        )));
+    assert_eq!(s.read(), original);
+    s.cmd().args(["install", "--force"]).assert().success();
+    let text = s.read();
+    assert!(text.starts_with("a = 1\nb = 2\n"), "{text}");
+    assert!(
+        text.contains("/etc/nix/builder_ed25519 4 - - - c3No")
+            && text.contains(
+                "= ; ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines\n".trim_start_matches("= ")
+            ),
+        "{text}"
+    );
+    // Moved once; the next run is quiet, and removing our builder leaves
+    // the moved entries in the block.
+    s.cmd().arg("install").assert().success();
+    s.cmd().arg("remove").assert().success();
+    let text = s.read();
+    assert!(
+        text.contains("builders = ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines\n"),
+        "{text}"
+    );
+    assert!(!text.contains("linux-builder"), "{text}");
+
+    // In an included file, --force cannot move it.
+    let s = Scratch::new();
+    s.write("etc/nix/nix.conf", "include extra.conf\n");
+    s.write("etc/nix/extra.conf", "builders = ssh-ng://x@y\n");
+    s.cmd()
+        .args(["install", "--force"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("extra.conf:1:").and(predicate::str::contains("includes")),
+        );
+}
+
+#[test]
+fn remove_restores_the_file() {
+    let s = Scratch::new();
+    let original = "keep = me\nno-newline = at end";
+    s.write("etc/nix/nix.conf", original);
+    s.cmd().arg("install").assert().success();
+    s.cmd().args(["install", "--name", "b2"]).assert().success();
+    s.cmd().args(["remove", "--check"]).assert().code(1);
+    s.cmd().arg("remove").assert().success();
+    let text = s.read();
+    assert!(
+        text.contains("builder@b2") && !text.contains("linux-builder"),
+        "{text}"
+    );
+    s.cmd()
+        .arg("remove")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no builder linux-builder"));
+    s.cmd()
+        .args(["remove", "--name", "b2", "-n"])
+        .assert()
+        .success();
+    assert_eq!(s.read(), text, "dry run");
+    s.cmd().args(["remove", "--name", "b2"]).assert().success();
+    assert_eq!(s.read(), original);
+    // Nothing there at all: fine, nothing created.
+    let empty = Scratch::new();
+    empty.cmd().arg("remove").assert().success();
+    assert!(!empty.conf().exists());
+}
+
+#[test]
+fn nix_darwin_symlink_prints_the_snippet() {
+    let s = Scratch::new();
+    std::os::unix::fs::symlink("/etc/static/nix/nix.conf", s.conf()).unwrap();
+    let out = s
+        .cmd()
+        .args([
+            "install",
+            "--trust-user",
+            "alice",
+            "--features",
+            "kvm,big-parallel",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nix-darwin"));
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap(), @r#"
+    nix.buildMachines = [
+      {
+        hostName = "linux-builder";
+        sshUser = "builder";
+        sshKey = "/etc/nix/builder_ed25519";
+        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=";
+        protocol = "ssh-ng";
+        maxJobs = 4;
+        speedFactor = 1;
+        supportedFeatures = [ "kvm" "big-parallel" ];
+        mandatoryFeatures = [ ];
+        systems = [ "aarch64-linux" ];
+      }
+    ];
+    nix.distributedBuilds = true;
+    nix.settings.builders-use-substitutes = true;
+    nix.settings.extra-trusted-users = [ "alice" ];
+    "#);
+    // The link is untouched.
+    assert_eq!(
+        std::fs::read_link(s.conf()).unwrap(),
+        Path::new("/etc/static/nix/nix.conf")
+    );
+    s.cmd()
+        .arg("remove")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nix-darwin"));
+}
+
+#[test]
+fn other_symlink_is_refused() {
+    let s = Scratch::new();
+    let real = s.write("elsewhere/nix.conf", "a = 1\n");
+    std::os::unix::fs::symlink(&real, s.conf()).unwrap();
+    s.cmd()
+        .arg("install")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("symlink"));
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = 1\n");
+}
+
+#[test]
+fn malformed_configs_exit_2_with_file_and_line() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("etc/nix/nix.conf", "a = 1\nbuilders=x\n")],
+            "etc/nix/nix.conf:2:",
+        ),
+        (&[("etc/nix/nix.conf", "lonely\n")], "etc/nix/nix.conf:1:"),
+        (
+            &[
+                ("etc/nix/nix.conf", "include a.conf\n"),
+                ("etc/nix/a.conf", "include nix.conf\n"),
+            ],
+            "include loop",
+        ),
+        (
+            &[("etc/nix/nix.conf", "x = 1\ninclude absent.conf\n")],
+            "etc/nix/nix.conf:2: included file",
+        ),
+        (
+            &[
+                ("etc/nix/nix.conf", "include sub.conf\n"),
+                ("etc/nix/sub.conf", "ok = 1\n\nbad line here\n"),
+            ],
+            "etc/nix/sub.conf:3:",
+        ),
+        (
+            &[("etc/nix/nix.conf", "builders = a@b c d e f g h i j\n")],
+            "9 fields, at most 8",
+        ),
+        (
+            &[("etc/nix/nix.conf", "builders = a@b x86_64-linux - four\n")],
+            "max jobs \"four\"",
+        ),
+    ];
+    for (files, needle) in cases {
+        let s = Scratch::new();
+        for (rel, text) in *files {
+            s.write(rel, text);
+        }
+        let before = s.read();
+        // remove edits only the block, but still refuses a file that does
+        // not parse; a bad entry outside the block is not its business.
+        let syntax = !needle.contains("fields") && !needle.contains("max jobs");
+        for cmd in ["install", "show", "check", "remove"] {
+            if cmd == "remove" && !syntax {
+                continue;
+            }
+            s.cmd()
+                .arg(cmd)
+                .args(if cmd == "install" {
+                    &["--force"][..]
+                } else {
+                    &[][..]
+                })
+                .assert()
+                .code(2)
+                .stderr(predicate::str::contains(*needle));
+        }
+        assert_eq!(s.read(), before, "never rewritten: {needle}");
+    }
+    // An include that exists but cannot be read (a directory, since tests
+    // may run as root): exit 2 naming it.
+    let s = Scratch::new();
+    s.write("etc/nix/nix.conf", "include dir.conf\n");
+    std::fs::create_dir(s.root.join("etc/nix/dir.conf")).unwrap();
+    s.cmd()
+        .arg("show")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("dir.conf"));
+}
+
+#[test]
+fn show_follows_includes_at_files_and_nix_conf_dir() {
+    let s = Scratch::new();
+    let machines = s.write(
+        "etc/nix/machines.extra",
+        "# a machines file\nssh://m1@file1 x86_64-linux,i686-linux /k1 2 1.5 kvm,nixos-test\n\nssh-ng://m2@file2 - - - - - benchmark\n",
+    );
+    s.write(
+        "etc/nix/nix.conf",
+        &format!(
+            "builders = ssh-ng://early@ignored\ninclude builders.conf\n!include absent.conf\n",
+        ),
+    );
+    s.write(
+        "etc/nix/builders.conf",
+        &format!("builders = ssh-ng://a@h1 aarch64-linux /k 4 ; b@h2 # comment\nbuilders = ssh-ng://a@h1 aarch64-linux /k 4 ; b@h2 ; @{} # comment\n", machines.display()),
+    );
+    let out = s.cmd().args(["show", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["h1", "h2", "file1", "file2"]);
+    let b = &v[1];
+    assert_eq!(b["uri"], "b@h2");
+    assert_eq!(b["effective_uri"], "ssh://b@h2");
+    assert_eq!(b["max_jobs"], 1);
+    assert_eq!(
+        b["source"],
+        format!("{}:2", s.root.join("etc/nix/builders.conf").display())
+    );
+    let f1 = &v[2];
+    assert_eq!(
+        f1["systems"],
+        serde_json::json!(["x86_64-linux", "i686-linux"])
+    );
+    assert_eq!(f1["speed_factor"], 1.5);
+    assert_eq!(f1["ssh_key"], "/k1");
+    assert_eq!(
+        f1["supported_features"],
+        serde_json::json!(["kvm", "nixos-test"])
+    );
+    assert_eq!(v[3]["mandatory_features"], serde_json::json!(["benchmark"]));
+
+    // NIX_CONF_DIR wins over the root, as for Nix.
+    let other = Scratch::new();
+    other.write("etc/nix/nix.conf", "builders = ssh-ng://z@elsewhere\n");
+    let out = s
+        .cmd()
+        .env("NIX_CONF_DIR", other.root.join("etc/nix"))
+        .args(["show", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["host"], "elsewhere");
+
+    // Unset builders: Nix's default @CONF_DIR/machines.
+    let d = Scratch::new();
+    d.write("etc/nix/machines", "ssh-ng://u@from-default\n");
+    let text = stdout(d.cmd().arg("show"));
+    assert!(
+        text.starts_with("ssh-ng://u@from-default\n  host: from-default\n"),
+        "{text}"
+    );
+    assert!(text.contains("  source: "), "{text}");
+}
+
+fn age(path: &Path) {
+    // Older than any daemon running now.
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(365 * 24 * 3600 * 20))
+        .unwrap();
+}
+
+#[test]
+fn check_reports_each_problem_on_its_line() {
+    lb_testkit::ensure_nix_daemon();
+    let s = Scratch::new();
+    let key = s.write("etc/nix/builder_ed25519", "not really a key\n");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    s.cmd().arg("install").assert().success();
+
+    // Just written: the running daemon has not read it.
+    s.cmd().arg("check").assert().code(1).stdout(
+        predicate::str::contains("changed after the running nix-daemon")
+            .and(predicate::str::contains("systemctl restart nix-daemon")),
+    );
+    // Restarted since (as far as mtimes go): clean.
+    age(&s.conf());
+    s.cmd().arg("check").assert().success().stdout("");
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    s.cmd()
+        .arg("check")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("mode 0644"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let conf = s.read();
+    std::fs::write(
+        s.conf(),
+        format!(
+            "builders = ssh-ng://x@old\n{conf}builders = {}\n",
+            [
+                "user@bare x86_64-linux",
+                "ssh-ng://u@badsys x86_64,aarch64-linux",
+                "ssh-ng://u@badkey - - 1 - - - aGVsbG8gd29ybGQK",
+                &format!("ssh-ng://u@nokey - {}/etc/nix/absent 1", s.root.display()),
+                "local - - 1",
+            ]
+            .join(" ; ")
+        ),
+    )
+    .unwrap();
+    age(&s.conf());
+    let out = s.cmd().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(s.clean(&out.stdout), @r#"
+    builders is set 3 times (ROOT/etc/nix/nix.conf:1, ROOT/etc/nix/nix.conf:3, ROOT/etc/nix/nix.conf:6); only the last counts: keep one
+    no builder linux-builder in builders (read ROOT/etc/nix/nix.conf); run lb-nixconf install
+    ROOT/etc/nix/nix.conf:6: user@bare: a URI without a scheme means legacy ssh://; write ssh-ng://user@bare
+    ROOT/etc/nix/nix.conf:6: badsys: system "x86_64" is malformed; give ARCH-OS such as aarch64-linux
+    ROOT/etc/nix/nix.conf:6: badkey: host key is not valid: base64 decodes to no public key (Base64 encoding error: invalid Base64 encoding); give `ssh-ed25519 AAAA...`, its base64 form, or @FILE.pub
+    ROOT/etc/nix/nix.conf:6: nokey: key file ROOT/etc/nix/absent is missing; install it with lb-keys install
+    ROOT/etc/nix/nix.conf:6: local: a local store, not a remote builder; use ssh-ng://USER@HOST
+    "#);
+}
+
+#[test]
+fn restart_daemon_dry_run_per_platform() {
+    let out = stdout(
+        bare()
+            .args(["restart-daemon", "-n"])
+            .env("LB_PLATFORM", "linux"),
+    );
+    assert_eq!(out, "systemctl restart nix-daemon\n");
+    let out = stdout(
+        bare()
+            .args(["restart-daemon", "-n"])
+            .env("LB_PLATFORM", "macos"),
+    );
+    assert_eq!(out, "launchctl kickstart -k system/org.nixos.nix-daemon\n");
+    bare()
+        .args(["restart-daemon", "--check"])
+        .assert()
+        .success()
+        .stdout("");
+    bare()
+        .args(["restart-daemon", "-n"])
+        .env("LB_PLATFORM", "windows")
+        .assert()
+        .code(2);
+}
