@@ -511,9 +511,7 @@ fn show_follows_includes_at_files_and_nix_conf_dir() {
     );
     s.write(
         "etc/nix/nix.conf",
-        &format!(
-            "builders = ssh-ng://early@ignored\ninclude builders.conf\n!include absent.conf\n",
-        ),
+        "builders = ssh-ng://early@ignored\ninclude builders.conf\n!include absent.conf\n",
     );
     s.write(
         "etc/nix/builders.conf",
