@@ -38,10 +38,19 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// The URI Nix actually uses: a bare `user@host` gets `ssh://`.
+    /// The URI Nix actually uses: a bare `user@host` gets `ssh://`; a
+    /// path and the local store words (`auto`, `daemon`, `local`, with or
+    /// without `?params`) are kept (machines.cc, `Machine::Machine`; seen
+    /// here: Nix 2.8 built on `local?root=...` as given).
     #[must_use]
     pub fn effective_uri(&self) -> String {
-        if self.uri.contains("://") {
+        let u = self.uri.as_str();
+        let word = u.split('?').next().unwrap_or(u);
+        if u.contains("://")
+            || u.contains('/')
+            || u.starts_with('?')
+            || matches!(word, "auto" | "daemon" | "local")
+        {
             self.uri.clone()
         } else {
             format!("ssh://{}", self.uri)
@@ -207,6 +216,22 @@ fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine,
             .filter(|x| x.is_finite() && *x >= 0.0)
             .ok_or_else(|| bad(format!("speed factor {v:?} is not a number")))?,
     };
+    // Nix refuses the whole builders list when field 8 is not base64
+    // (machines.cc `ensureBase64`; seen here with 2.8: "bad machine
+    // specification: a column #7 ... is not valid base64 string"). Its
+    // decoder does not insist on padding.
+    if let Some(v) = set(7) {
+        use base64::Engine as _;
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+                .with_decode_allow_trailing_bits(true),
+        );
+        lenient
+            .decode(v)
+            .map_err(|e| bad(format!("public host key {v:?} is not valid base64 ({e})")))?;
+    }
     let mut systems = list(1);
     if systems.is_empty() {
         systems.push(this_system.to_owned());
@@ -308,8 +333,30 @@ mod tests {
     fn bad_entries() {
         assert!(matches!(p("a@b - - x"), Err(Error::Machine { .. })));
         assert!(matches!(p("a@b - - 1 fast"), Err(Error::Machine { .. })));
+        let e = p("a@b - - - - - - notbase64!").unwrap_err();
+        assert!(e.to_string().contains("not valid base64"), "{e}");
+        // Valid base64 of something that is not a key is Nix's business at
+        // connection time, not a parse error; missing padding is accepted.
+        p("a@b - - - - - - aGVsbG8gd29ybGQK").unwrap();
+        p("a@b - - - - - - aGVsbG8").unwrap();
         let e = p("a b c d e f g h i").unwrap_err();
         assert!(e.to_string().contains("9 fields"), "{e}");
+    }
+
+    #[test]
+    fn only_bare_user_at_host_gets_ssh() {
+        let m = p("a@h ; local?root=/x ; daemon ; /some/store ; ssh-ng://b@h").unwrap();
+        let uris: Vec<String> = m.iter().map(Machine::effective_uri).collect();
+        assert_eq!(
+            uris,
+            [
+                "ssh://a@h",
+                "local?root=/x",
+                "daemon",
+                "/some/store",
+                "ssh-ng://b@h"
+            ]
+        );
     }
 
     #[test]
