@@ -204,7 +204,7 @@ fn drop_lines(text: &str, lines: &[usize]) -> String {
         .collect()
 }
 
-/// The wanted nix.conf: `machine` added to the block (replacing the entry
+/// The wanted nix.conf and the lines moved into the block: `machine` added to the block (replacing the entry
 /// with the same host), `users` trusted. A `builders` line outside the
 /// block is a conflict unless `force`, which moves its entries inside.
 pub fn install(
@@ -213,7 +213,7 @@ pub fn install(
     machine: &Machine,
     users: &[String],
     force: bool,
-) -> Result<String, EditError> {
+) -> Result<(String, Vec<Location>), EditError> {
     let parsed = read(text, path)?;
     let mut body = parsed.body;
     body.put(machine);
@@ -231,12 +231,13 @@ pub fn install(
             });
         }
         body.adopt(split_entries(&a.value, &a.at)?);
-        moved.push(a.at.line);
+        moved.push(a.at.clone());
     }
-    let text = drop_lines(text, &moved);
+    let lines: Vec<usize> = moved.iter().map(|at| at.line).collect();
+    let text = drop_lines(text, &lines);
     let out = BLOCK.set(&text, &body.render(), Position::Bottom, path)?;
     validate(&out, path)?;
-    Ok(out)
+    Ok((out, moved))
 }
 
 /// The wanted nix.conf without host `name`; the block goes with its last
@@ -291,12 +292,16 @@ mod tests {
     #[test]
     fn install_keeps_outside_bytes_and_is_idempotent() {
         let original = "# mine\nmax-jobs = 0\n\n  trusted-users = root  ";
-        let once = install(original, p(), &machine("a"), &[], false).unwrap();
+        let once = install(original, p(), &machine("a"), &[], false).unwrap().0;
         assert!(once.starts_with(original), "{once}");
-        let twice = install(&once, p(), &machine("a"), &[], false).unwrap();
+        let twice = install(&once, p(), &machine("a"), &[], false).unwrap().0;
         assert_eq!(once, twice);
-        let both = install(&once, p(), &machine("b"), &["alice".into()], false).unwrap();
-        let both = install(&both, p(), &machine("b"), &["bob".into()], false).unwrap();
+        let both = install(&once, p(), &machine("b"), &["alice".into()], false)
+            .unwrap()
+            .0;
+        let both = install(&both, p(), &machine("b"), &["bob".into()], false)
+            .unwrap()
+            .0;
         let body = BLOCK.body(&both, p()).unwrap().unwrap();
         assert_eq!(
             body,
@@ -318,7 +323,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let forced = install(original, p(), &machine("a"), &[], true).unwrap();
+        let (forced, moved) = install(original, p(), &machine("a"), &[], true).unwrap();
+        assert_eq!(moved.iter().map(|at| at.line).collect::<Vec<_>>(), [2]);
         assert!(forced.starts_with("a = 1\nb = 2\n# BEGIN"), "{forced}");
         assert!(forced.contains(
             "builders = ssh-ng://builder@a aarch64-linux /k 4 - - - - ; ssh://x@old - - 2 ; @/etc/nix/machines\n"
@@ -326,7 +332,7 @@ mod tests {
         // Once moved, a second run is quiet.
         assert_eq!(
             install(&forced, p(), &machine("a"), &[], false).unwrap(),
-            forced
+            (forced, vec![])
         );
     }
 

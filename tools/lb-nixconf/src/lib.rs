@@ -319,7 +319,12 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
             None => "",
         };
         match body::install(text, &path, &machine, &opts.trust_user, opts.force) {
-            Ok(t) => Ok(t.into_bytes()),
+            Ok((t, moved)) => {
+                for at in moved {
+                    ui::note(&format!("{at}: moving this builders line into lb-nixconf's block"));
+                }
+                Ok(t.into_bytes())
+            }
             Err(EditError::Conf(e)) => Err(e.into()),
             Err(EditError::Conflict { at, text, included: true }) => Err(anyhow::anyhow!(
                 "{at}: `{text}` is set in a file nix.conf includes; lb-nixconf edits only {}: move or remove that line by hand",
@@ -330,9 +335,6 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
             )),
         }
     })?;
-    if opts.force && outcome.changed() {
-        ui::verbose("a builders line outside the block, if any, was moved into it");
-    }
     let status = say(
         &path,
         outcome,
@@ -510,13 +512,6 @@ fn key_problems(machine: &Machine, key: &str) -> Option<String> {
     None
 }
 
-/// URIs without `://` that Nix does not prefix with `ssh://`
-/// (machines.cc, `Machine::Machine`): paths and the local store words.
-fn is_store_word(uri: &str) -> bool {
-    let word = uri.split('?').next().unwrap_or(uri);
-    uri.contains('/') || uri.starts_with('?') || matches!(word, "auto" | "daemon" | "local")
-}
-
 fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
     lb_common::builder::validate_name(&args.name)?;
     let builders = load_builders(root)?;
@@ -549,7 +544,7 @@ fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
                 "{at}: {}: scheme {scheme}:// is not a remote builder; use ssh-ng://",
                 m.uri
             )),
-            None if is_store_word(&m.uri) => problems.push(format!(
+            None if m.effective_uri() == m.uri => problems.push(format!(
                 "{at}: {}: a local store, not a remote builder; use ssh-ng://USER@HOST",
                 m.uri
             )),
