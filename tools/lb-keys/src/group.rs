@@ -51,7 +51,7 @@ fn valid_user(name: &str) -> bool {
 pub fn join(a: &JoinGroupArgs) -> anyhow::Result<Status> {
     let apply = Apply::from(a.change);
     let platform = Platform::current()?;
-    let user = match &a.user {
+    let user = match &a.member {
         Some(u) => u.clone(),
         None => invoking_user()?,
     };

@@ -199,8 +199,9 @@ pub struct PubkeyArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct JoinGroupArgs {
     /// The user to add [default: SUDO_USER under sudo, else the user running lb-keys]
-    #[arg(value_name = "USER")]
-    pub user: Option<String>,
+    // Not `user`: that id is the global --user (the builder's login).
+    #[arg(id = "member", value_name = "USER")]
+    pub member: Option<String>,
     #[command(flatten)]
     pub group: GroupArg,
     #[command(flatten)]
