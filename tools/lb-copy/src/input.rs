@@ -51,7 +51,8 @@ impl Wanted {
     pub fn link_name(&self, prefix: &str) -> String {
         let mut name = prefix.to_owned();
         if self.index > 0 {
-            name.push_str(&format!("-{}", self.index));
+            name.push('-');
+            name.push_str(&self.index.to_string());
         }
         if let Some(o) = self.output.as_deref().filter(|o| *o != "out") {
             name.push('-');

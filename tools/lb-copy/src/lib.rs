@@ -121,7 +121,7 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             .read_to_string(&mut text)
             .map_err(|e| usage!("stdin: cannot read: {e}; pipe in `nix build --json` output"))?;
         return Ok(vec![Input {
-            doc: input::parse(&text, "stdin").map_err(bad)?,
+            doc: input::parse(&text, "stdin").map_err(|e| bad(&e))?,
             name: "stdin".to_owned(),
         }]);
     }
@@ -133,7 +133,7 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                 usage!("{name}: cannot read: {e}; name a file holding nix build --json output or store paths")
             })?;
             Ok(Input {
-                doc: input::parse(&text, &name).map_err(bad)?,
+                doc: input::parse(&text, &name).map_err(|e| bad(&e))?,
                 name,
             })
         })
@@ -177,6 +177,7 @@ fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
 }
 
 /// Run the tool.
+#[allow(clippy::needless_pass_by_value)] // the shared main hands the parsed Cli over
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     let inputs = read_inputs(&cli.files)?;
@@ -195,10 +196,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
                 &mut index,
                 &mut seen_outputs,
             )
-            .map_err(bad)?,
+            .map_err(|e| bad(&e))?,
         );
     }
-    input::check_selection(&cli.outputs, &seen_outputs).map_err(bad)?;
+    input::check_selection(&cli.outputs, &seen_outputs).map_err(|e| bad(&e))?;
     if wanted.is_empty() {
         ui::note("nothing to copy: the input names no store paths");
         if cli.json {
@@ -228,28 +229,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let copy_cmd = copy::copy_command(&uri, &missing_refs, cli.no_check_sigs, sshopts.as_deref());
 
     if cli.dry_run {
-        for p in &missing_refs {
-            ui::note(&format!("would copy {p}"));
-        }
-        ui::note(&format!(
-            "{} of {} paths missing here; {}",
-            missing_refs.len(),
-            unique.len(),
-            if missing_refs.is_empty() {
-                "nothing to copy"
-            } else {
-                "would run:"
-            }
-        ));
-        if !missing_refs.is_empty() {
-            copy_cmd.apply(Apply::DryRun)?;
-        }
-        if let Some(prefix) = &cli.out_link {
-            for w in &wanted {
-                copy::root_command(&link(prefix, w), &w.path).apply(Apply::DryRun)?;
-            }
-        }
-        return Ok(Status::Ok);
+        return dry_run(&cli, &wanted, &copy_cmd, &missing_refs, unique.len());
     }
 
     if missing_refs.is_empty() {
@@ -258,34 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             unique.len()
         ));
     } else {
-        ui::note(&format!(
-            "copying {} of {} paths from {}",
-            missing_refs.len(),
-            unique.len(),
-            uri.split('?').next().unwrap_or(&uri)
-        ));
-        let (ok, stderr) = if ui::progress_allowed() {
-            progress::run_with_bar(&copy_cmd, missing_refs.len())?
-        } else {
-            match copy_cmd.run() {
-                Ok(_) => (true, String::new()),
-                Err(lb_common::cmd::Error::Failed { stderr, .. }) => (false, stderr),
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let still = copy::invalid(&missing_refs)?;
-        if !ok {
-            let arrived = missing_refs.len() - still.len();
-            return Err(copy::classify(&uri, &stderr, arrived, missing_refs.len()).into());
-        }
-        if let Some(path) = still.into_iter().next() {
-            return Err(copy::Error::StillMissing { path }.into());
-        }
-        ui::note(&format!(
-            "copied {} paths; {} were already here",
-            missing_refs.len(),
-            unique.len() - missing_refs.len()
-        ));
+        copy_missing(&uri, &copy_cmd, &missing_refs, unique.len())?;
     }
 
     match &cli.out_link {
@@ -310,8 +263,78 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
+/// `-n`: the paths that would be copied (stderr) and the commands (stdout).
+fn dry_run(
+    cli: &Cli,
+    wanted: &[input::Wanted],
+    copy_cmd: &lb_common::cmd::Cmd,
+    missing_refs: &[&str],
+    total: usize,
+) -> anyhow::Result<Status> {
+    for p in missing_refs {
+        ui::note(&format!("would copy {p}"));
+    }
+    ui::note(&format!(
+        "{} of {} paths missing here; {}",
+        missing_refs.len(),
+        total,
+        if missing_refs.is_empty() {
+            "nothing to copy"
+        } else {
+            "would run:"
+        }
+    ));
+    if !missing_refs.is_empty() {
+        copy_cmd.apply(Apply::DryRun)?;
+    }
+    if let Some(prefix) = &cli.out_link {
+        for w in wanted {
+            copy::root_command(&link(prefix, w), &w.path).apply(Apply::DryRun)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+/// The one `nix copy`, then a check that every missing path arrived.
+fn copy_missing(
+    uri: &str,
+    copy_cmd: &lb_common::cmd::Cmd,
+    missing_refs: &[&str],
+    total: usize,
+) -> anyhow::Result<()> {
+    ui::note(&format!(
+        "copying {} of {} paths from {}",
+        missing_refs.len(),
+        total,
+        uri.split('?').next().unwrap_or(uri)
+    ));
+    let (ok, stderr) = if ui::progress_allowed() {
+        progress::run_with_bar(copy_cmd, missing_refs.len())?
+    } else {
+        match copy_cmd.run() {
+            Ok(_) => (true, String::new()),
+            Err(lb_common::cmd::Error::Failed { stderr, .. }) => (false, stderr),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let still = copy::invalid(missing_refs)?;
+    if !ok {
+        let arrived = missing_refs.len() - still.len();
+        return Err(copy::classify(uri, &stderr, arrived, missing_refs.len()).into());
+    }
+    if let Some(path) = still.into_iter().next() {
+        return Err(copy::Error::StillMissing { path }.into());
+    }
+    ui::note(&format!(
+        "copied {} paths; {} were already here",
+        missing_refs.len(),
+        total - missing_refs.len()
+    ));
+    Ok(())
+}
+
 /// Input errors are bad input: exit status 2.
-fn bad(e: input::Error) -> anyhow::Error {
+fn bad(e: &input::Error) -> anyhow::Error {
     usage!("{e}")
 }
 
