@@ -99,8 +99,10 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
     let private_spec = spec(0o600, gid);
     let public_spec = spec(0o644, gid);
     let dir = parent(&target.private);
-    if !privilege::can_write_in(&dir) && !privilege::is_root() {
-        // Without root we cannot read the installed private key; judge by
+    if !privilege::is_root() && !(privilege::can_write_in(&dir) && may_set_group(gid)) {
+        // Not root, and the directory is not writable or the group not
+        // ours to give. Without root we cannot read the installed private
+        // key either; judge by
         // what we can see: the public key's bytes and the private key's
         // mode and group. Root compares the contents too when it runs.
         let up_to_date = fs::read_optional(&target.public)?.as_deref()
@@ -253,6 +255,13 @@ fn already(target: &PairPaths, apply: Apply) -> anyhow::Result<Status> {
         ui::out(&target.private.display().to_string())?;
     }
     Ok(Status::Ok)
+}
+
+/// Can this process give its files group `gid` (without root: only a
+/// group it is in)? If not, the install step needs root even where the
+/// directory is writable.
+fn may_set_group(gid: Gid) -> bool {
+    nix::unistd::getegid() == gid || nix::unistd::getgroups().is_ok_and(|g| g.contains(&gid))
 }
 
 /// Mode and group as wanted (owner is root's business: we may not be root).

@@ -117,8 +117,8 @@ pub enum Command {
     Pubkey(PubkeyArgs),
     /// Add a user to the nixbld group (gpasswd on Linux, dseditgroup on macOS)
     #[command(
-        long_about = "Add USER to the nixbld group, as the manual asks so that the user's own \
-        `nix` commands can use the builder key.\n\n\
+        long_about = "Add USER to the nixbld group, the last step of the manual's setup \
+        (\"Your host user should belong to the group nixbld\").\n\n\
         On macOS this runs `dseditgroup -o edit -a USER -t user nixbld`, on Linux `gpasswd -a USER nixbld` \
         (LB_PLATFORM=macos|linux chooses which). A user already in the group is left alone (exit 0). \
         The new membership applies to new login sessions. Not root: the command is run under \
@@ -141,6 +141,14 @@ pub struct KeysDir {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GroupArg {
     /// The group that owns the installed private key (the Nix daemon's build users group)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_GROUP, env = "LB_GROUP")]
+    pub group: String,
+}
+
+/// The group flag of `join-group`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JoinGroupArg {
+    /// The group to add USER to (the Nix daemon's build users group)
     #[arg(long, value_name = "NAME", default_value = DEFAULT_GROUP, env = "LB_GROUP")]
     pub group: String,
 }
@@ -203,7 +211,7 @@ pub struct JoinGroupArgs {
     #[arg(id = "member", value_name = "USER")]
     pub member: Option<String>,
     #[command(flatten)]
-    pub group: GroupArg,
+    pub group: JoinGroupArg,
     #[command(flatten)]
     pub change: Change,
     #[command(flatten)]

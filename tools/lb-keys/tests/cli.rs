@@ -1004,3 +1004,39 @@ fn help_explains_the_tool() {
         );
     }
 }
+
+#[test]
+fn unprivileged_install_in_a_writable_root_needs_root_only_for_the_group() {
+    let s = unprivileged_scratch();
+    let builder = nix::unistd::User::from_name(lb_testkit::BUILDER_USER)
+        .unwrap()
+        .unwrap();
+    nix::unistd::chown(&s.root().join("etc/nix"), Some(builder.uid), None).unwrap();
+    // builder may write etc/nix but cannot give files group nixbld.
+    let out = as_builder(&s, &["install", "--no-sudo", "./keys"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("needs root; run: sudo --reset-timestamp"),
+        "{err}"
+    );
+    assert!(files_under(&s.root()).is_empty());
+    // With its own group it installs without root, owner builder.
+    let out = as_builder(
+        &s,
+        &["install", "--no-sudo", "--group", "builder", "./keys"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let m = std::fs::metadata(s.installed()).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), mode(&s.installed())),
+        (builder.uid.as_raw(), builder.gid.as_raw(), 0o600)
+    );
+    let out = as_builder(&s, &["check", "--group", "builder", "./keys"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
