@@ -99,7 +99,8 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
     let private_spec = spec(0o600, gid);
     let public_spec = spec(0o644, gid);
     let dir = parent(&target.private);
-    if !privilege::is_root() && !(privilege::can_write_in(&dir) && may_set_group(gid)) {
+    let can_do_it_myself = privilege::can_write_in(&dir) && may_set_group(gid);
+    if !privilege::is_root() && !can_do_it_myself {
         // Not root, and the directory is not writable or the group not
         // ours to give. Without root we cannot read the installed private
         // key either; judge by
