@@ -25,8 +25,9 @@
 //! public key (`pubkey`), or with `-n` the commands that would run.
 //! Messages and `check`'s findings go to stderr.
 //!
-//! When the install location is not writable and the process is not root,
-//! only the install step is re-run under `sudo --reset-timestamp`, the
+//! When the process is not root and cannot do the install itself (the
+//! directory is not writable, or the group is not one of its own), only the
+//! install step is re-run under `sudo --reset-timestamp`, the
 //! command printed first; `--no-sudo` stops with exit 1 and that command.
 //!
 //! Exit status: 0 done, or already as wanted; 1 an operation failed, the
@@ -93,7 +94,8 @@ pub enum Command {
         the public key beside it (KEY.pub, mode 644). Each file is replaced atomically: a crash or \
         full disk leaves the old file whole.\n\n\
         Prints the installed private key's path on stdout. A second run changes nothing and says so. \
-        When not root and --key's directory is not writable, only step 2 is re-run under \
+        When not root and unable to do step 2 itself (--key's directory not writable, or the \
+        group not one of its own), only step 2 is re-run under \
         `sudo --reset-timestamp`, printing that command first."
     )]
     Install(InstallArgs),
