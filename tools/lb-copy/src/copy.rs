@@ -44,8 +44,6 @@ pub enum Error {
         total: usize,
         ping_arg: String,
     },
-    #[error("`nix copy` reported success but {path} is still not valid in the local store")]
-    StillMissing { path: String },
 }
 
 impl Classify for Error {
