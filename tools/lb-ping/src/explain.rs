@@ -66,11 +66,11 @@ pub fn advice(r: &Report) -> (String, String) {
     match r.cause {
         Some(Cause::Refused) => (
             format!("nothing listens on {addr}: the builder VM is not running, or runs on another port"),
-            "lb-vm status   (then `lb-vm start`; check the port in the ssh_config alias with `ssh -G HOST`)".to_owned(),
+            format!("lb-vm status   (then `lb-vm start`; check the port in the ssh_config alias: `ssh -G {host}`)"),
         ),
         Some(Cause::Unreachable) => (
             format!("{addr} cannot be reached (no route, or a firewall drops the connection)"),
-            "lb-vm status; check the Hostname in the ssh_config alias (`ssh -G HOST`)".to_owned(),
+            format!("lb-vm status; check the Hostname in the ssh_config alias: `ssh -G {host}`"),
         ),
         Some(Cause::Name) => (
             format!("{host} does not resolve to an address: no ssh_config alias for it is read"),
