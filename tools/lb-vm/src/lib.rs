@@ -737,11 +737,17 @@ fn launch(
     let log = l.qemu_log();
     // Its own process group: a Ctrl-C meant for lb-vm must not reach the
     // VM, and `stop` can signal a runner and its QEMU together.
+    let out = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+    let err = out
+        .try_clone()
+        .with_context(|| format!("open {}", log.display()))?;
+    // Both streams to the log: a VM holding our caller's stderr pipe would
+    // keep `lb-vm start 2>&1 | ...` (and test harnesses) waiting forever.
     let handle = cmd
         .expression()
         .stdin_null()
-        .stdout_path(&log)
-        .stderr_to_stdout()
+        .stdout_file(out)
+        .stderr_file(err)
         .unchecked()
         .before_spawn(|c| {
             std::os::unix::process::CommandExt::process_group(c, 0);
