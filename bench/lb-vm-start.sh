@@ -38,7 +38,7 @@ for i in $(seq "$runs"); do
     --port "$port" --timeout 180 >/dev/null
   t1=$(now)
   s0=$(now)
-  up=$(ssh_guest cut -d' ' -f1 /proc/uptime)
+  up=$(ssh_guest "cut -d' ' -f1 /proc/uptime")
   s1=$(now)
   # The uptime was read somewhere inside the ssh call; take off the round trip.
   rtt=$(echo "$s1 - $s0" | bc -l)
