@@ -229,14 +229,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     let builder = cli.builder.resolve(&root)?;
     let platform = Platform::current()?;
-    // A system path (absolute) goes under --root; a relative one is the
-    // user's own and is used as given.
-    let dir = if cli.workdir.is_absolute() {
-        root.system(&cli.workdir)
-    } else {
-        cli.workdir.clone()
-    };
-    let dir = std::path::absolute(&dir)
+    // The working directory is the user's own (like the manual's
+    // workingDirectory), not a system location: used as given, never
+    // placed under --root.
+    let dir = std::path::absolute(&cli.workdir)
         .with_context(|| format!("--workdir {}", cli.workdir.display()))?;
     let layout = Layout {
         dir,

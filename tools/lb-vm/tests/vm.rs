@@ -8,40 +8,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-/// `lb_testkit::vm::guest_images` is not exported (its module is
-/// private): the same call, `tests/guest/build.sh target/guest`, here.
-fn guest_images() -> (PathBuf, PathBuf) {
-    let ws = lb_testkit::workspace_dir();
-    let out = ws.join("target/guest");
-    std::fs::create_dir_all(&out).unwrap();
-    let result = std::process::Command::new("bash")
-        .arg(ws.join("tests/guest/build.sh"))
-        .arg(&out)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run tests/guest/build.sh");
-    assert!(
-        result.status.success(),
-        "tests/guest/build.sh failed ({}); {}",
-        result.status,
-        lb_testkit::SETUP_HINT
-    );
-    let text = String::from_utf8_lossy(&result.stdout);
-    let mut lines = text.lines();
-    let kernel = PathBuf::from(lines.next().expect("build.sh prints the kernel path"));
-    let initrd = PathBuf::from(lines.next().expect("build.sh prints the initrd path"));
-    (kernel, initrd)
-}
-
-/// The guest's fixed host key line.
-fn guest_host_key() -> String {
-    std::fs::read_to_string(
-        lb_testkit::workspace_dir().join("tests/guest/ssh_host_ed25519_key.pub"),
-    )
-    .expect("read tests/guest/ssh_host_ed25519_key.pub")
-    .trim()
-    .to_owned()
-}
+use lb_testkit::vm::{guest_host_key, guest_images};
 
 struct Setup {
     dir: tempfile::TempDir,
