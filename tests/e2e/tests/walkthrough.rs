@@ -1,0 +1,410 @@
+//! The manual's walkthrough, chained through the six tools in a scratch
+//! root against the test builder VM, asserting on real state after every
+//! step; then the chain again (nothing changes), then uninstall (the root
+//! is back to what it was).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::SystemTime;
+
+use lb_testkit::{
+    ensure_nix_daemon, free_port, scratch_root, vm::guest_images, workspace_dir, NIX_TEST_OPTIONS,
+};
+
+/// The directory holding the tools' binaries (built by `cargo test
+/// --workspace`; built here when this test runs alone).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    if !dir.join("lb-copy").exists() || !dir.join("lb-vm").exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "--bins", "--workspace"])
+            .current_dir(workspace_dir())
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build --bins failed");
+    }
+    dir
+}
+
+struct Chain {
+    root: tempfile::TempDir,
+    work: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+    kernel: PathBuf,
+    initrd: PathBuf,
+}
+
+/// What a file looked like: bytes, mode, mtime.
+type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32, SystemTime)>;
+
+fn snapshot(dir: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.is_file() {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    (
+                        std::fs::read(&p).unwrap(),
+                        m.permissions().mode() & 0o7777,
+                        m.modified().unwrap(),
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Chain {
+    fn new() -> Self {
+        let (kernel, initrd) = guest_images();
+        Chain {
+            root: scratch_root(),
+            work: tempfile::Builder::new()
+                .prefix("lb-e2e-work.")
+                .tempdir()
+                .unwrap(),
+            port: free_port(),
+            bin: bin_dir(),
+            kernel,
+            initrd,
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn keys(&self) -> PathBuf {
+        self.work.path().join("keys")
+    }
+
+    /// A tool with the builder's identity in LB_* variables, as the demo
+    /// and the Makefile pass it.
+    fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(self.bin.join(name));
+        c.env("LB_ROOT", self.root())
+            .env("LB_NAME", "linux-builder")
+            .env("LB_HOSTNAME", "127.0.0.1")
+            .env("LB_PORT", self.port.to_string())
+            .env("LB_SYSTEM", "x86_64-linux")
+            .env("LB_MAX_JOBS", "2")
+            .env(
+                "LB_HOST_KEY",
+                format!(
+                    "@{}",
+                    workspace_dir()
+                        .join("tests/guest/ssh_host_ed25519_key.pub")
+                        .display()
+                ),
+            )
+            .env_remove("NIX_CONF_DIR");
+        c
+    }
+
+    fn run(&self, name: &str, args: &[&str]) -> Output {
+        let out = self.tool(name).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn nix(&self) -> Command {
+        let mut c = Command::new("nix");
+        c.args(NIX_TEST_OPTIONS)
+            .env("NIX_CONF_DIR", self.root().join("etc/nix"))
+            .env(
+                "NIX_SSHOPTS",
+                format!("-F {}", self.root().join("etc/ssh/ssh_config").display()),
+            );
+        c
+    }
+
+    fn vm_args(&self) -> Vec<String> {
+        vec![
+            "--workdir".into(),
+            self.work.path().display().to_string(),
+            "--kernel".into(),
+            self.kernel.display().to_string(),
+            "--initrd".into(),
+            self.initrd.display().to_string(),
+            "--keys".into(),
+            self.keys().display().to_string(),
+            "--memory".into(),
+            "1024".into(),
+            "--cpus".into(),
+            "2".into(),
+        ]
+    }
+
+    /// Steps 1 to 5 of the walkthrough (files and the VM).
+    fn configure(&self) {
+        // 1. keys
+        let out = self.run("lb-keys", &["install", self.keys().to_str().unwrap()]);
+        let key = self.root().join("etc/nix/builder_ed25519");
+        assert_eq!(text(&out.stdout).trim(), key.display().to_string());
+        let m = std::fs::metadata(&key).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        let nixbld = Command::new("getent")
+            .args(["group", "nixbld"])
+            .output()
+            .unwrap();
+        let gid: u32 = text(&nixbld.stdout)
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(m.gid(), gid);
+        let pubm = std::fs::metadata(self.root().join("etc/nix/builder_ed25519.pub")).unwrap();
+        assert_eq!(pubm.permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::read(self.keys().join("builder_ed25519.pub")).unwrap(),
+            std::fs::read(self.root().join("etc/nix/builder_ed25519.pub")).unwrap()
+        );
+
+        // 2. the VM
+        let mut args = vec!["start".to_owned(), "--if-not-running".to_owned()];
+        args.extend(self.vm_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run("lb-vm", &args);
+        assert_eq!(text(&out.stdout).trim(), format!("127.0.0.1:{}", self.port));
+        let status = self.run(
+            "lb-vm",
+            &[
+                "status",
+                "--json",
+                "--workdir",
+                self.work.path().to_str().unwrap(),
+            ],
+        );
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(status["running"], true, "{status}");
+        assert_eq!(status["ready"], true, "{status}");
+
+        // 3. the ssh alias, as ssh itself resolves it
+        self.run("lb-sshcfg", &["install"]);
+        let g = Command::new("ssh")
+            .arg("-F")
+            .arg(self.root().join("etc/ssh/ssh_config"))
+            .args(["-G", "linux-builder"])
+            .output()
+            .unwrap();
+        let g = text(&g.stdout);
+        for want in [
+            "hostname 127.0.0.1".to_owned(),
+            format!("port {}", self.port),
+            "user builder".to_owned(),
+            "hostkeyalias linux-builder".to_owned(),
+            format!("identityfile {}", key.display()),
+        ] {
+            assert!(g.lines().any(|l| l == want), "ssh -G lacks {want:?}:\n{g}");
+        }
+
+        // 4. nix.conf, as Nix reads it
+        self.run("lb-nixconf", &["install", "--trust-user", "root"]);
+        let line = self.run("lb-nixconf", &["line"]);
+        let line = text(&line.stdout).trim().to_owned();
+        assert!(
+            line.starts_with("ssh-ng://builder@linux-builder x86_64-linux "),
+            "{line}"
+        );
+        let cfg = self.nix().args(["show-config"]).output().unwrap();
+        assert!(cfg.status.success(), "{}", text(&cfg.stderr));
+        let cfg = text(&cfg.stdout);
+        assert!(
+            cfg.lines().any(|l| l == format!("builders = {line}")),
+            "{cfg}"
+        );
+        assert!(
+            cfg.lines().any(|l| l == "builders-use-substitutes = true"),
+            "{cfg}"
+        );
+
+        // 5. ping, as the daemon would connect
+        let ping = self.run("lb-ping", &["--json"]);
+        let ping: serde_json::Value = serde_json::from_slice(&ping.stdout).unwrap();
+        assert_eq!(ping[0]["ok"], true, "{ping}");
+        assert_eq!(ping[0]["nix_version"], "2.8.0", "{ping}");
+        assert_eq!(ping[0]["protocol"], "1.34", "{ping}");
+    }
+
+    /// Steps 6 and 7: a delegated build, and a build on the builder's store
+    /// copied back through lb-copy. Returns the two outputs' contents.
+    fn build(&self, stamp: &str) -> (String, String) {
+        let nixfile = workspace_dir().join("demo/builder-uname.nix");
+        // 6. the host's Nix with --max-jobs 0 hands the build to the builder
+        let out = self
+            .nix()
+            .args(["build", "--max-jobs", "0", "--no-link", "--json", "-f"])
+            .arg(&nixfile)
+            .args(["--argstr", "stamp", &format!("delegated-{stamp}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "delegated build: {}",
+            text(&out.stderr)
+        );
+        // Nix 2.8 has no --print-out-paths; its --json names the outputs.
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let delegated = PathBuf::from(json[0]["outputs"]["out"].as_str().unwrap());
+        let delegated = std::fs::read_to_string(&delegated).unwrap();
+
+        // 7. built on the builder's store, absent here until lb-copy
+        let build = self
+            .nix()
+            .args([
+                "build",
+                "--eval-store",
+                "auto",
+                "--store",
+                "ssh-ng://builder@linux-builder",
+                "--json",
+                "-f",
+            ])
+            .arg(&nixfile)
+            .args(["--argstr", "stamp", &format!("remote-{stamp}")])
+            .output()
+            .unwrap();
+        assert!(
+            build.status.success(),
+            "remote build: {}",
+            text(&build.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&build.stdout).unwrap();
+        let path = json[0]["outputs"]["out"].as_str().unwrap().to_owned();
+        assert!(
+            !Path::new(&path).exists(),
+            "{path} should exist only on the builder"
+        );
+        let mut copy = self
+            .tool("lb-copy")
+            .arg("--no-check-sigs")
+            .env("NIX_CONF_DIR", self.root().join("etc/nix"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(copy.stdin.as_mut().unwrap(), &build.stdout).unwrap();
+        drop(copy.stdin.take());
+        let out = copy.wait_with_output().unwrap();
+        assert!(out.status.success(), "lb-copy: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), path);
+        let copied = std::fs::read_to_string(&path).unwrap();
+        (delegated, copied)
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        // Never leave the VM running, whatever failed.
+        let _ = self
+            .tool("lb-vm")
+            .args(["stop", "--workdir", self.work.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn walkthrough_end_to_end_then_again_then_uninstalled() {
+    ensure_nix_daemon();
+    let chain = Chain::new();
+    // The machine's configuration before the walkthrough.
+    std::fs::create_dir_all(chain.root().join("etc/nix")).unwrap();
+    std::fs::write(
+        chain.root().join("etc/nix/nix.conf"),
+        "substituters =\nexperimental-features = nix-command\nsandbox = false\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(chain.root().join("etc/ssh")).unwrap();
+    std::fs::write(
+        chain.root().join("etc/ssh/ssh_config"),
+        "Host *\n    SendEnv LANG LC_*\n",
+    )
+    .unwrap();
+    let before = snapshot(chain.root());
+
+    chain.configure();
+    let host = text(&Command::new("uname").arg("-n").output().unwrap().stdout)
+        .trim()
+        .to_owned();
+    let stamp = format!(
+        "{:?}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let (delegated, copied) = chain.build(&stamp);
+    for out in [&delegated, &copied] {
+        assert!(out.starts_with("built on "), "{out}");
+        assert!(
+            !out.starts_with(&format!("built on {host}:")),
+            "built on the host, not the builder: {out}"
+        );
+    }
+
+    // The chain again: nothing changes.
+    let configured = snapshot(chain.root());
+    chain.configure();
+    assert_eq!(
+        snapshot(chain.root()),
+        configured,
+        "a second run changed files"
+    );
+
+    // Stop, then uninstall: the root is as it was.
+    chain.run(
+        "lb-vm",
+        &["stop", "--workdir", chain.work.path().to_str().unwrap()],
+    );
+    let status = chain
+        .tool("lb-vm")
+        .args([
+            "status",
+            "--json",
+            "--workdir",
+            chain.work.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["running"], false, "{status}");
+    chain.run("lb-nixconf", &["remove"]);
+    chain.run("lb-sshcfg", &["uninstall"]);
+    chain.run("lb-keys", &["uninstall"]);
+    let after = snapshot(chain.root());
+    let strip = |s: &Snapshot| {
+        s.iter()
+            .map(|(p, (b, m, _))| (p.clone(), (b.clone(), *m)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        strip(&after),
+        strip(&before),
+        "uninstall did not restore the root"
+    );
+}
