@@ -50,6 +50,20 @@ impl crate::exit::Classify for NeedsRoot {
     }
 }
 
+/// Unless this process can write in every one of `dirs`, fail with
+/// [`NeedsRoot`] naming this very command line under sudo (for tools that
+/// stop rather than escalate: nothing is written half-way).
+pub fn require_writable(what: &str, dirs: &[&Path]) -> Result<(), NeedsRoot> {
+    if dirs.iter().all(|d| can_write_in(d)) {
+        return Ok(());
+    }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    Err(NeedsRoot {
+        what: what.to_owned(),
+        command: sudo(&argv).display(),
+    })
+}
+
 /// Re-run `args` (usually this program with the arguments of the one step)
 /// under sudo, the terminal attached for the password prompt. With
 /// `no_sudo`, return [`NeedsRoot`] naming the command instead.

@@ -45,7 +45,7 @@ use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
 use lb_common::paths::Root;
 use lb_common::platform::Platform;
-use lb_common::privilege::{can_write_in, is_root, NeedsRoot};
+use lb_common::privilege::{is_root, require_writable};
 use lb_common::{ui, usage};
 use serde::Serialize;
 
@@ -239,19 +239,6 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
         .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
 }
 
-fn needs_root(what: &str, dir: &Path) -> anyhow::Result<()> {
-    if can_write_in(dir) {
-        return Ok(());
-    }
-    let argv: Vec<String> = std::env::args().collect();
-    let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
-    Err(NeedsRoot {
-        what: what.to_owned(),
-        command: format!("sudo {line}"),
-    }
-    .into())
-}
-
 /// The mode to keep for nix.conf (0644 for a new one: every user's Nix
 /// client reads it).
 fn mode_of(path: &Path) -> u32 {
@@ -306,9 +293,9 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     }
 
     if apply == Apply::Write {
-        needs_root(
+        require_writable(
             &format!("editing {}", path.display()),
-            path.parent().unwrap_or(Path::new("/")),
+            &[path.parent().unwrap_or(Path::new("/"))],
         )?;
     }
     let spec = FileSpec::mode(mode_of(&path));
@@ -377,9 +364,9 @@ fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     if apply == Apply::Write {
-        needs_root(
+        require_writable(
             &format!("editing {}", path.display()),
-            path.parent().unwrap_or(Path::new("/")),
+            &[path.parent().unwrap_or(Path::new("/"))],
         )?;
     }
     let spec = FileSpec::mode(mode_of(&path));

@@ -47,7 +47,7 @@ use lb_common::conf::sshconfig::includes_dropin_dir;
 use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
 use lb_common::paths::Root;
-use lb_common::privilege::{can_write_in, NeedsRoot};
+use lb_common::privilege::require_writable;
 use lb_common::{ui, usage};
 
 use layout::{is_ours, Layout, BLOCK_TAG, CREATED_NOTE};
@@ -197,19 +197,6 @@ fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn needs_root(what: &str, dirs: &[&Path]) -> anyhow::Result<()> {
-    if dirs.iter().all(|d| can_write_in(d)) {
-        return Ok(());
-    }
-    // Never escalate silently: name the command to run instead.
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    Err(NeedsRoot {
-        what: what.to_owned(),
-        command: lb_common::privilege::sudo(&argv).display(),
-    }
-    .into())
-}
-
 fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Status {
     let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed()).collect();
     if changed.is_empty() {
@@ -267,7 +254,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
         if main_changes {
             dirs.push(&layout.etc_ssh);
         }
-        needs_root(&format!("writing {}", layout.dropin.display()), &dirs)?;
+        require_writable(&format!("writing {}", layout.dropin.display()), &dirs)?;
     }
 
     let spec = FileSpec::mode(0o644);
@@ -394,7 +381,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
         ));
     }
     if apply == Apply::Write {
-        needs_root(
+        require_writable(
             &format!("removing files in {}", layout.dropin.display()),
             &[&layout.dropin, &layout.etc_ssh],
         )?;
