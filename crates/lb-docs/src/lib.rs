@@ -37,35 +37,38 @@ pub fn workspace_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// Variables every tool reads beyond its flags' own.
 const SHARED_ENV: &[(&str, &str)] = &[
-    (
-        "LB_ROOT",
-        "Same as --root: a directory treated as / for every system path.",
-    ),
-    ("LB_NAME", "Same as --name (default linux-builder)."),
-    ("LB_USER", "Same as --user (default builder)."),
-    ("LB_HOSTNAME", "Same as --hostname (default localhost)."),
-    ("LB_PORT", "Same as --port (default 31022)."),
-    (
-        "LB_KEY",
-        "Same as --key (default /etc/nix/builder_ed25519).",
-    ),
-    (
-        "LB_HOST_KEY",
-        "Same as --host-key (default: the nixpkgs builder's published host key).",
-    ),
-    (
-        "LB_SYSTEM",
-        "Same as --system (default: this machine's architecture with -linux).",
-    ),
-    ("LB_MAX_JOBS", "Same as --max-jobs (default 4)."),
-    ("LB_QUIET", "Same as -q."),
     (
         "LB_PLATFORM",
         "macos or linux: act as on that platform (to print or test the other platform's commands).",
     ),
     ("NO_COLOR", "Never colour messages."),
 ];
+
+/// Every flag's environment variable, with the flag's help: read from the
+/// clap definitions so the page cannot drift from the code.
+fn flag_environment(cmd: &clap::Command) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut visit = vec![cmd];
+    while let Some(c) = visit.pop() {
+        for arg in c.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let name = env.to_string_lossy().into_owned();
+                if out.iter().all(|(n, _)| *n != name) {
+                    let flag = arg
+                        .get_long()
+                        .map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"));
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    out.push((name, format!("Same as {flag}: {help}")));
+                }
+            }
+        }
+        visit.extend(c.get_subcommands());
+    }
+    out.sort();
+    out
+}
 
 /// The six tools with their hand-written sections.
 #[must_use]
@@ -86,7 +89,7 @@ fn section(roff: &mut Roff, title: &str) {
     roff.control("SH", [title]);
 }
 
-fn render_extra(extra: &Extra) -> Roff {
+fn render_extra(cmd: &clap::Command, extra: &Extra) -> Roff {
     let mut r = Roff::new();
     section(&mut r, "EXIT STATUS");
     for (code, meaning) in [
@@ -100,6 +103,11 @@ fn render_extra(extra: &Extra) -> Roff {
         r.control("PP", []).text([roman(*note)]);
     }
     section(&mut r, "ENVIRONMENT");
+    for (var, meaning) in flag_environment(cmd) {
+        r.control("TP", [])
+            .text([bold(var.as_str())])
+            .text([roman(meaning.as_str())]);
+    }
     for (var, meaning) in SHARED_ENV.iter().chain(extra.environment) {
         r.control("TP", [])
             .text([bold(*var)])
@@ -148,7 +156,7 @@ pub fn man_page(cmd: &clap::Command, extra: &Extra) -> std::io::Result<Vec<u8>> 
             subcommand_details(&mut out, cmd.get_name(), sub);
         }
     }
-    out.extend_from_slice(render_extra(extra).render().as_bytes());
+    out.extend_from_slice(render_extra(cmd, extra).render().as_bytes());
     Ok(out)
 }
 
