@@ -4,9 +4,11 @@
 //! Linux only (`/proc`): the top-level `nix-daemon` process (the daemon
 //! forks one child per client, also called `nix-daemon`; those are skipped
 //! by their parent), its start time from `/proc/PID/stat` (field 22, clock
-//! ticks since boot) plus the boot time (`btime` in `/proc/stat`).
+//! ticks since boot) plus the boot time (`btime` in `/proc/stat`), and the
+//! configuration directory it read (`NIX_CONF_DIR` in `/proc/PID/environ`,
+//! else `/etc/nix`): a nix.conf in a scratch root is no daemon's concern.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A running top-level nix-daemon.
@@ -14,6 +16,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Daemon {
     pub pid: u32,
     pub started: SystemTime,
+    /// The directory whose nix.conf it read at start.
+    pub conf_dir: PathBuf,
+}
+
+/// `NIX_CONF_DIR` from a process environment block, else `/etc/nix`.
+fn conf_dir_of(environ: &[u8]) -> PathBuf {
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"NIX_CONF_DIR="))
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || PathBuf::from("/etc/nix"),
+            |v| PathBuf::from(String::from_utf8_lossy(v).into_owned()),
+        )
 }
 
 /// `(comm, ppid, starttime)` from the text of `/proc/PID/stat`. The command
@@ -47,17 +63,30 @@ fn ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
-/// The newest top-level nix-daemon, if `/proc` shows one.
+/// The newest top-level nix-daemon that read its nix.conf from `conf_dir`,
+/// if `/proc` shows one.
 #[must_use]
-pub fn running() -> Option<Daemon> {
+pub fn running_for(conf_dir: &Path) -> Option<Daemon> {
+    let want = std::fs::canonicalize(conf_dir).unwrap_or_else(|_| conf_dir.to_path_buf());
     running_in(Path::new("/proc"))
+        .into_iter()
+        .filter(|d| {
+            std::fs::canonicalize(&d.conf_dir).unwrap_or_else(|_| d.conf_dir.clone()) == want
+        })
+        .max_by_key(|d| d.started)
 }
 
-fn running_in(proc: &Path) -> Option<Daemon> {
-    let btime = boot_time(proc)?;
+/// Every top-level nix-daemon `/proc` shows.
+fn running_in(proc: &Path) -> Vec<Daemon> {
+    let Some(btime) = boot_time(proc) else {
+        return Vec::new();
+    };
     let hz = ticks_per_second();
     let mut stats = Vec::new();
-    for entry in std::fs::read_dir(proc).ok()?.flatten() {
+    let Ok(entries) = std::fs::read_dir(proc) else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
@@ -86,8 +115,11 @@ fn running_in(proc: &Path) -> Option<Daemon> {
             started: UNIX_EPOCH
                 + Duration::from_secs(btime)
                 + Duration::from_millis(ticks.saturating_mul(1000) / hz),
+            conf_dir: conf_dir_of(
+                &std::fs::read(proc.join(pid.to_string()).join("environ")).unwrap_or_default(),
+            ),
         })
-        .max_by_key(|d| d.started)
+        .collect()
 }
 
 #[cfg(test)]
@@ -99,6 +131,13 @@ mod tests {
         let s = "42 (a) b) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 10";
         assert_eq!(parse_stat(s), Some(("a) b".to_owned(), 7, 12345)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn conf_dir_defaults_to_etc_nix() {
+        assert_eq!(conf_dir_of(b""), Path::new("/etc/nix"));
+        assert_eq!(conf_dir_of(b"A=1\0NIX_CONF_DIR=\0"), Path::new("/etc/nix"));
+        assert_eq!(conf_dir_of(b"NIX_CONF_DIR=/x\0"), Path::new("/x"));
     }
 
     #[test]
@@ -117,8 +156,16 @@ mod tests {
         proc(1, "init", 0, 0);
         proc(10, "nix-daemon", 1, 500);
         proc(11, "nix-daemon", 10, 90000);
-        let found = running_in(d).unwrap();
+        std::fs::write(
+            d.join("10/environ"),
+            b"PATH=/bin\0NIX_CONF_DIR=/r/etc/nix\0",
+        )
+        .unwrap();
+        let found = running_in(d);
+        assert_eq!(found.len(), 1);
+        let found = &found[0];
         assert_eq!(found.pid, 10);
+        assert_eq!(found.conf_dir, Path::new("/r/etc/nix"));
         let hz = ticks_per_second();
         assert_eq!(
             found.started,

@@ -331,7 +331,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     if opts.restart && apply != Apply::Check {
         // A restart is wanted when the file changed, or when an earlier
         // change is still not in effect.
-        let stale = daemon::running()
+        let stale = daemon::running_for(path.parent().unwrap_or(Path::new("/")))
             .is_some_and(|d| newest_mtime(std::slice::from_ref(&path)) > Some(d.started));
         if outcome.changed() || stale {
             restart_daemon(apply)?;
@@ -561,7 +561,8 @@ fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
         }
     }
     let conf = NixConf::load(&builders.conf_file)?;
-    match daemon::running() {
+    let conf_dir = builders.conf_file.parent().unwrap_or(Path::new("/"));
+    match daemon::running_for(conf_dir) {
         Some(d) => {
             if let Some(changed) = newest_mtime(&conf.files) {
                 if changed > d.started {
@@ -574,7 +575,10 @@ fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
                 }
             }
         }
-        None => ui::verbose("no running nix-daemon found; not comparing its start with nix.conf"),
+        None => ui::verbose(&format!(
+            "no running nix-daemon reads {}; not comparing its start with nix.conf",
+            conf_dir.display()
+        )),
     }
     for p in &problems {
         ui::out(p)?;

@@ -598,14 +598,43 @@ fn check_reports_each_problem_on_its_line() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     s.cmd().arg("install").assert().success();
 
-    // Just written: the running daemon has not read it.
-    s.cmd().arg("check").assert().code(1).stdout(
-        predicate::str::contains("changed after the running nix-daemon")
-            .and(predicate::str::contains("systemctl restart nix-daemon")),
-    );
-    // Restarted since (as far as mtimes go): clean.
-    age(&s.conf());
+    // The machine's daemon reads /etc/nix, not this scratch root: its
+    // start time says nothing about this nix.conf.
     s.cmd().arg("check").assert().success().stdout("");
+
+    // A real nix-daemon that read this root's nix.conf (a --stdio one
+    // serves no socket, so the machine's daemon is left alone), started
+    // before the file's last change: the change is not in effect.
+    age(&s.conf());
+    let mut daemon = std::process::Command::new("nix-daemon")
+        .arg("--stdio")
+        .env("NIX_CONF_DIR", s.root.join("etc/nix"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    s.cmd().arg("check").assert().success().stdout("");
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::File::options()
+        .write(true)
+        .open(s.conf())
+        .unwrap()
+        .set_modified(SystemTime::now())
+        .unwrap();
+    let out = s.cmd().arg("check").output();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "changed after the running nix-daemon (pid {})",
+            daemon.id()
+        )) && stdout.contains("systemctl restart nix-daemon"),
+        "{stdout}"
+    );
+    age(&s.conf());
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     s.cmd()
