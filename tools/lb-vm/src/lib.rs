@@ -983,6 +983,13 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
             ui::out(&format!("stale pid: {p} (had died; files removed)"))?;
         }
     }
+    if !running {
+        ui::note(&format!(
+            "{} is down; start it with `lb-vm start --workdir {}` and the --kernel/--initrd or --runner it boots",
+            l.name,
+            l.dir.display()
+        ));
+    }
     Ok(if running { Status::Ok } else { Status::Failed })
 }
 
