@@ -1,21 +1,46 @@
-# linux-builder tools: build, test, install, and the walkthrough as make targets.
+# linux-builder tools: build, test, install, and the nixpkgs walkthrough as
+# make targets that chain the tools.
 #
-# The builder's identity maps to the tools' LB_* variables, e.g.
-#   make setup NAME=linux-builder PORT=31022 SYSTEM=aarch64-linux MAX_JOBS=4
+# The builder's identity maps to the tools' LB_* variables (an LB_* already
+# in the environment is the default), e.g.
+#   sudo make setup RUNNER=/nix/store/...-create-builder/bin/create-builder SYSTEM=aarch64-linux
 
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
 TOOLS    := lb-keys lb-vm lb-sshcfg lb-nixconf lb-ping lb-copy
+# Where the tools are: empty means on PATH (after `make install`).
+BIN      ?=
 
-.PHONY: all build test lint setup-host install clean
+NAME       ?= $(or $(LB_NAME),linux-builder)
+PORT       ?= $(or $(LB_PORT),31022)
+MAX_JOBS   ?= $(or $(LB_MAX_JOBS),4)
+SYSTEM     ?= $(LB_SYSTEM)
+HOST_KEY   ?= $(LB_HOST_KEY)
+WORKDIR    ?= /var/lib/linux-builder
+KEYS       ?= $(WORKDIR)/keys
+# The nixpkgs builder's runner (create-builder or run-nixos-vm) for setup.
+RUNNER     ?=
+TRUST_USER ?= $(or $(SUDO_USER),$(USER))
+
+export LB_NAME := $(NAME)
+export LB_PORT := $(PORT)
+export LB_MAX_JOBS := $(MAX_JOBS)
+ifneq ($(SYSTEM),)
+export LB_SYSTEM := $(SYSTEM)
+endif
+ifneq ($(HOST_KEY),)
+export LB_HOST_KEY := $(HOST_KEY)
+endif
+
+.PHONY: all build test lint setup-host install clean setup doctor demo man
 
 all: build
 
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --bins
 
-# Prepare a Debian 12 machine for the tests (root; installs packages,
-# creates the `builder` account, starts a nix daemon).
+# Prepare a Debian 12 machine for the tests and the demo (root; installs
+# packages, creates the `builder` account, starts a nix daemon).
 setup-host:
 	bash tests/setup-host.sh
 
@@ -27,10 +52,47 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Regenerate man pages and completions from the clap definitions.
+man:
+	$(CARGO) run -q -p lb-docs
+
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	for t in $(TOOLS); do install -m 755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
-	if ls man/*.1 >/dev/null 2>&1; then install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/completions/bash/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+	install -m 644 man/completions/zsh/* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
+	install -m 644 man/completions/fish/* $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
+
+# The manual's walkthrough on a real machine (run with sudo): keys, ssh
+# alias, nix.conf with you as trusted user, daemon restart, the VM, a ping.
+setup:
+	@test -n "$(RUNNER)" || { echo "make setup: give RUNNER=.../bin/create-builder (nix build nixpkgs#darwin.linux-builder)"; exit 2; }
+	$(BIN)lb-keys install $(KEYS)
+	$(BIN)lb-keys join-group $(TRUST_USER)
+	$(BIN)lb-sshcfg install
+	$(BIN)lb-nixconf install --trust-user $(TRUST_USER) --restart
+	$(BIN)lb-vm start --if-not-running --workdir $(WORKDIR) --keys $(KEYS) --runner $(RUNNER)
+	$(BIN)lb-ping --explain $(NAME)
+
+# Every check, then a ping that explains: exit 0 only if all is healthy.
+doctor:
+	@rc=0; \
+	$(BIN)lb-keys check $(KEYS) || rc=1; \
+	$(BIN)lb-sshcfg check || rc=1; \
+	$(BIN)lb-nixconf check || rc=1; \
+	$(BIN)lb-vm status --workdir $(WORKDIR) || rc=1; \
+	$(BIN)lb-ping --explain $(NAME) || rc=1; \
+	if [ $$rc = 0 ]; then echo "doctor: all healthy"; else echo "doctor: problems found (above)"; fi; \
+	exit $$rc
+
+# The main job (README): set up this machine, build the tools and the test
+# VM, then run the walkthrough in a scratch root with the tools only.
+demo: setup-host build
+	bash demo/run.sh
 
 clean:
 	$(CARGO) clean
