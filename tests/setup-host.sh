@@ -7,7 +7,8 @@
 set -euo pipefail
 
 packages=(nix-bin openssh-server openssh-client qemu-system-x86 qemu-utils busybox-static
-          cpio kmod xz-utils zstd libssl-dev pkg-config ca-certificates make gcc procps)
+          cpio kmod xz-utils zstd libssl-dev pkg-config ca-certificates make gcc procps
+          util-linux strace jq python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
