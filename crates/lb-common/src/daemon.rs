@@ -42,6 +42,8 @@ const STDERR_RESULT: u64 = 0x5253_4c54;
 
 /// `wopIsValidPath`.
 const OP_IS_VALID_PATH: u64 = 1;
+/// `wopQueryValidPaths`.
+const OP_QUERY_VALID_PATHS: u64 = 31;
 
 /// How much the peer may make us read. Defaults suit the handshake and
 /// small queries; nothing the daemon legitimately sends there comes close.
@@ -113,6 +115,10 @@ pub enum Error {
     UnexpectedTransfer { what: &'static str },
     #[error("unknown stderr message {code:#x} from the daemon")]
     UnknownMessage { code: u64 },
+    #[error(
+        "the daemon answered with {path:?}, a path we did not ask about; the stream is out of step"
+    )]
+    Unrequested { path: String },
     #[error("the daemon reported: {message}")]
     Remote {
         message: String,
@@ -309,6 +315,48 @@ impl<S: Read + Write> Client<S> {
                 value,
             }),
         }
+    }
+
+    /// `QueryValidPaths`: which of `paths` are valid in the daemon's
+    /// store, all in one round trip. Never substitutes (the `substitute`
+    /// flag, sent from protocol 1.27 on, is false). The answer is the valid
+    /// ones, in the daemon's order (sorted), each one of `paths`.
+    ///
+    /// Request (daemon.cc `performOp`): the op, the path set (count, then
+    /// each path as a string), the flag. Answer: the stderr loop, then the
+    /// valid set in the same form. The daemon parses every path first: a
+    /// path it cannot parse (another store directory, a bad hash part) is
+    /// an [`Error::Remote`] and the daemon closes the connection.
+    pub fn query_valid_paths<P: AsRef<str>>(&mut self, paths: &[P]) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        put_u64(&mut out, OP_QUERY_VALID_PATHS);
+        put_u64(&mut out, paths.len() as u64);
+        for p in paths {
+            put_string(&mut out, p.as_ref().as_bytes());
+        }
+        if self.info.protocol & 0xff >= 27 {
+            put_u64(&mut out, 0);
+        }
+        send(&mut self.stream, &out, "QueryValidPaths")?;
+        self.stderr_loop()?;
+        // The answer is a subset of the question: its size bounds the
+        // count, and every path must be one we asked about.
+        let count = read_u64(&mut self.stream, "the QueryValidPaths answer")?;
+        bound_count(
+            count,
+            paths.len() as u64,
+            "paths in the QueryValidPaths answer",
+        )?;
+        let asked: std::collections::HashSet<&str> = paths.iter().map(AsRef::as_ref).collect();
+        let mut valid = Vec::new();
+        for _ in 0..count {
+            let path = read_string(&mut self.stream, self.limits.max_string, "a valid path")?;
+            if !asked.contains(path.as_str()) {
+                return Err(Error::Unrequested { path });
+            }
+            valid.push(path);
+        }
+        Ok(valid)
     }
 
     /// The stream, to close it or read what follows.
@@ -766,6 +814,104 @@ mod tests {
         let op = &written[written.len() - 32..];
         assert_eq!(&op[..8], &w(1)[..]);
         assert_eq!(&op[8..], &string("/nix/store/x")[..]);
+    }
+
+    const P1: &str = "/nix/store/00000000000000000000000000000001-a";
+    const P2: &str = "/nix/store/00000000000000000000000000000002-b";
+
+    /// A 1.34 daemon after the handshake, answering QueryValidPaths with
+    /// `answer` after a log line.
+    fn query_script(answer: &[&str]) -> Vec<u8> {
+        let mut s = script::handshake(0x122, "2.8.0", 0);
+        s.extend(w(script::NEXT));
+        s.extend(string("querying"));
+        s.extend(w(script::LAST));
+        s.extend(w(answer.len() as u64));
+        for p in answer {
+            s.extend(string(p));
+        }
+        s
+    }
+
+    #[test]
+    fn query_valid_paths_sends_the_set_and_no_substitution() {
+        let (c, _) = client_bytes(&query_script(&[P2]));
+        let mut c = c.unwrap();
+        let before = c.stream.writer.len();
+        assert_eq!(c.query_valid_paths(&[P1, P2]).unwrap(), vec![P2.to_owned()]);
+        assert_eq!(c.log, vec!["querying".to_owned()]);
+        // op 31, two paths, substitute = false (protocol >= 1.27).
+        let mut want = w(31);
+        want.extend(w(2));
+        want.extend(string(P1));
+        want.extend(string(P2));
+        want.extend(w(0));
+        assert_eq!(&c.stream.writer[before..], &want[..]);
+        assert_eq!(
+            c.stream.reader.position() as usize,
+            c.stream.reader.get_ref().len()
+        );
+    }
+
+    #[test]
+    fn query_valid_paths_with_nothing_valid_or_nothing_asked() {
+        let (c, _) = client_bytes(&query_script(&[]));
+        assert!(c.unwrap().query_valid_paths(&[P1]).unwrap().is_empty());
+        let (c, _) = client_bytes(&query_script(&[]));
+        let mut c = c.unwrap();
+        let empty: [&str; 0] = [];
+        assert!(c.query_valid_paths(&empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn query_valid_paths_refuses_answers_beyond_the_question() {
+        // A path we did not ask about.
+        let (c, _) = client_bytes(&query_script(&[P2]));
+        let e = c.unwrap().query_valid_paths(&[P1]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Unrequested { path } if path == P2),
+            "{e:?}"
+        );
+        // More paths than asked: refused before reading them.
+        let (c, _) = client_bytes(&query_script(&[P1, P2]));
+        let e = c.unwrap().query_valid_paths(&[P1]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::TooMany {
+                    count: 2,
+                    max: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // A huge count from a hostile peer.
+        let mut s = script::handshake(0x122, "2.8.0", 0);
+        s.extend(w(script::LAST));
+        s.extend(w(u64::MAX));
+        let (c, _) = client_bytes(&s);
+        let e = c.unwrap().query_valid_paths(&[P1]).unwrap_err();
+        assert!(matches!(e, Error::TooMany { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn query_valid_paths_reports_the_daemon_error() {
+        // What Nix 2.8 sends for a path outside its store (parseStorePath).
+        let mut s = script::handshake(0x122, "2.8.0", 0);
+        s.extend(w(script::ERROR));
+        s.extend(string("Error"));
+        s.extend(w(0));
+        s.extend(string("Error"));
+        s.extend(string("path '/x/y' is not in the Nix store"));
+        s.extend(w(0));
+        s.extend(w(0));
+        let (c, _) = client_bytes(&s);
+        let e = c.unwrap().query_valid_paths(&["/x/y"]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Remote { message, .. } if message.contains("not in the Nix store")),
+            "{e:?}"
+        );
     }
 
     #[test]
