@@ -6,10 +6,15 @@
 //! `nix path-info --json` array or keyed object, or store paths one per
 //! line; see [`input`]); nix.conf (`$NIX_CONF_DIR` or `ROOT/etc/nix`, its
 //! includes and machines files) for the default source store and its key
-//! and host key; `NIX_STORE_DIR` for the store directory.
+//! and host key; `NIX_STORE_DIR` for the store directory; which local
+//! store Nix opens (`store` in nix.conf, the user's nix.conf or
+//! `NIX_CONFIG`, else `NIX_REMOTE`) and where its daemon listens
+//! (`NIX_DAEMON_SOCKET_PATH`, `NIX_STATE_DIR`).
 //!
-//! Does: asks the local store which paths are already valid
-//! (`nix-store --check-validity`), and copies the rest in ONE
+//! Does: asks the local store which paths are already valid (the local
+//! Nix daemon over its socket in one `QueryValidPaths`, no process
+//! started; `nix-store --check-validity` when the store in effect is not
+//! the daemon's or the daemon cannot be reached; see [`local`]), and copies the rest in ONE
 //! `nix copy --from URI PATHS...` (one connection), with the builders
 //! entry's key and host key as `ssh-key=` / `base64-ssh-public-host-key=`
 //! query parameters and, under a scratch `--root`, `NIX_SSHOPTS=-F
@@ -43,6 +48,7 @@
 
 pub mod copy;
 pub mod input;
+pub mod local;
 pub mod progress;
 
 use std::collections::{BTreeSet, HashSet};
@@ -218,7 +224,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
 
     let (uri, entry) = source(&cli, &root)?;
     let uri = copy::with_entry_params(&uri, entry.as_ref());
-    let missing = copy::invalid(&unique)?;
+    let local = local::Local::new(&root);
+    let missing = local.invalid(&unique)?;
     let missing_set: HashSet<String> = missing.iter().cloned().collect();
     let missing_refs: Vec<&str> = unique
         .iter()
@@ -238,7 +245,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             unique.len()
         ));
     } else {
-        copy_missing(&uri, &copy_cmd, &missing_refs, unique.len())?;
+        copy_missing(&local, &uri, &copy_cmd, &missing_refs, unique.len())?;
     }
 
     match &cli.out_link {
@@ -297,6 +304,7 @@ fn dry_run(
 
 /// The one `nix copy`, then a check that every missing path arrived.
 fn copy_missing(
+    local: &local::Local,
     uri: &str,
     copy_cmd: &lb_common::cmd::Cmd,
     missing_refs: &[&str],
@@ -320,7 +328,7 @@ fn copy_missing(
     // `nix copy` exits 0 only when every path is valid here, so only a
     // failure needs a second look (one process less on the common path).
     if !ok {
-        let arrived = missing_refs.len() - copy::invalid(missing_refs)?.len();
+        let arrived = missing_refs.len() - local.invalid(missing_refs)?.len();
         return Err(copy::classify(uri, &stderr, arrived, missing_refs.len()).into());
     }
     ui::note(&format!(
