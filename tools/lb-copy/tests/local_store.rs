@@ -105,7 +105,7 @@ fn present_paths_need_no_nix_process() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{present}\n"));
     assert!(
         err.contains(&format!(
-            "the Nix daemon at {NIX_DAEMON_SOCKET} has 1 of 1 paths"
+            "the Nix daemon at {NIX_DAEMON_SOCKET} has 1 of 1 paths (0 more not in the store directory)"
         )),
         "{err}"
     );
@@ -127,7 +127,11 @@ fn daemon_answer_picks_the_missing_paths() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("has 1 of 2 paths"), "{err}");
+    // The absent path is not even asked about.
+    assert!(
+        err.contains("has 1 of 1 paths (1 more not in the store directory)"),
+        "{err}"
+    );
     assert!(err.contains(&format!("would copy {ABSENT}")), "{err}");
     assert!(!err.contains(&format!("would copy {present}")), "{err}");
     assert!(!err.contains("running: nix-store"), "{err}");
@@ -207,4 +211,32 @@ fn a_socket_that_is_not_a_daemon_falls_back() {
     assert!(err.contains("asking nix-store instead"), "{err}");
     assert!(err.contains(&format!("would copy {ABSENT}")), "{err}");
     assert!(!err.contains(&format!("would copy {present}")), "{err}");
+}
+
+/// Paths absent from the store directory are missing without a question
+/// to the daemon (none is asked here: the socket is a fake that would
+/// fail the exchange) nor to nix-store.
+#[test]
+fn absent_paths_are_missing_without_asking() {
+    let root = scratch_root();
+    let r = root.path();
+    let sock = r.join("silent.sock");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    let out = lb_copy(r)
+        .arg("-n")
+        .env("PATH", r.join("no-bin"))
+        .env("NIX_DAEMON_SOCKET_PATH", &sock)
+        .write_stdin(format!("{ABSENT}\n"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("none of the 1 paths is in the store directory: all are missing"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("would copy {ABSENT}")), "{err}");
+    assert!(!err.contains("Nix daemon at"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("nix --extra-experimental-features nix-command copy"));
 }
