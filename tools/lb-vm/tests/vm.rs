@@ -316,3 +316,61 @@ exec qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -display none -no-reboot \
     assert!(!w.join("rb.state.json").exists());
     lb_vm(&s).args(["--name", "rb", "stop"]).assert().success();
 }
+
+/// `--foreground` (what launchd and systemd run): lb-vm records itself as
+/// the VM and becomes QEMU, so the service manager supervises QEMU itself;
+/// `stop` powers it down and the process exits.
+#[test]
+fn foreground_becomes_the_vm_and_stop_ends_it() {
+    let s = setup();
+    let port = lb_testkit::free_port();
+    let _guard = StopOnDrop(&s, "fg");
+    let mut args = vec![
+        "--name".to_owned(),
+        "fg".to_owned(),
+        "start".to_owned(),
+        "--foreground".to_owned(),
+    ];
+    args.extend(kernel_args(&s, port));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lb-vm"))
+        .env_remove("LB_PLATFORM")
+        .arg("--workdir")
+        .arg(s.dir.path())
+        .arg("-q")
+        .args(&args)
+        .arg("--keys")
+        .arg(&s.keys)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    lb_testkit::wait_for_ssh_banner(port, Duration::from_secs(180)).unwrap();
+    let (code, st) = status_json(&s, "fg");
+    assert_eq!(code, 0, "{st}");
+    assert_eq!(st["running"], true, "{st}");
+    // The recorded pid is the process we started: it became QEMU.
+    assert_eq!(st["pid"], u64::from(child.id()), "{st}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).starts_with("qemu-system-x86_64"));
+
+    lb_vm(&s)
+        .args(["--name", "fg", "stop", "--timeout", "20"])
+        .assert()
+        .success();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exited = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        exited.is_some(),
+        "the foreground VM did not exit after stop"
+    );
+    assert!(!s.dir.path().join("fg.pid").exists());
+}
