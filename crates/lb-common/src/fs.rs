@@ -236,6 +236,14 @@ where
 
 /// The atomic replacement itself.
 fn replace(path: &Path, contents: &[u8], spec: &FileSpec) -> Result<(), Error> {
+    let tmp = stage(path, contents, spec)?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(&parent(path))
+}
+
+/// A complete new version of `path` in a temp file beside it: written,
+/// synced, owned and moded, waiting only for the rename.
+fn stage(path: &Path, contents: &[u8], spec: &FileSpec) -> Result<tempfile::NamedTempFile, Error> {
     let dir = parent(path);
     let name = path
         .file_name()
@@ -261,8 +269,80 @@ fn replace(path: &Path, contents: &[u8], spec: &FileSpec) -> Result<(), Error> {
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(spec.mode))
         .map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    sync_dir(&dir)
+    Ok(tmp)
+}
+
+/// One file of a set written together by [`write_set`].
+#[derive(Debug, Clone, Copy)]
+pub struct Planned<'a> {
+    pub path: &'a Path,
+    pub contents: &'a [u8],
+    pub spec: FileSpec,
+}
+
+/// Write several files as one change (a key pair): every target is
+/// inspected first (a symlink or directory at any of them refuses the
+/// whole set), and every changed file is staged in full before the first
+/// rename, so a refusal or a full disk leaves all of them as they were.
+pub fn write_set(files: &[Planned<'_>], apply: Apply) -> Result<Vec<Outcome>, Error> {
+    let mut dirs: Vec<PathBuf> = files.iter().map(|f| parent(f.path)).collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut locks = Vec::new();
+    for d in &dirs {
+        // One lock per directory: a second flock on the same directory from
+        // this process would wait for itself.
+        locks.push(lock_dir_of(&d.join("x"), apply == Apply::Write)?);
+    }
+    let mut outcomes = Vec::new();
+    let mut olds = Vec::new();
+    for f in files {
+        let old = read_optional(f.path)?;
+        outcomes.push(match &old {
+            None => Outcome::Created,
+            Some(o) => {
+                let meta = std::fs::metadata(f.path).map_err(|e| Error::io(f.path, e))?;
+                if o.as_slice() == f.contents && matches_spec(&meta, &f.spec) {
+                    Outcome::Unchanged
+                } else {
+                    Outcome::Updated
+                }
+            }
+        });
+        olds.push(old);
+    }
+    match apply {
+        Apply::Check => {}
+        Apply::DryRun => {
+            for ((f, old), outcome) in files.iter().zip(&olds).zip(&outcomes) {
+                if outcome.changed() {
+                    print_diff(
+                        f.path,
+                        old.as_deref().unwrap_or_default(),
+                        f.contents,
+                        old.is_none(),
+                    )
+                    .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+                }
+            }
+        }
+        Apply::Write => {
+            let mut staged = Vec::new();
+            for (f, outcome) in files.iter().zip(&outcomes) {
+                if outcome.changed() {
+                    staged.push((f.path, stage(f.path, f.contents, &f.spec)?));
+                }
+            }
+            for (path, tmp) in staged {
+                tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+            }
+            for d in &dirs {
+                sync_dir(d)?;
+            }
+        }
+    }
+    drop(locks);
+    Ok(outcomes)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {
@@ -453,6 +533,43 @@ mod tests {
         assert!(p.exists());
         assert_eq!(remove(&p, Apply::Write).unwrap(), Outcome::Removed);
         assert_eq!(remove(&p, Apply::Write).unwrap(), Outcome::Unchanged);
+    }
+
+    #[test]
+    fn write_set_refuses_whole_set_on_one_bad_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("key");
+        let b = tmp.path().join("key.pub");
+        std::fs::write(&a, "old private").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &b).unwrap();
+        let set = [
+            Planned {
+                path: &a,
+                contents: b"new private",
+                spec: FileSpec::mode(0o600),
+            },
+            Planned {
+                path: &b,
+                contents: b"new public",
+                spec: FileSpec::mode(0o644),
+            },
+        ];
+        assert!(matches!(
+            write_set(&set, Apply::Write),
+            Err(Error::Symlink(_))
+        ));
+        assert_eq!(std::fs::read(&a).unwrap(), b"old private");
+        assert!(!tmp.path().join("elsewhere").exists());
+
+        std::fs::remove_file(&b).unwrap();
+        let out = write_set(&set, Apply::Write).unwrap();
+        assert_eq!(out, [Outcome::Updated, Outcome::Created]);
+        assert_eq!(std::fs::read(&b).unwrap(), b"new public");
+        assert_eq!(mode_of(&b), 0o644);
+        assert_eq!(
+            write_set(&set, Apply::Write).unwrap(),
+            [Outcome::Unchanged, Outcome::Unchanged]
+        );
     }
 
     #[test]

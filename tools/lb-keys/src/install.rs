@@ -115,15 +115,30 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
         return escalate_install(ctx, a, &source, &target, apply);
     }
 
-    // The private key first: a public key that matches then always means
-    // the private key beside it was installed too.
+    // Both files as one change: a refusal or a failed write at either
+    // leaves the installed pair as it was, never a new private key beside
+    // an old public one.
     let how = if apply == Apply::Write {
         Apply::Write
     } else {
         Apply::Check
     };
-    let private = fs::write(&target.private, &pair.private_bytes, &private_spec, how)?;
-    let public = fs::write(&target.public, &pair.public_bytes, &public_spec, how)?;
+    let outcomes = fs::write_set(
+        &[
+            fs::Planned {
+                path: &target.private,
+                contents: &pair.private_bytes,
+                spec: private_spec,
+            },
+            fs::Planned {
+                path: &target.public,
+                contents: &pair.public_bytes,
+                spec: public_spec,
+            },
+        ],
+        how,
+    )?;
+    let (private, public) = (outcomes[0], outcomes[1]);
     if !private.changed() && !public.changed() {
         return already(&target, apply);
     }

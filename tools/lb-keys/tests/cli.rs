@@ -473,7 +473,35 @@ fn symlink_at_the_install_target_is_refused() {
             .unwrap()
             .file_type()
             .is_symlink());
+        // Nothing of the pair was written beside the refused target.
+        let other = if target == s.installed() {
+            s.installed_pub()
+        } else {
+            s.installed()
+        };
+        assert!(!other.exists(), "{} was written", other.display());
     }
+}
+
+#[test]
+fn a_refused_public_key_leaves_the_installed_pair_whole() {
+    let s = Scratch::new();
+    s.cmd().args(["install", "./keys"]).assert().success();
+    let before = (
+        std::fs::read(s.installed()).unwrap(),
+        std::fs::read(s.installed_pub()).unwrap(),
+    );
+    // A new pair to install, and a symlink where its public key would go.
+    std::fs::remove_dir_all(s.work.path().join("keys")).unwrap();
+    std::fs::remove_file(s.installed_pub()).unwrap();
+    std::os::unix::fs::symlink(s.work.path().join("victim"), s.installed_pub()).unwrap();
+    s.cmd().args(["install", "./keys"]).assert().code(1);
+    assert_eq!(
+        std::fs::read(s.installed()).unwrap(),
+        before.0,
+        "the private key was replaced"
+    );
+    assert!(!s.work.path().join("victim").exists());
 }
 
 #[test]
