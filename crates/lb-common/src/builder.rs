@@ -32,7 +32,7 @@ pub enum Error {
     Name(String),
     #[error("--user {0:?}: use letters, digits, '.', '_' and '-' only")]
     User(String),
-    #[error("--hostname {0:?}: give a host name or IP address without spaces")]
+    #[error("--hostname {0:?}: give a host name or IP address (letters, digits, '.', '-', '_', ':', '[]'; no spaces or '%')")]
     Hostname(String),
     #[error("--system {0:?}: give a Nix system such as x86_64-linux or aarch64-linux")]
     System(String),
@@ -234,7 +234,7 @@ impl BuilderArgs {
             || !self
                 .hostname
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_:%[]".contains(c))
+                .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c))
         {
             return Err(Error::Hostname(self.hostname.clone()));
         }
@@ -379,6 +379,26 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn hostnames_refuse_ssh_tokens_and_spaces() {
+        let root = Root::real();
+        for bad in ["a%h", "a b", ""] {
+            let args = BuilderArgs {
+                hostname: bad.into(),
+                ..BuilderArgs::default()
+            };
+            assert!(
+                matches!(args.resolve(&root), Err(Error::Hostname(_))),
+                "{bad:?}"
+            );
+        }
+        let args = BuilderArgs {
+            hostname: "[::1]".into(),
+            ..BuilderArgs::default()
+        };
+        assert!(args.resolve(&root).is_ok());
     }
 
     #[test]

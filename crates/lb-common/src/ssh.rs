@@ -52,7 +52,8 @@ pub fn resolve_command(root: &Root, host: &str, user: Option<&str>) -> Cmd {
     if let Some(u) = user {
         cmd = cmd.arg("-l").arg(u);
     }
-    cmd.arg("-G").arg(host)
+    // `--`: a host that starts with `-` must never be read as an option.
+    cmd.arg("-G").arg("--").arg(host)
 }
 
 /// Resolve `host` as ssh would.

@@ -317,6 +317,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let targets = targets(&cli, &root)?;
     // Bad host keys in the configuration are bad input: refuse before pinging.
     for t in &targets {
+        let host = t.machine.host();
+        if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+            return Err(usage!(
+                "{}: no usable host in the URI; give ssh-ng://[USER@]HOST",
+                t.machine.uri
+            ));
+        }
         t.host_key()?;
     }
     let timeout = Duration::from_secs_f64(cli.timeout);

@@ -47,6 +47,14 @@ fn other_schemes_and_bad_names_are_usage() {
             "ssh://builder@x: lb-ping speaks ssh-ng:// only",
         ));
     lb_ping(root.path()).arg("a b").assert().code(2);
+    // A URI without a host, or with one ssh would read as an option.
+    for uri in ["ssh-ng://", "ssh-ng://a@", "ssh-ng://-oProxyCommand=x"] {
+        lb_ping(root.path())
+            .arg(uri)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("no usable host"));
+    }
 }
 
 #[test]

@@ -431,7 +431,7 @@ fn check_on_empty_root_names_each_missing_piece() {
     insta::assert_snapshot!(s.redact(&stdout(&o)), @r"
     ROOT/etc/ssh/ssh_config: absent, so ssh never reads ROOT/etc/ssh/ssh_config.d; run `lb-sshcfg install`
     ROOT/etc/ssh/ssh_config.d/100-linux-builder.conf: absent; run `lb-sshcfg install --name linux-builder`
-    cannot resolve linux-builder as ssh does: `ssh -F ROOT/etc/ssh/ssh_config -G linux-builder` failed (exit status: 255): Can't open user config file ROOT/etc/ssh/ssh_config: No such file or directory
+    cannot resolve linux-builder as ssh does: `ssh -F ROOT/etc/ssh/ssh_config -G -- linux-builder` failed (exit status: 255): Can't open user config file ROOT/etc/ssh/ssh_config: No such file or directory
     ");
 }
 

@@ -44,8 +44,10 @@ impl HostAlias {
     }
 }
 
+/// A path as an ssh_config value: `%` is a token there (`%h`, `%u`...), so
+/// a literal one is written `%%`; spaces need quotes.
 fn quote(path: &Path) -> String {
-    let s = path.display().to_string();
+    let s = path.display().to_string().replace('%', "%%");
     if s.contains(char::is_whitespace) {
         format!("\"{s}\"")
     } else {
@@ -196,6 +198,12 @@ mod tests {
             "Include /etc/ssh/ssh_config.d/*.conf\n",
             etc
         ));
+    }
+
+    #[test]
+    fn percent_in_paths_is_escaped_for_ssh() {
+        assert_eq!(quote(Path::new("/a%d/k")), "/a%%d/k");
+        assert_eq!(quote(Path::new("/a b/k")), "\"/a b/k\"");
     }
 
     #[test]
