@@ -33,25 +33,41 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Is `pid` a live QEMU that belongs to this builder? A pid file outlives
-/// its process, and the pid may have been reused: the process must still
-/// name QEMU or one of this builder's files on its command line. Where
-/// there is no /proc (macOS) liveness is all that can be checked cheaply.
+/// Is `pid` a live process that belongs to this builder? A pid file
+/// outlives its process, and the pid may since have gone to another
+/// program (after a reboot, even another builder's QEMU): the process must
+/// name one of this builder's own files (its QMP socket, its runner) on
+/// its command line. The command line comes from /proc, or from `ps`
+/// where there is no /proc (macOS).
 #[must_use]
 pub fn is_our_vm(pid: u32, markers: &[&Path]) -> bool {
     if !alive(pid) {
         return false;
     }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(raw) => {
-            let cmdline = String::from_utf8_lossy(&raw);
-            cmdline.contains("qemu")
-                || markers
-                    .iter()
-                    .any(|m| cmdline.contains(&*m.to_string_lossy()))
-        }
-        Err(_) => !Path::new("/proc/self").exists(),
-    }
+    let cmdline = match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) => String::from_utf8_lossy(&raw).replace('\0', " "),
+        Err(_) => match ps_command(pid) {
+            Some(c) => c,
+            None => return false,
+        },
+    };
+    names_a_marker(&cmdline, markers)
+}
+
+fn names_a_marker(cmdline: &str, markers: &[&Path]) -> bool {
+    markers
+        .iter()
+        .any(|m| !m.as_os_str().is_empty() && cmdline.contains(&*m.to_string_lossy()))
+}
+
+/// `ps -o command= -p PID`: the command line where /proc is missing.
+fn ps_command(pid: u32) -> Option<String> {
+    lb_common::cmd::Cmd::new("ps")
+        .args(["-o", "command=", "-p", &pid.to_string()])
+        .run()
+        .ok()
+        .map(|o| o.stdout_text().trim().to_owned())
+        .filter(|c| !c.is_empty())
 }
 
 /// Send `signal` to `pid`, ignoring a process that is already gone.
@@ -155,6 +171,29 @@ pub fn ssh_banner(port: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_pid_is_not_ours() {
+        // This test process is alive, but names no file of a builder.
+        let me = std::process::id();
+        let qmp = Path::new("/var/lib/linux-builder/linux-builder.qmp");
+        assert!(!is_our_vm(me, &[qmp]));
+        assert!(names_a_marker(
+            "qemu-system-x86_64 -qmp unix:/var/lib/linux-builder/linux-builder.qmp,server=on",
+            &[qmp]
+        ));
+        assert!(!names_a_marker(
+            "qemu-system-x86_64 -qmp unix:/other/b2.qmp",
+            &[qmp]
+        ));
+        assert!(!names_a_marker("anything", &[Path::new("")]));
+    }
+
+    #[test]
+    fn ps_reads_a_command_line() {
+        let me = std::process::id();
+        assert!(ps_command(me).is_some_and(|c| !c.is_empty()));
+    }
 
     #[test]
     fn parses_proc_net_tcp() {
