@@ -13,10 +13,11 @@ use crate::exit::{Classify, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("--root {path}: {source}; create it first or pass an existing directory")]
+    // `cause` is shown in the message, not chained: one line says it once.
+    #[error("--root {path}: {cause}; create it first or pass an existing directory")]
     Unusable {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("--root {0}: not a directory; pass a directory to use as /")]
     NotDir(PathBuf),
@@ -47,9 +48,9 @@ impl Root {
         let Some(dir) = dir else {
             return Ok(Self::real());
         };
-        let abs = std::fs::canonicalize(dir).map_err(|source| Error::Unusable {
+        let abs = std::fs::canonicalize(dir).map_err(|cause| Error::Unusable {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         if !abs.is_dir() {
             return Err(Error::NotDir(dir.to_path_buf()));

@@ -281,7 +281,13 @@ fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
                 .clone()
                 .unwrap_or_else(|| vm::default_append(&system)),
         },
-        (None, None, _) | (None, _, None) => {
+        (None, Some(_), None) => {
+            return Err(usage!("--kernel needs --initrd: give --initrd PATH too"))
+        }
+        (None, None, Some(_)) => {
+            return Err(usage!("--initrd needs --kernel: give --kernel PATH too"))
+        }
+        (None, None, None) => {
             return Err(usage!(
                 "nothing to boot: give --kernel PATH and --initrd PATH, or --runner PATH"
             ))
