@@ -139,11 +139,29 @@ pub fn lock_dir_of(target: &Path, create: bool) -> Result<Option<DirLock>, Error
     Ok(Some(DirLock { _lock: lock }))
 }
 
-fn parent(path: &Path) -> PathBuf {
+/// The directory holding `path` (`.` for a bare file name).
+#[must_use]
+pub fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// The permission bits of an existing file, or `default` for one that is
+/// not there yet: an edit keeps the mode the user chose.
+#[must_use]
+pub fn existing_mode(path: &Path, default: u32) -> u32 {
+    std::fs::symlink_metadata(path).map_or(default, |m| m.permissions().mode() & 0o7777)
+}
+
+/// Refuse a symlink at `path` before any work starts (the writers refuse
+/// one too, but a tool may want to stop before its first write).
+pub fn refuse_symlink(path: &Path) -> Result<(), Error> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Symlink(path.to_path_buf()));
+    }
+    Ok(())
 }
 
 /// Read a file that may be absent. A symlink is refused (see module docs);
@@ -570,6 +588,21 @@ mod tests {
             write_set(&set, Apply::Write).unwrap(),
             [Outcome::Unchanged, Outcome::Unchanged]
         );
+    }
+
+    #[test]
+    fn existing_mode_and_symlink_refusal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        assert_eq!(existing_mode(&f, 0o644), 0o644);
+        std::fs::write(&f, "").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(existing_mode(&f, 0o644), 0o640);
+        refuse_symlink(&f).unwrap();
+        let l = tmp.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        assert!(matches!(refuse_symlink(&l), Err(Error::Symlink(_))));
+        assert_eq!(parent(Path::new("bare")), Path::new("."));
     }
 
     #[test]

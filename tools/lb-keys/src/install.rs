@@ -98,7 +98,7 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
     // Step 2: install, unless what is there already is right.
     let private_spec = spec(0o600, gid);
     let public_spec = spec(0o644, gid);
-    let dir = parent(&target.private);
+    let dir = fs::parent(&target.private);
     let can_do_it_myself = privilege::can_write_in(&dir) && may_set_group(gid);
     if !privilege::is_root() && !can_do_it_myself {
         // Not root, and the directory is not writable or the group not
@@ -232,7 +232,7 @@ fn escalate_install(
     target: &PairPaths,
     apply: Apply,
 ) -> anyhow::Result<Status> {
-    let dir = parent(&target.private);
+    let dir = fs::parent(&target.private);
     match apply {
         Apply::Write => {
             let mut rest: Vec<OsString> = vec!["install".into(), "--no-generate".into()];
@@ -288,13 +288,6 @@ fn private_looks_right(path: &Path, spec: &FileSpec) -> bool {
                 && spec.gid.is_none_or(|g| g.as_raw() == m.gid())
         }
         _ => false,
-    }
-}
-
-fn parent(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
     }
 }
 
@@ -702,7 +695,7 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
             Ok(Status::Failed)
         }
         Apply::Write => {
-            let dir = parent(&target.private);
+            let dir = fs::parent(&target.private);
             if !privilege::can_write_in(&dir) && !privilege::is_root() {
                 let argv = crate::self_argv(ctx, &["uninstall".into(), "--no-sudo".into()])?;
                 privilege::escalate(

@@ -239,14 +239,6 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
         .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
 }
 
-/// The mode to keep for nix.conf (0644 for a new one: every user's Nix
-/// client reads it).
-fn mode_of(path: &Path) -> u32 {
-    std::fs::metadata(path).map_or(0o644, |m| {
-        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
-    })
-}
-
 fn say(path: &Path, outcome: Outcome, apply: Apply, nothing: &str) -> Status {
     if !outcome.changed() {
         ui::note(nothing);
@@ -298,7 +290,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
             &[path.parent().unwrap_or(Path::new("/"))],
         )?;
     }
-    let spec = FileSpec::mode(mode_of(&path));
+    let spec = FileSpec::mode(fs::existing_mode(&path, 0o644));
     let outcome = fs::update(&path, &spec, apply, |old| -> anyhow::Result<Vec<u8>> {
         let text = match old {
             Some(b) => std::str::from_utf8(b)
@@ -369,7 +361,7 @@ fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
             &[path.parent().unwrap_or(Path::new("/"))],
         )?;
     }
-    let spec = FileSpec::mode(mode_of(&path));
+    let spec = FileSpec::mode(fs::existing_mode(&path, 0o644));
     let outcome = fs::update(&path, &spec, apply, |old| -> anyhow::Result<Vec<u8>> {
         let text = std::str::from_utf8(old.unwrap_or_default())
             .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?;

@@ -184,19 +184,6 @@ fn with_include(text: Option<&str>, layout: &Layout) -> anyhow::Result<String> {
 }
 
 /// The mode to keep for a file we edit but do not own.
-fn mode_of(path: &Path, default: u32) -> u32 {
-    std::fs::metadata(path).map_or(default, |m| {
-        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
-    })
-}
-
-fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(fs::Error::Symlink(path.to_path_buf()).into());
-    }
-    Ok(())
-}
-
 fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Status {
     let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed()).collect();
     if changed.is_empty() {
@@ -247,7 +234,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
     let main_new = with_include(main.as_deref(), &layout)?;
     let main_changes = main.as_deref() != Some(main_new.as_str());
     if main_changes {
-        refuse_symlink(&layout.main)?;
+        fs::refuse_symlink(&layout.main)?;
     }
     if apply == Apply::Write {
         let mut dirs = vec![layout.dropin.as_path()];
@@ -269,7 +256,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
         ),
     ];
     if main_changes {
-        let spec = FileSpec::mode(mode_of(&layout.main, 0o644));
+        let spec = FileSpec::mode(fs::existing_mode(&layout.main, 0o644));
         let outcome = fs::update(
             &layout.main,
             &spec,
@@ -367,7 +354,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
     };
     let main_changes = main_new != main;
     if main_changes {
-        refuse_symlink(&layout.main)?;
+        fs::refuse_symlink(&layout.main)?;
     }
     if !others.is_empty() {
         ui::verbose(&format!(
@@ -398,7 +385,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
         let outcome = if main_new.is_none() {
             fs::remove(&layout.main, apply)?
         } else {
-            let spec = FileSpec::mode(mode_of(&layout.main, 0o644));
+            let spec = FileSpec::mode(fs::existing_mode(&layout.main, 0o644));
             fs::update(
                 &layout.main,
                 &spec,
