@@ -150,6 +150,12 @@ pub fn check_store_path(path: &str, store: &str) -> Result<(), String> {
             "it is outside the store {store} (set NIX_STORE_DIR if your store lives elsewhere)"
         ));
     };
+    // `..`, `.` and empty parts would lead out of (or around) the store.
+    if base.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Err(format!(
+            "it has an empty, `.` or `..` part; give a store path such as {store}/HASH-NAME"
+        ));
+    }
     if base.contains('/') {
         return Err(format!(
             "it is inside a store path; give the store path itself ({store}/{})",
@@ -437,6 +443,12 @@ mod tests {
     #[test]
     fn store_path_rules() {
         assert!(check_store_path(A, S).is_ok());
+        for odd in ["/nix/store/../../etc", "/nix/store//x", "/nix/store/./x"] {
+            assert!(
+                check_store_path(odd, S).unwrap_err().contains("`..` part"),
+                "{odd}"
+            );
+        }
         assert!(check_store_path("/tmp/x", S)
             .unwrap_err()
             .contains("outside the store"));
