@@ -130,3 +130,29 @@ pub const NIX_TEST_OPTIONS: &[&str] = &[
     "--extra-experimental-features",
     "nix-command",
 ];
+
+/// Build a one-line derivation named `name` in the local store (no
+/// substituters) and return its output path: a path that is valid here.
+#[must_use]
+pub fn build_local(dir: &Path, name: &str) -> String {
+    let expr = dir.join(format!("{name}.nix"));
+    std::fs::write(
+        &expr,
+        format!(
+            "derivation {{ name = \"{name}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; \
+             args = [\"-c\" \"echo {name} > $out\"]; }}"
+        ),
+    )
+    .expect("write the derivation");
+    let out = std::process::Command::new("nix-build")
+        .args(["--option", "substituters", "", "--no-out-link"])
+        .arg(&expr)
+        .output()
+        .expect("run nix-build");
+    assert!(
+        out.status.success(),
+        "nix-build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -3,7 +3,6 @@
 //! paths already here, out-links, an unreachable builder.
 
 use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 use lb_testkit::{ensure_nix_daemon, scratch_root, NIX_TEST_OPTIONS};
@@ -201,33 +200,13 @@ fn default_source_is_first_ssh_ng_builder_with_its_keys() {
     );
 }
 
-/// Build a one-line derivation in the local store; returns its path.
-fn local_path(dir: &Path, name: &str) -> String {
-    let expr = dir.join("local.nix");
-    std::fs::write(
-        &expr,
-        format!(
-            "derivation {{ name = \"{name}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; \
-             args = [\"-c\" \"echo {name} > $out\"]; }}"
-        ),
-    )
-    .unwrap();
-    let out = StdCommand::new("nix-build")
-        .args(["--option", "substituters", "", "--no-out-link"])
-        .arg(&expr)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out).trim().to_owned()
-}
-
 #[test]
 fn paths_already_here_are_not_copied_and_get_out_links() {
     ensure_nix_daemon();
     let _ = NIX_TEST_OPTIONS;
     let root = scratch_root();
     let r = root.path();
-    let p = local_path(r, "lb-copy-cli-present");
+    let p = lb_testkit::build_local(r, "lb-copy-cli-present");
     let input = format!(
         "[{{\"drvPath\":\"/nix/store/bbx6yc4wrcriqnh4jgnkiiq3p2xry440-x.drv\",\"outputs\":{{\"out\":\"{p}\"}}}},\"{p}\"]"
     );

@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 use lb_common::daemon;
@@ -14,30 +13,6 @@ use lb_testkit::{ensure_nix_daemon, scratch_root, NIX_DAEMON_SOCKET};
 
 /// A path nobody has (valid syntax, hash of zeros).
 const ABSENT: &str = "/nix/store/00000000000000000000000000000000-lb-copy-absent";
-
-/// Build a one-line derivation in the local store; returns its path.
-fn local_path(dir: &Path, name: &str) -> String {
-    let expr = dir.join(format!("{name}.nix"));
-    std::fs::write(
-        &expr,
-        format!(
-            "derivation {{ name = \"{name}\"; system = builtins.currentSystem; builder = \"/bin/sh\"; \
-             args = [\"-c\" \"echo {name} > $out\"]; }}"
-        ),
-    )
-    .unwrap();
-    let out = StdCommand::new("nix-build")
-        .args(["--option", "substituters", "", "--no-out-link"])
-        .arg(&expr)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 fn lb_copy(root: &Path) -> Command {
     let mut c = Command::cargo_bin("lb-copy").unwrap();
@@ -59,7 +34,7 @@ fn lb_copy(root: &Path) -> Command {
 fn host_daemon_answers_query_valid_paths() {
     ensure_nix_daemon();
     let root = scratch_root();
-    let present = local_path(root.path(), "lb-copy-qvp-present");
+    let present = lb_testkit::build_local(root.path(), "lb-copy-qvp-present");
     let stream = UnixStream::connect(NIX_DAEMON_SOCKET).unwrap();
     let mut client = daemon::handshake(stream).unwrap();
     assert_eq!(
@@ -93,7 +68,7 @@ fn present_paths_need_no_nix_process() {
     ensure_nix_daemon();
     let root = scratch_root();
     let r = root.path();
-    let present = local_path(r, "lb-copy-daemon-present");
+    let present = lb_testkit::build_local(r, "lb-copy-daemon-present");
     let out = lb_copy(r)
         .env("PATH", r.join("no-bin"))
         .env("NIX_DAEMON_SOCKET_PATH", NIX_DAEMON_SOCKET)
@@ -119,7 +94,7 @@ fn daemon_answer_picks_the_missing_paths() {
     ensure_nix_daemon();
     let root = scratch_root();
     let r = root.path();
-    let present = local_path(r, "lb-copy-daemon-mixed");
+    let present = lb_testkit::build_local(r, "lb-copy-daemon-mixed");
     let out = lb_copy(r)
         .arg("-n")
         .write_stdin(format!("{present}\n{ABSENT}\n"))
@@ -144,7 +119,7 @@ fn other_store_in_effect_asks_nix_store() {
     ensure_nix_daemon();
     let root = scratch_root();
     let r = root.path();
-    let present = local_path(r, "lb-copy-nixstore-present");
+    let present = lb_testkit::build_local(r, "lb-copy-nixstore-present");
     let check = |out: std::process::Output| {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
@@ -189,7 +164,7 @@ fn a_socket_that_is_not_a_daemon_falls_back() {
     ensure_nix_daemon();
     let root = scratch_root();
     let r = root.path();
-    let present = local_path(r, "lb-copy-fake-socket");
+    let present = lb_testkit::build_local(r, "lb-copy-fake-socket");
     let sock = r.join("fake.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let server = std::thread::spawn(move || {
