@@ -239,6 +239,28 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
         .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
 }
 
+/// Read-modify-write nix.conf as text under lb-common's lock, keeping its
+/// mode (0644 for a new file: every user's Nix reads it); stop first, with
+/// the sudo command, when the directory is not ours to write.
+fn edit_conf(
+    path: &Path,
+    apply: Apply,
+    edit: impl FnOnce(&str) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Outcome> {
+    if apply == Apply::Write {
+        require_writable(
+            &format!("editing {}", path.display()),
+            &[path.parent().unwrap_or(Path::new("/"))],
+        )?;
+    }
+    let spec = FileSpec::mode(fs::existing_mode(path, 0o644));
+    fs::update(path, &spec, apply, |old| {
+        let text = std::str::from_utf8(old.unwrap_or_default())
+            .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?;
+        edit(text)
+    })
+}
+
 fn say(path: &Path, outcome: Outcome, apply: Apply, nothing: &str) -> Status {
     if !outcome.changed() {
         ui::note(nothing);
@@ -284,25 +306,13 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
         return Ok(Status::Failed);
     }
 
-    if apply == Apply::Write {
-        require_writable(
-            &format!("editing {}", path.display()),
-            &[path.parent().unwrap_or(Path::new("/"))],
-        )?;
-    }
-    let spec = FileSpec::mode(fs::existing_mode(&path, 0o644));
-    let outcome = fs::update(&path, &spec, apply, |old| -> anyhow::Result<Vec<u8>> {
-        let text = match old {
-            Some(b) => std::str::from_utf8(b)
-                .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?,
-            None => "",
-        };
+    let outcome = edit_conf(&path, apply, |text| {
         match body::install(text, &path, &machine, &opts.trust_user, opts.force) {
             Ok((t, moved)) => {
                 for at in moved {
                     ui::note(&format!("{at}: moving this builders line into lb-nixconf's block"));
                 }
-                Ok(t.into_bytes())
+                Ok(t)
             }
             Err(EditError::Conf(e)) => Err(e.into()),
             Err(EditError::Conflict { at, text, included: true }) => Err(anyhow::anyhow!(
@@ -313,6 +323,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
                 "{at}: `{text}` is set outside lb-nixconf's block; remove it, or pass --force to move its entries into the block"
             )),
         }
+        .map(String::into_bytes)
     })?;
     let status = say(
         &path,
@@ -355,17 +366,8 @@ fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
         ));
         return Ok(Status::Ok);
     }
-    if apply == Apply::Write {
-        require_writable(
-            &format!("editing {}", path.display()),
-            &[path.parent().unwrap_or(Path::new("/"))],
-        )?;
-    }
-    let spec = FileSpec::mode(fs::existing_mode(&path, 0o644));
-    let outcome = fs::update(&path, &spec, apply, |old| -> anyhow::Result<Vec<u8>> {
-        let text = std::str::from_utf8(old.unwrap_or_default())
-            .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?;
-        // Re-read under the lock: another writer may have changed it.
+    // Re-read under the lock: another writer may have changed it.
+    let outcome = edit_conf(&path, apply, |text| {
         Ok(body::remove(text, &path, name)?
             .unwrap_or_else(|| text.to_owned())
             .into_bytes())
