@@ -30,11 +30,22 @@ pub enum Error {
 }
 
 fn stderr_suffix(stderr: &str) -> String {
-    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    match tail.as_slice() {
+    match last_lines(stderr, 3).as_slice() {
         [] => String::new(),
-        lines => format!(": {}", lines[lines.len().saturating_sub(3)..].join(" / ")),
+        lines => format!(": {}", lines.join(" / ")),
     }
+}
+
+/// The last `n` non-empty lines of a program's output, trimmed: what an
+/// error message quotes of a child's stderr or a log.
+#[must_use]
+pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 impl Classify for Error {
@@ -281,6 +292,12 @@ mod tests {
         assert!(msg.contains("exit status: 3"), "{msg}");
         assert!(msg.ends_with(": one / two"), "{msg}");
         assert_eq!(e.status(), Status::Failed);
+    }
+
+    #[test]
+    fn last_lines_skips_blanks() {
+        assert_eq!(last_lines("a\n\n b \nc\n\n", 2), ["b", "c"]);
+        assert!(last_lines("", 3).is_empty());
     }
 
     #[test]

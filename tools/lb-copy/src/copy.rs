@@ -55,12 +55,7 @@ impl Classify for Error {
 /// The last few non-empty lines of a child's stderr, joined.
 #[must_use]
 pub fn tail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(3)..].join(" / ")
+    lb_common::cmd::last_lines(stderr, 3).join(" / ")
 }
 
 /// Marks of a connection that never came up (seen with Nix 2.8:

@@ -529,8 +529,7 @@ fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    lb_common::cmd::last_lines(&text, n).join("\n")
 }
 
 /// The error for a failed boot: what QEMU and the guest said last.
