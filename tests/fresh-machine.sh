@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The fresh-machine check: does the README's set-up work on a new Debian 12?
+#
+#   tests/fresh-machine.sh [REV]        (root; .ci/run calls it; REV: HEAD)
+#
+# Makes a new minimal Debian 12 root (debootstrap --variant=minbase), clones
+# commit REV of this repository into it, and runs the README's main command,
+# `make demo`, inside it under chroot: set-up, build, boot the builder,
+# configure it in a scratch prefix, build on it, copy back. Nothing of this
+# machine's Nix, groups or accounts is inside; only the Rust toolchain is
+# made visible (bound read-only). With LB_FRESH_TEST=1 it runs `make test`
+# there too. Every mount and process it started is gone when it returns,
+# also when it fails. Each phase's wall time is printed; nothing is cached.
+#
+# Environment: LB_FRESH_MIRROR (Debian mirror), LB_FRESH_KEEP=1 (keep the
+# root, for a look inside; mounts and processes are still cleaned up).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+rev=${1:-HEAD}
+mirror=${LB_FRESH_MIRROR:-http://deb.debian.org/debian}
+
+say() { printf 'fresh-machine: %s\n' "$*" >&2; }
+if ((EUID != 0)); then say "run as root (debootstrap, mounts, chroot)"; exit 1; fi
+command -v debootstrap >/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
+}
+sha=$(git -C "$top" rev-parse --verify "$rev^{commit}")
+sysroot=$(rustc --print sysroot)
+
+root=$(mktemp -d "${TMPDIR:-/var/tmp}/lb-fresh.XXXXXX")
+mounts=()
+cleanup() {
+    local rc=$?
+    # Every process whose root is the fresh root: daemons, sshd, QEMU.
+    local pids=() p
+    for p in /proc/[0-9]*; do
+        [[ $(readlink "$p/root" 2>/dev/null) == "$root" ]] && pids+=("${p#/proc/}")
+    done
+    if ((${#pids[@]})); then
+        kill "${pids[@]}" 2>/dev/null || true
+        sleep 1
+        kill -9 "${pids[@]}" 2>/dev/null || true
+    fi
+    local i
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+        umount -l "${mounts[i]}" 2>/dev/null || true
+    done
+    if grep -q " $root" /proc/mounts; then
+        say "mounts under $root remain; not removing it"
+        rc=1
+    elif [[ -z ${LB_FRESH_KEEP:-} ]]; then
+        rm -rf --one-file-system "$root"
+    else
+        say "kept $root"
+    fi
+    ((rc)) && say "FAILED (exit $rc)"
+    exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+phase() { # phase NAME CMD...: run and report its wall time
+    local name=$1 t0=$SECONDS; shift
+    say "$name ..."
+    "$@"
+    say "$name: $((SECONDS - t0)) s"
+}
+bind() { # bind SRC DEST [ro]
+    mkdir -p "$root$2"
+    mount --bind "$1" "$root$2"
+    mounts+=("$root$2")
+    if [[ ${3:-} == ro ]]; then mount -o remount,bind,ro "$root$2"; fi
+}
+
+t_all=$SECONDS
+phase "debootstrap bookworm (minbase)" \
+    debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
+    || { tail -n 20 "$root.debootstrap.log" >&2; exit 1; }
+rm -f "$root.debootstrap.log"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+
+mkdir -p "$root/proc" "$root/sys" "$root/dev"
+mount -t proc proc "$root/proc"; mounts+=("$root/proc")
+mount -t sysfs sys "$root/sys"; mounts+=("$root/sys")
+bind /dev /dev
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" 2>/dev/null \
+    && mounts+=("$root/dev/pts") || true
+mount -t tmpfs tmpfs "$root/dev/shm"; mounts+=("$root/dev/shm")
+# The one thing the machine gives: its Rust toolchain, read-only.
+bind "$sysroot" /opt/rust ro
+
+git clone -q --no-hardlinks "$top" "$root/src"
+git -C "$root/src" checkout -q --detach "$sha"
+say "commit under test: $(git -C "$root/src" log -1 --format='%h %s')"
+
+inside() { # inside CMD: run CMD in the fresh root as a new login would
+    chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+        PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        CARGO_HOME=/root/.cargo /bin/bash -c "cd /src && $1"
+}
+# The README's set-up lines: make (the one package the commands need before
+# they can install the rest), then the main command.
+phase "apt-get install make" inside \
+    "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends make >/dev/null"
+phase "make demo (set-up, build, walkthrough)" inside "make demo"
+if [[ -n ${LB_FRESH_TEST:-} ]]; then
+    phase "make test" inside "make test"
+fi
+say "passed in $((SECONDS - t_all)) s"
