@@ -28,6 +28,7 @@ sha=$(git -C "$top" rev-parse --verify "$rev^{commit}")
 sysroot=$(rustc --print sysroot)
 
 root=$(mktemp -d "${TMPDIR:-/var/tmp}/lb-fresh.XXXXXX")
+log=$root.log
 mounts=()
 cleanup() {
     local rc=$?
@@ -49,7 +50,7 @@ cleanup() {
         say "mounts under $root remain; not removing it"
         rc=1
     elif [[ -z ${LB_FRESH_KEEP:-} ]]; then
-        rm -rf --one-file-system "$root"
+        rm -rf --one-file-system "$root" "$log"
     else
         say "kept $root"
     fi
@@ -93,16 +94,25 @@ git -C "$root/src" checkout -q --detach "$sha"
 say "commit under test: $(git -C "$root/src" log -1 --format='%h %s')"
 
 inside() { # inside CMD: run CMD in the fresh root as a new login would
-    chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+    # The whole output goes to a log; its tail is shown (all of the demo's
+    # summary), or more of it when the command fails.
+    if chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
         PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        CARGO_HOME=/root/.cargo /bin/bash -c "cd /src && $1"
+        CARGO_HOME=/root/.cargo /bin/bash -c "cd /src && $1" >"$log" 2>&1; then
+        tail -n "${2:-0}" "$log" >&2
+    else
+        local rc=$?
+        tail -n 60 "$log" >&2
+        say "'$1' failed (exit $rc)"
+        return "$rc"
+    fi
 }
 # The README's set-up lines: make (the one package the commands need before
 # they can install the rest), then the main command.
 phase "apt-get install make" inside \
     "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends make >/dev/null"
-phase "make demo (set-up, build, walkthrough)" inside "make demo"
+phase "make demo (set-up, build, walkthrough)" inside "make demo" 30
 if [[ -n ${LB_FRESH_TEST:-} ]]; then
-    phase "make test" inside "make test"
+    phase "make test" inside "make test" 15
 fi
 say "passed in $((SECONDS - t_all)) s"
