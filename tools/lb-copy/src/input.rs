@@ -1,7 +1,7 @@
 //! Reading what `nix build --json`, `nix path-info --json` or a plain list
 //! printed, into the store paths to bring home.
 //!
-//! Shapes accepted (REFERENCE.md "Output formats", and captured from Nix
+//! Shapes accepted (docs/reference.md "Output formats", and captured from Nix
 //! 2.8 under `tests/fixtures`):
 //!
 //! - `nix build --json`: one array; each element is
