@@ -78,6 +78,13 @@ phase "debootstrap bookworm (minbase)" \
     || { tail -n 20 "$root.debootstrap.log" >&2; exit 1; }
 rm -f "$root.debootstrap.log"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A new machine of this place trusts what this one trusts locally (an
+# egress proxy's CA, say): update-ca-certificates picks these up when
+# set-up installs ca-certificates. Nothing else of the machine goes in.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 
 mkdir -p "$root/proc" "$root/sys" "$root/dev"
 mount -t proc proc "$root/proc"; mounts+=("$root/proc")
