@@ -16,7 +16,7 @@
 //! tools only (`lb-keys`, `lb-sshcfg`, `lb-nixconf`), as a user adding
 //! builders would.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -241,9 +241,29 @@ fn builder_ids() -> (u32, u32) {
 impl Fleet {
     /// Start one sshd per spec on `ADDRESS:22`, accepting no key yet (the
     /// keys come from `lb-keys` in [`Fleet::configure`]).
+    ///
+    /// A machine whose own sshd listens on port 22 of every address
+    /// (0.0.0.0:22, as Debian's openssh-server does once started) leaves
+    /// no 127.0.0.x:22 to bind: the fleet then uses one other port on
+    /// every address, and says so on stderr. The builders stay hosts of
+    /// their own, told apart by address, not by port.
     #[must_use]
     pub fn start(specs: Vec<Spec>) -> Self {
-        Self::start_on_port(specs, 22)
+        let addrs: Vec<Ipv4Addr> = specs.iter().map(|s| s.address).collect();
+        let free = |port: u16| addrs.iter().all(|a| TcpListener::bind((*a, port)).is_ok());
+        let port = if free(22) {
+            22
+        } else {
+            let port = (2200..2400)
+                .find(|p| free(*p))
+                .expect("no port free on every fleet address between 2200 and 2399");
+            eprintln!(
+                "lb-testkit: port 22 is taken on a fleet address (an sshd on 0.0.0.0:22?); \
+                 the fleet's builders listen on port {port} of their addresses instead"
+            );
+            port
+        };
+        Self::start_on_port(specs, port)
     }
 
     /// As [`Fleet::start`], on another port of each address.
