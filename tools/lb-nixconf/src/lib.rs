@@ -183,6 +183,15 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
             args.speed_factor
         ));
     }
+    if args.speed_factor.fract() != 0.0 {
+        // machines.cc before 2.20 reads field 5 as an unsigned int and then
+        // refuses the whole builders list ("failed to convert column #4 ...
+        // to 'unsigned int'", seen here with 2.8); 2.20 made it a float.
+        ui::warn(&format!(
+            "--speed-factor {}: Nix before 2.20 reads only whole numbers there and then ignores every builder in the list; give a whole number unless all clients run Nix 2.20 or later",
+            args.speed_factor
+        ));
+    }
     for f in &args.features {
         token("--features", f)?;
     }

@@ -133,6 +133,23 @@ fn line_with_every_field() {
 }
 
 #[test]
+fn fractional_speed_factor_warns_about_nix_before_2_20() {
+    let out = bare()
+        .args(["line", "--speed-factor", "1.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--speed-factor 1.5: Nix before 2.20"), "{err}");
+    let out = bare()
+        .args(["line", "--speed-factor", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
 fn bad_flags_exit_2_naming_them() {
     let cases: &[(&[&str], &str)] = &[
         (&["--host-key", "aGVsbG8gd29ybGQK"], "--host-key"),

@@ -42,7 +42,11 @@
 //!   "nix_version": "2.8.0", "protocol": "1.34",
 //!   "trusted": "unknown",                 // yes | no | unknown (protocol < 1.35 does not say)
 //!   "total_ms": 84.1,
-//!   "stages": [{"stage": "resolve", "ms": 3.2, "ok": true}, ...]}]   // up to the failed one
+//!   "stages": [{"stage": "resolve", "ms": 3.2, "ok": true}, ...],   // up to the failed one
+//!   // the builders entry's own fields (Nix's defaults for a URI given on the command line),
+//!   // so an overview of a fleet can show what each builder is for:
+//!   "systems": ["aarch64-linux"], "max_jobs": 4, "speed_factor": 1.0,
+//!   "supported_features": ["kvm", "big-parallel"], "mandatory_features": []}]
 //! ```
 //!
 //! `--explain` prints each builder's stages with their timings and, for
@@ -187,6 +191,11 @@ pub struct Report {
     pub trusted: Trust,
     pub total_ms: f64,
     pub stages: Vec<StageTime>,
+    pub systems: Vec<String>,
+    pub max_jobs: u64,
+    pub speed_factor: f64,
+    pub supported_features: Vec<String>,
+    pub mandatory_features: Vec<String>,
     /// Details `--explain` shows (host key lines, remote stderr); not in JSON.
     #[serde(skip)]
     pub detail: Detail,
@@ -421,6 +430,11 @@ impl Pinger {
                 trusted: Trust::Unknown,
                 total_ms: 0.0,
                 stages: Vec::new(),
+                systems: t.machine.systems.clone(),
+                max_jobs: t.machine.max_jobs,
+                speed_factor: t.machine.speed_factor,
+                supported_features: t.machine.supported_features.clone(),
+                mandatory_features: t.machine.mandatory_features.clone(),
                 detail: Detail {
                     timeout,
                     ..Detail::default()
