@@ -3,7 +3,7 @@
 //! its own host key, its own login key, and a Nix store of its own.
 //!
 //! A builder's own store matters: builders that share the client's store
-//! deadlock, both sides locking the same outputs (REFERENCE.md, "Learned
+//! deadlock, both sides locking the same outputs (docs/reference.md, "Learned
 //! since"). Each builder's sshd gives its sessions `NIX_REMOTE=STORE` (a
 //! chroot store owned by the `builder` account) and `NIX_CONF_DIR` (its own
 //! nix.conf: no substituters, no builders of its own), so the
