@@ -572,7 +572,7 @@ fn check_private_matches(
             problems.push(Problem::new(
                 &target.private,
                 format!(
-                    "cannot read it as uid {} to verify it matches {}",
+                    "cannot read it as uid {} to verify it matches {} (as it should be: the Nix daemon runs as root and reads it)",
                     nix::unistd::geteuid(),
                     target.public.display()
                 ),

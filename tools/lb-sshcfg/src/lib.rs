@@ -36,6 +36,7 @@
 
 mod check;
 pub mod layout;
+mod reach;
 
 use std::path::{Path, PathBuf};
 
