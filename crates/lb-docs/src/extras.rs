@@ -116,3 +116,19 @@ pub const COPY: Extra = Extra {
         ("Copy paths listed one per line:", "lb-copy --from ssh-ng://builder@linux-builder < paths.txt"),
     ],
 };
+
+pub const DOCTOR: Extra = Extra {
+    exit_notes: &["Exits 0 only when every step is healthy; 1 when any step found a problem (each printed with its fix)."],
+    environment: &[("NIX_CONF_DIR", "Where the builders are read from (default /etc/nix, under --root).")],
+    files: &[
+        ("/etc/nix/nix.conf", "The builders pinged, and the trust of the build user."),
+        ("/etc/nix/builder_ed25519", "The key checked by the keys step."),
+        ("/etc/ssh/ssh_config", "Where the alias is resolved from (ssh -G)."),
+        ("WORKDIR", "The VM's files: NAME.pid, NAME.state.json, NAME.qcow2, NAME.qemu.log."),
+    ],
+    examples: &[
+        ("After `make install` and the setup (as root: the daemon's key and files are root's):", "sudo lb-doctor --workdir /var/lib/linux-builder"),
+        ("The same as JSON, for scripts:", "sudo lb-doctor --workdir /var/lib/linux-builder --json | jq '.steps[] | select(.status == \"failed\")'"),
+        ("A builder that is not a VM on this machine:", "sudo lb-doctor --no-vm --name remote-builder"),
+    ],
+};

@@ -506,12 +506,16 @@ fn key_problems(machine: &Machine, key: &str) -> Option<String> {
 /// What `check` finds, split as `lb-doctor` reports it.
 #[derive(Debug, Clone, Default)]
 pub struct Problems {
-    /// The builders configuration, its key files, trust and aliases.
+    /// The builders configuration, its key files and aliases.
     pub conf: Vec<String>,
+    /// Whether the build user is trusted here.
+    pub trust: Vec<String>,
     /// The running daemon against the configuration.
     pub daemon: Vec<String>,
     /// The file read and what was found, for the summary line.
     pub summary: String,
+    /// What was compared about the daemon, for its summary line.
+    pub daemon_summary: String,
 }
 
 /// `check`'s problems, one line each with its fix.
@@ -587,14 +591,10 @@ pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Re
         .trust_user
         .clone()
         .or_else(|| root.is_real().then(trust::build_user).flatten());
+    let mut trust_problems = Vec::new();
     if let Some(user) = user {
         token("--trust-user", &user)?;
-        problems.extend(trust::problems(
-            &conf,
-            &builders.conf_file,
-            &user,
-            root.is_real(),
-        ));
+        trust_problems = trust::problems(&conf, &builders.conf_file, &user, root.is_real());
     }
     let conf_dir = builders.conf_file.parent().unwrap_or(Path::new("/"));
     let platform = Platform::current()?;
@@ -604,8 +604,17 @@ pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Re
         daemon::running_for(conf_dir)
     };
     let mut daemon_problems = Vec::new();
+    let mut daemon_summary = format!(
+        "no running nix-daemon reads {}: not compared",
+        conf_dir.display()
+    );
     match running {
         Some(d) => {
+            daemon_summary = format!(
+                "nix-daemon (pid {}) started after {} last changed",
+                d.pid,
+                builders.conf_file.display()
+            );
             if let Some(changed) = newest_mtime(&conf.files) {
                 if changed > d.started {
                     daemon_problems.push(format!(
@@ -630,7 +639,9 @@ pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Re
     }
     Ok(Problems {
         conf: problems,
+        trust: trust_problems,
         daemon: daemon_problems,
+        daemon_summary,
         summary: format!(
             "{}: {} builder(s)",
             builders.conf_file.display(),
@@ -641,7 +652,12 @@ pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Re
 
 fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Status> {
     let found = problems(args, root, opts)?;
-    let all: Vec<&String> = found.conf.iter().chain(&found.daemon).collect();
+    let all: Vec<&String> = found
+        .conf
+        .iter()
+        .chain(&found.trust)
+        .chain(&found.daemon)
+        .collect();
     for p in &all {
         ui::out(p)?;
     }

@@ -98,7 +98,8 @@ pub fn probe_command(remote_program: Option<&str>) -> String {
     let nix =
         shlex::try_quote(&nix).map_or_else(|_| "nix".to_owned(), std::borrow::Cow::into_owned);
     format!(
-        "echo @@id; id -un; id -Gn; echo @@df; df -Pk /nix/store; echo @@conf; \
+        "echo @@id; id -un; id -Gn; echo @@statfs; stat -f -c '%S %b %a' /nix/store; \
+         echo @@df; df -Pk /nix/store; echo @@conf; \
          {nix} --extra-experimental-features nix-command config show 2>/dev/null || \
          {nix} --extra-experimental-features nix-command show-config"
     )
@@ -137,11 +138,13 @@ pub fn parse_probe(text: &str) -> Probe {
     let mut p = Probe::default();
     let mut section = "";
     let mut id_lines = Vec::new();
+    let mut statfs_lines = Vec::new();
     let mut df_lines = Vec::new();
     for line in text.lines() {
         if let Some(s) = line.strip_prefix("@@") {
             section = match s.trim() {
                 "id" => "id",
+                "statfs" => "statfs",
                 "df" => "df",
                 "conf" => "conf",
                 _ => section,
@@ -150,6 +153,7 @@ pub fn parse_probe(text: &str) -> Probe {
         }
         match section {
             "id" => id_lines.push(line),
+            "statfs" => statfs_lines.push(line),
             "df" => df_lines.push(line),
             "conf" => {
                 if let Some((k, v)) = line.split_once(" = ") {
@@ -169,17 +173,32 @@ pub fn parse_probe(text: &str) -> Probe {
         .get(1)
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
+    // `stat -f` first: busybox's df cannot find the mount of an initramfs
+    // root ("df: /nix/store: can't find mount point", seen in the test guest).
+    let statfs = statfs_lines.first().and_then(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        match f[..] {
+            [bsize, blocks, avail] => Some((bsize.checked_mul(blocks)?, bsize.checked_mul(avail)?)),
+            _ => None,
+        }
+    });
     // POSIX df -P: a header, then `FS 1024-blocks used available capacity mount`
     // (a long device name may not wrap under -P).
-    p.df = df_lines.iter().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let n = f.len();
-        if n < 6 {
-            return None;
-        }
-        let size: u64 = f[n - 5].parse().ok()?;
-        let avail: u64 = f[n - 3].parse().ok()?;
-        Some((size * 1024, avail * 1024))
+    p.df = statfs.or_else(|| {
+        df_lines.iter().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let n = f.len();
+            if n < 6 {
+                return None;
+            }
+            let size: u64 = f[n - 5].parse().ok()?;
+            let avail: u64 = f[n - 3].parse().ok()?;
+            Some((size * 1024, avail * 1024))
+        })
     });
     p
 }
@@ -255,8 +274,8 @@ fn disk(h: &Health, host: &str) -> Finding {
         return Finding {
             aspect: Aspect::Disk,
             ok: false,
-            message: format!("{host}: could not read the free space of /nix/store (`df -Pk /nix/store` printed nothing usable)"),
-            fix: Some(format!("ssh {host} df -Pk /nix/store   (see what the builder says)")),
+            message: format!("{host}: could not read the free space of /nix/store (neither `stat -f` nor `df -Pk` printed anything usable)"),
+            fix: Some(format!("ssh {host} stat -f /nix/store   (see what the builder says)")),
         };
     };
     let min_free = h.min_free_bytes.unwrap_or(0);
@@ -502,10 +521,9 @@ mod tests {
         }
     }
 
-    /// Recorded from the test guest (busybox df, Nix 2.8 show-config).
-    const GUEST: &str = "@@id\nbuilder\nbuilder nix-users\n@@df\n\
-        Filesystem           1024-blocks    Used Available Capacity Mounted on\n\
-        none                    482380    101784    380596  21% /\n@@conf\n\
+    /// As the test guest answers (busybox stat and df, Nix 2.8 show-config).
+    const GUEST: &str = "@@id\nbuilder\nbuilder nix-users\n@@statfs\n4096 120595 95149\n@@df\n\
+        Filesystem           1024-blocks    Used Available Capacity Mounted on\n@@conf\n\
         min-free = 0\nsystem = x86_64-linux\nextra-platforms = i686-linux\n\
         system-features = benchmark big-parallel nixos-test\ntrusted-users = root builder\n\
         substituters = \n";
@@ -515,7 +533,13 @@ mod tests {
         let p = parse_probe(GUEST);
         assert_eq!(p.user.as_deref(), Some("builder"));
         assert_eq!(p.groups, ["builder", "nix-users"]);
-        assert_eq!(p.df, Some((482_380 * 1024, 380_596 * 1024)));
+        assert_eq!(p.df, Some((4096 * 120_595, 4096 * 95_149)));
+        // GNU or busybox df where stat -f printed nothing.
+        let df = parse_probe(
+            "@@statfs\n@@df\nFilesystem 1024-blocks Used Available Capacity Mounted on\n\
+             /dev/vda 264212084 24020940 71264948 26% /\n",
+        );
+        assert_eq!(df.df, Some((264_212_084 * 1024, 71_264_948 * 1024)));
         assert_eq!(p.setting("system"), Some("x86_64-linux"));
         assert_eq!(p.setting("substituters"), Some(""));
         let h = judge(&p, &machine(&["x86_64-linux"], &[]), Trust::Unknown, "lb");
@@ -529,7 +553,7 @@ mod tests {
 
     #[test]
     fn a_full_store_is_named_against_min_free() {
-        let text = GUEST.replace("380596  21%", "20000  96%");
+        let text = GUEST.replace("4096 120595 95149", "4096 120595 2000");
         let h = judge(
             &parse_probe(&text),
             &machine(&["x86_64-linux"], &[]),

@@ -69,7 +69,7 @@ use lb_common::ssh::{self, ExpectedHostKey};
 use lb_common::{ui, usage};
 use serde::Serialize;
 
-mod explain;
+pub mod explain;
 pub mod health;
 
 /// Ping builders over SSH and the Nix daemon protocol, naming the step that fails.

@@ -146,6 +146,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
+/// `check`'s problems for `lb-doctor`, one line each with its fix.
+pub fn problems(root: &Root, args: &BuilderArgs) -> anyhow::Result<Vec<String>> {
+    let builder = args.resolve(root)?;
+    check::problems(root, &builder, &Layout::new(root, &builder.name))
+}
+
 /// A file we are about to change, as found before changing anything.
 fn existing(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(fs::read_optional(path)?)
