@@ -141,8 +141,8 @@ fn failed(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
+/// A scratch root set up as the demo does, with the guest booted by lb-vm.
+fn boot() -> Setup {
     lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
     let (kernel, initrd) = guest_images();
     let root = scratch_root();
@@ -160,14 +160,14 @@ fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
         port: free_port(),
     };
     let keys = s.keys().display().to_string();
-    let w = s.work.display().to_string();
+    let workdir = s.work.display().to_string();
     s.run("lb-keys", &["install", &keys]);
     s.run(
         "lb-vm",
         &[
             "start",
             "--workdir",
-            &w,
+            &workdir,
             "--kernel",
             kernel.to_str().unwrap(),
             "--initrd",
@@ -182,8 +182,11 @@ fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
     );
     s.run("lb-sshcfg", &["install"]);
     s.run("lb-nixconf", &["install", "--trust-user", "root"]);
+    s
+}
 
-    // Healthy: every step ok, exit 0.
+/// Healthy: every step ok, exit 0. Returns the store's (free, size).
+fn healthy(s: &Setup) -> (u64, u64) {
     let (code, v, plain) = s.doctor();
     assert_eq!(code, Some(0), "{plain}\n{v:#}");
     assert_eq!(v["healthy"], true);
@@ -208,8 +211,11 @@ fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
     let free = health["store_free_bytes"].as_u64().unwrap();
     let size = health["store_size_bytes"].as_u64().unwrap();
     assert!(size > 0 && free > 0, "{health:#}");
+    (free, size)
+}
 
-    // The builder's store filesystem filled by a big file: named with its fix.
+/// The builder's store filesystem filled by a big file: named with its fix.
+fn disk_filled(s: &Setup, free: u64, size: u64) {
     let fill_mib = (free - size / 20) >> 20;
     let out = s.on_guest(&format!(
         "dd if=/dev/zero of=$HOME/fill bs=1M count={fill_mib} 2>&1; stat -f /nix/store"
@@ -223,19 +229,21 @@ fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
     let (code, v, plain) = s.doctor();
     assert_eq!(code, Some(1), "{plain}");
     assert_eq!(failed(&v), ["builder disk"], "{plain}");
-    let d = said(&v, "builder disk");
+    let disk = said(&v, "builder disk");
     assert!(
-        d.contains("/nix/store has") && d.contains("nearly full"),
-        "{d}"
+        disk.contains("/nix/store has") && disk.contains("nearly full"),
+        "{disk}"
     );
-    assert!(d.contains("fix: free space on the builder"), "{d}");
+    assert!(disk.contains("fix: free space on the builder"), "{disk}");
     assert!(
         plain.contains("builder disk  FAILED") && plain.contains("fix: free space"),
         "{plain}"
     );
     assert!(s.on_guest("rm -f $HOME/fill").status.success());
+}
 
-    // The alias on the wrong port: the alias and VM lines say so, and the ping fails.
+/// The alias on the wrong port: the alias and VM lines say so, and the ping fails.
+fn alias_on_the_wrong_port(s: &Setup) {
     let wrong = (s.port + 1).to_string();
     s.run("lb-sshcfg", &["--port", &wrong, "install"]);
     let (code, v, plain) = s.doctor();
@@ -263,9 +271,14 @@ fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
     s.run("lb-sshcfg", &["install"]);
     let (code, _, plain) = s.doctor();
     assert_eq!(code, Some(0), "{plain}");
+}
 
-    // The VM down: named with lb-vm start, and the ping's refused connection.
-    s.run("lb-vm", &["stop", "--workdir", &w]);
+/// The VM down: named with lb-vm start, and the ping's refused connection.
+fn vm_down(s: &Setup) {
+    s.run(
+        "lb-vm",
+        &["stop", "--workdir", &s.work.display().to_string()],
+    );
     let (code, v, plain) = s.doctor();
     assert_eq!(code, Some(1), "{plain}");
     let m = said(&v, "VM");
@@ -279,4 +292,13 @@ fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
         "{p}"
     );
     assert!(said(&v, "builder disk").contains("not checked"), "{plain}");
+}
+
+#[test]
+fn doctor_on_a_real_builder_healthy_then_each_fault_named() {
+    let setup = boot();
+    let (free, size) = healthy(&setup);
+    disk_filled(&setup, free, size);
+    alias_on_the_wrong_port(&setup);
+    vm_down(&setup);
 }
