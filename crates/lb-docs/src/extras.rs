@@ -43,6 +43,7 @@ pub const VM: Extra = Extra {
     exit_notes: &[
         "start exits 0 when the VM is ready (its sshd answers), 1 when it could not start or did not become ready; with --if-not-running an already running builder is success.",
         "status exits 1 when the VM is not running.",
+        "check exits 1 when it finds a problem (down, a known QEMU crash in its log, disk size, TMPDIR, an exposed port, the alias's port), one line each with its fix.",
     ],
     environment: &[
         ("TMPDIR", "Where the nixpkgs runner keeps temporary files (set by lb-vm for --runner)."),
@@ -94,7 +95,7 @@ pub const NIXCONF: Extra = Extra {
 };
 
 pub const PING: Extra = Extra {
-    exit_notes: &["Exits 0 if every builder answered, 1 if any failed, 2 for bad usage or a configuration it cannot parse."],
+    exit_notes: &["Exits 0 if every builder answered, 1 if any failed (with --health: or cannot take builds: store nearly full, not trusted, another system or missing features), 2 for bad usage or a configuration it cannot parse."],
     environment: &[("NIX_CONF_DIR", "Where the builders are read from (default /etc/nix, under --root).")],
     files: &[("/etc/nix/nix.conf", "The builders pinged when none is named.")],
     examples: &[
