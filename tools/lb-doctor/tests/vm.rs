@@ -58,8 +58,9 @@ impl Setup {
         self.work.join("keys")
     }
 
-    /// lb-doctor's JSON overview and its exit status.
-    fn doctor(&self) -> (Option<i32>, serde_json::Value, String) {
+    /// lb-doctor's JSON overview, its exit status, and the overview as
+    /// text (from a second run) when `with_text`, else the JSON pretty.
+    fn doctor_with(&self, with_text: bool) -> (Option<i32>, serde_json::Value, String) {
         let work = self.work.display().to_string();
         let keys = self.keys().display().to_string();
         let out = self
@@ -74,12 +75,21 @@ impl Setup {
                 text(&out.stderr)
             )
         });
+        if !with_text {
+            let pretty = format!("{v:#}");
+            return (out.status.code(), v, pretty);
+        }
         let plain = self
             .tool("lb-doctor")
             .args(["--workdir", &work, "--keys", &keys])
             .output()
             .unwrap();
+        assert_eq!(plain.status.code(), out.status.code());
         (out.status.code(), v, text(&plain.stdout))
+    }
+
+    fn doctor(&self) -> (Option<i32>, serde_json::Value, String) {
+        self.doctor_with(false)
     }
 
     /// A command on the guest, as root's ssh reaches it through the alias.
@@ -187,7 +197,7 @@ fn boot() -> Setup {
 
 /// Healthy: every step ok, exit 0. Returns the store's (free, size).
 fn healthy(s: &Setup) -> (u64, u64) {
-    let (code, v, plain) = s.doctor();
+    let (code, v, plain) = s.doctor_with(true);
     assert_eq!(code, Some(0), "{plain}\n{v:#}");
     assert_eq!(v["healthy"], true);
     assert!(failed(&v).is_empty(), "{plain}");
@@ -226,7 +236,7 @@ fn disk_filled(s: &Setup, free: u64, size: u64) {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let (code, v, plain) = s.doctor();
+    let (code, v, plain) = s.doctor_with(true);
     assert_eq!(code, Some(1), "{plain}");
     assert_eq!(failed(&v), ["builder disk"], "{plain}");
     let disk = said(&v, "builder disk");
