@@ -613,6 +613,11 @@ fn check_reports_each_problem_on_its_line() {
     let s = Scratch::new();
     let key = s.write("etc/nix/builder_ed25519", "not really a key\n");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The alias ssh reaches the builder by (lb-sshcfg's job).
+    s.write(
+        "etc/ssh/ssh_config",
+        "Host linux-builder\n  Hostname 127.0.0.1\n  Port 31022\n",
+    );
     s.cmd().arg("install").assert().success();
 
     // The machine's daemon reads /etc/nix, not this scratch root: its
