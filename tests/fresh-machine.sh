@@ -28,6 +28,9 @@ sha=$(git -C "$top" rev-parse --verify "$rev^{commit}")
 sysroot=$(rustc --print sysroot)
 
 root=$(mktemp -d "${TMPDIR:-/var/tmp}/lb-fresh.XXXXXX")
+# mktemp made it 0700; a machine's / is 0755 (build users and the sshd's
+# accounts must reach /bin/sh).
+chmod 0755 "$root"
 log=$root.log
 root_id=$(stat -c %d:%i "$root")
 cleanup() {
