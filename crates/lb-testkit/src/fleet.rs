@@ -299,11 +299,14 @@ impl Fleet {
                 std::fs::write(
                     conf.join("nix.conf"),
                     format!(
-                        "# {name}'s own Nix: its own store, nothing fetched or passed on\n\
+                        "# {name}'s own Nix: its own store, nothing fetched or passed on;\n\
+                         # the login user trusted, as a builder's daemon trusts it\n\
                          substituters =\nbuilders =\nmax-jobs = {jobs}\n{features}\
+                         trusted-users = root {user}\n\
                          experimental-features = nix-command\n",
                         name = spec.name,
-                        jobs = spec.max_jobs
+                        jobs = spec.max_jobs,
+                        user = BUILDER_USER,
                     ),
                 )
                 .expect("write the builder's nix.conf");
@@ -417,7 +420,7 @@ pub fn tools_bin_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("test binary in target/PROFILE/deps")
         .to_path_buf();
-    let tools = ["lb-keys", "lb-sshcfg", "lb-nixconf", "lb-ping"];
+    let tools = ["lb-keys", "lb-sshcfg", "lb-nixconf", "lb-ping", "lb-doctor"];
     if tools.iter().any(|t| !dir.join(t).exists()) {
         let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--bins", "--workspace"])

@@ -313,8 +313,57 @@ fn failures_are_named_without_slowing_the_others(fleet: &Fleet, bin: &Path, root
         ],
         "{lines}"
     );
+    doctor_names_the_same_builders(bin, root, timeout);
     fleet.member("fleet-6").resume();
     fleet.member("fleet-7").resume();
+}
+
+/// lb-doctor's overview of the fleet: every builder pinged (with its
+/// health) in one run, the same four named in its ping step, in about one
+/// timeout rather than the sum.
+fn doctor_names_the_same_builders(bin: &Path, root: &Path, timeout: f64) {
+    let t = Instant::now();
+    let out = tool(bin, root, "lb-doctor")
+        .args(["--json", "--no-vm", "--timeout", &timeout.to_string()])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["healthy"], false);
+    let builders = doc["builders"].as_array().unwrap();
+    assert_eq!(builders.len(), 8, "{doc}");
+    let failed: Vec<&str> = builders
+        .iter()
+        .filter(|b| b["ok"] != true)
+        .map(|b| b["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["fleet-3", "fleet-5", "fleet-6", "fleet-7"],
+        "{doc}"
+    );
+    let ping = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "ping")
+        .expect("a ping step");
+    assert_eq!(ping["status"], "failed", "{ping}");
+    let problems = ping["problems"].to_string();
+    for name in ["fleet-3", "fleet-5", "fleet-6", "fleet-7"] {
+        assert!(
+            problems.contains(name),
+            "{name} not in the ping step: {ping}"
+        );
+    }
+    for name in ["fleet-1", "fleet-2", "fleet-4", "fleet-8"] {
+        assert!(!problems.contains(name), "{name} is healthy: {ping}");
+    }
+    assert!(
+        took.as_secs_f64() < 3.0 * timeout,
+        "lb-doctor took {took:?} for the fleet"
+    );
 }
 
 /// Every file under `dir` with its bytes.
