@@ -51,7 +51,8 @@ exec unshare --mount --propagation private -- bash -c '
     r=$1 cwd=$2 n=$3
     shift 3
     mount -t proc proc "$r/proc"
-    mount --bind /dev "$r/dev"
+    # rbind: /dev/pts too (a build opens a pseudoterminal for its log).
+    mount --rbind /dev "$r/dev"
     for d in "${@:1:n}"; do
         d=$(realpath -e "$d")
         mkdir -p "$r$d"
