@@ -180,11 +180,11 @@ impl NixGen {
     /// others, one started in its root for this test process (killed when
     /// the process ends), unless one already answers.
     pub fn ensure_daemon(self) {
+        static DAEMONS: OnceLock<Mutex<HashMap<NixGen, Option<Child>>>> = OnceLock::new();
         if self == NixGen::V2_8 {
             crate::ensure_nix_daemon();
             return;
         }
-        static DAEMONS: OnceLock<Mutex<HashMap<NixGen, Option<Child>>>> = OnceLock::new();
         let daemons = DAEMONS.get_or_init(Mutex::default);
         let mut daemons = daemons.lock().expect("daemons");
         let socket = self.daemon_socket();

@@ -137,10 +137,15 @@ pub struct Dialect {
     /// "Make `Machine::systemTypes` a set not vector"); before, the list
     /// as written.
     pub systems_set: bool,
-    /// `#` comments out the rest of the line, `;` included (2.29 on, "Fix
-    /// `;` and `#` bug in machine file parsing"); before, the value was
-    /// split on `;` first, so a `;` ended a comment and what followed it
-    /// was an entry.
+    /// `#` comments out the rest of the line, `;` included, and each entry
+    /// is trimmed before it is looked at (2.29 on: "Fix `;` and `#` bug in
+    /// machine file parsing" and "Fix another machine config parsing
+    /// bug"). Before, the value was split on `;` and newlines first and
+    /// each piece cut at its `#` but never trimmed (its `trim` result was
+    /// dropped): a `;` ended a comment and what followed was an entry, a
+    /// piece of only blanks (an indented comment, a blank line) was
+    /// refused ("store URL was not found", seen here with 2.8 and 2.26),
+    /// and `@FILE` counted only at the piece's first character.
     pub comment_to_line_end: bool,
 }
 
@@ -233,15 +238,21 @@ fn parse_into(
             line: if at.line == 0 { n + 1 } else { at.line },
         };
         // Today's Nix cuts the comment off the line first; older Nix cut
-        // each `;`-separated entry at its own `#`.
+        // each `;`-separated entry at its own `#` (see [`Dialect`]).
         let line = if ctx.dialect.comment_to_line_end {
             line.find('#').map_or(line, |i| &line[..i])
         } else {
             line
         };
         for entry in line.split(';') {
-            let entry = entry.trim();
-            let entry = entry.find('#').map_or(entry, |i| &entry[..i]).trim();
+            let entry = if ctx.dialect.comment_to_line_end {
+                entry.trim()
+            } else if entry.is_empty() {
+                // tokenizeString skips empty pieces.
+                continue;
+            } else {
+                entry.find('#').map_or(entry, |i| &entry[..i])
+            };
             if entry.is_empty() {
                 continue;
             }
@@ -285,6 +296,12 @@ fn parse_entry(
         reason,
     };
     let f: Vec<&str> = entry.split_whitespace().collect();
+    if f.is_empty() {
+        return Err(bad(
+            "only blanks, no store URI (Nix before 2.29 refuses such an entry; remove it)"
+                .to_owned(),
+        ));
+    }
     if f.len() > 8 {
         return Err(bad(format!("{} fields, at most 8", f.len())));
     }
