@@ -8,17 +8,21 @@
 //! - [`fleet::Fleet`]: several such servers, each a builder of its own on
 //!   a loopback address (127.0.0.2:22, ...) with a Nix store of its own;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
-//!   test process and shared, killed when the process ends.
+//!   test process and shared, killed when the process ends;
+//! - [`NixGen`] and [`nix_matrix!`]: the Nix generations (2.8, 2.26, 2.34)
+//!   on both sides, builder guest and host-side Nix, one test each.
 //!
 //! A missing prerequisite is a test failure naming the command that
 //! installs it, never a silent skip.
 
 pub mod fleet;
 mod keys;
+mod nixgen;
 mod sshd;
 pub mod vm;
 
 pub use keys::{keygen, KeyPair};
+pub use nixgen::NixGen;
 pub use sshd::Sshd;
 pub use vm::Vm;
 
