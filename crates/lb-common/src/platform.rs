@@ -42,6 +42,9 @@ pub struct QemuProfile {
     pub accels: Vec<String>,
     /// The Debian/Homebrew package that provides `binary`, for error messages.
     pub package: String,
+    /// The most vCPUs the machine type takes: `virt,gic-version=2` (the
+    /// GICv2 QEMU needs under HVF on Apple Silicon) addresses 8.
+    pub max_cpus: Option<u32>,
 }
 
 impl Platform {
@@ -173,6 +176,7 @@ impl Platform {
             cpu: "max".to_owned(),
             accels,
             package: package.to_owned(),
+            max_cpus: machine.contains("gic-version=2").then_some(8),
         }
     }
 
@@ -180,7 +184,8 @@ impl Platform {
     #[must_use]
     pub fn service_path(&self, name: &str) -> String {
         match self.os {
-            Os::MacOs => format!("/Library/LaunchDaemons/org.nixos.{name}.plist"),
+            // Not nix-darwin's org.nixos.linux-builder: neither overwrites the other.
+            Os::MacOs => format!("/Library/LaunchDaemons/org.lb-vm.{name}.plist"),
             Os::Linux => format!("/etc/systemd/system/{name}.service"),
         }
     }
@@ -248,7 +253,9 @@ mod tests {
             ("qemu-system-aarch64", "virt,gic-version=2")
         );
         assert_eq!(q.accels, ["hvf", "tcg"]);
+        assert_eq!(q.max_cpus, Some(8));
         let q = Platform::new(Os::MacOs, "x86_64").qemu("x86_64-linux");
+        assert_eq!(q.max_cpus, None);
         assert_eq!(
             (q.binary.as_str(), q.machine.as_str()),
             ("qemu-system-x86_64", "q35")

@@ -5,6 +5,8 @@
 //!   temporary host key, logging in the host's `builder` account with the
 //!   authorized key the test chooses;
 //! - [`ensure_nix_daemon`]: the host's nix daemon, started if none answers;
+//! - [`runner::TestRunner`]: a runner with the contract of nixpkgs'
+//!   `create-builder` and `run-nixos-vm`, booting the test guest;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
 //!   test process and shared, killed when the process ends.
 //!
@@ -12,6 +14,7 @@
 //! installs it, never a silent skip.
 
 mod keys;
+pub mod runner;
 mod sshd;
 pub mod vm;
 
