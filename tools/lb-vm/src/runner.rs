@@ -57,7 +57,11 @@ fn read_script(path: &Path) -> Option<String> {
 fn words(text: &str) -> Vec<String> {
     text.replace("\\\n", " ")
         .split_whitespace()
-        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        .map(|w| {
+            w.trim_end_matches(';')
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_owned()
+        })
         .collect()
 }
 
