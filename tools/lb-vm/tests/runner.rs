@@ -161,8 +161,8 @@ fn proc_cmdline(pid: u32) -> Vec<String> {
 /// The value after the last `flag`: what QEMU uses.
 fn last_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     args.windows(2)
-        .filter(|w| w[0] == flag)
-        .last()
+        .rev()
+        .find(|w| w[0] == flag)
         .map(|w| w[1].as_str())
 }
 
@@ -183,6 +183,8 @@ fn wait_gone(pid: u32) -> bool {
     true
 }
 
+// One boot for many assertions: TCG boots are the expensive part.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn start_report_stop_restart_the_runner() {
     let s = setup();
