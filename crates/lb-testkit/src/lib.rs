@@ -5,6 +5,7 @@
 //!   temporary host key, logging in the host's `builder` account with the
 //!   authorized key the test chooses;
 //! - [`ensure_nix_daemon`]: the host's nix daemon, started if none answers;
+//! - [`layouts`]: nix-darwin and Determinate Nix as they lie on disk, in a scratch root;
 //! - [`runner::TestRunner`]: a runner with the contract of nixpkgs'
 //!   `create-builder` and `run-nixos-vm`, booting the test guest;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
@@ -14,6 +15,7 @@
 //! installs it, never a silent skip.
 
 mod keys;
+pub mod layouts;
 pub mod runner;
 mod sshd;
 pub mod vm;

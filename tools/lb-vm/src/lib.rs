@@ -727,6 +727,22 @@ fn preflight(
     Ok(None)
 }
 
+/// nix-darwin's own builder runs from its plist (KeepAlive) on 31022:
+/// say so, as its port and keys are the ones this builder may want.
+fn note_nix_darwin_builder(ctx: &Ctx) {
+    let conf = lb_common::conf::nixconf::conf_dir(&ctx.root).join("nix.conf");
+    if let Some(plist) = lb_common::managers::Managers::detect(&ctx.root, &conf)
+        .nix_darwin
+        .and_then(|d| d.linux_builder)
+    {
+        ui::note(&format!(
+            "nix-darwin runs its own builder ({}, label {}, port 31022); this one is separate",
+            plist.display(),
+            lb_common::managers::NIX_DARWIN_BUILDER_LABEL
+        ));
+    }
+}
+
 /// Both ports free: ours (`--port`, on 127.0.0.1) and a runner's own
 /// baked-in forward (on all interfaces), which a second runner-based
 /// builder would find taken: refused here, before anything starts.
@@ -786,6 +802,7 @@ fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> anyhow
 
 fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
+    note_nix_darwin_builder(ctx);
     let spec = spec(ctx, &a.vm)?;
     let apply = Apply::from(a.change);
     let profile = profile(ctx);
