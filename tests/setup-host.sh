@@ -31,7 +31,7 @@ fi
 
 packages=(nix-bin openssh-server openssh-client qemu-system-x86 qemu-utils busybox-static
           cpio kmod xz-utils zstd libssl-dev pkg-config ca-certificates make gcc libc6-dev
-          procps util-linux passwd strace jq python3 git debootstrap)
+          procps util-linux passwd strace jq python3 git debootstrap sudo lsof)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

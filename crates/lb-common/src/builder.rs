@@ -313,7 +313,10 @@ pub fn validate_system(s: &str) -> Result<(), Error> {
 /// it runs natively.
 #[must_use]
 pub fn default_system() -> String {
-    format!("{}-linux", std::env::consts::ARCH)
+    // `LB_PLATFORM=aarch64-darwin` stands for that machine here too.
+    let arch = crate::platform::Platform::current()
+        .map_or_else(|_| std::env::consts::ARCH.to_owned(), |p| p.arch);
+    format!("{arch}-linux")
 }
 
 /// Read a private key's expected public counterpart path (`X` -> `X.pub`).

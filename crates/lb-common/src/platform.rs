@@ -1,8 +1,10 @@
 //! macOS and Linux differences as data, chosen at run time.
 //!
 //! Both code paths compile everywhere, so the macOS command lines are
-//! tested on Linux. `LB_PLATFORM=macos|linux` overrides the detection (for
-//! tests, and to print what a Mac would run).
+//! tested on Linux. `LB_PLATFORM` overrides the detection (for tests, and
+//! to print what a Mac would run): `macos` or `linux` (this machine's
+//! architecture), or a Nix system name (`aarch64-darwin`, `x86_64-darwin`,
+//! `aarch64-linux`, `x86_64-linux`) for another architecture too.
 
 use crate::exit::{Classify, Status};
 
@@ -13,7 +15,7 @@ pub enum Os {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("LB_PLATFORM={0:?}: use macos or linux")]
+#[error("LB_PLATFORM={0:?}: use macos, linux or a Nix system (aarch64-darwin, x86_64-darwin, aarch64-linux, x86_64-linux)")]
 pub struct UnknownPlatform(String);
 
 impl Classify for UnknownPlatform {
@@ -40,22 +42,42 @@ pub struct QemuProfile {
     pub accels: Vec<String>,
     /// The Debian/Homebrew package that provides `binary`, for error messages.
     pub package: String,
+    /// The most vCPUs the machine type takes: `virt,gic-version=2` (the
+    /// GICv2 QEMU needs under HVF on Apple Silicon) addresses 8.
+    pub max_cpus: Option<u32>,
 }
 
 impl Platform {
     /// The running host, or `LB_PLATFORM` if set.
     pub fn current() -> Result<Self, UnknownPlatform> {
-        let os = match std::env::var("LB_PLATFORM") {
-            Ok(v) if v == "macos" || v == "darwin" => Os::MacOs,
-            Ok(v) if v == "linux" => Os::Linux,
-            Ok(v) => return Err(UnknownPlatform(v)),
-            Err(_) if std::env::consts::OS == "macos" => Os::MacOs,
-            Err(_) => Os::Linux,
+        match std::env::var("LB_PLATFORM") {
+            Ok(v) => Self::parse(&v),
+            Err(_) => Ok(Platform {
+                os: if std::env::consts::OS == "macos" {
+                    Os::MacOs
+                } else {
+                    Os::Linux
+                },
+                arch: std::env::consts::ARCH.to_owned(),
+            }),
+        }
+    }
+
+    /// An `LB_PLATFORM` value: `macos`/`darwin`/`linux` (this machine's
+    /// architecture) or a Nix system name.
+    pub fn parse(v: &str) -> Result<Self, UnknownPlatform> {
+        let here = std::env::consts::ARCH;
+        let (arch, os) = match v.split_once('-') {
+            Some((arch @ ("aarch64" | "x86_64"), os)) => (arch, os),
+            Some(_) => return Err(UnknownPlatform(v.to_owned())),
+            None => (here, v),
         };
-        Ok(Platform {
-            os,
-            arch: std::env::consts::ARCH.to_owned(),
-        })
+        let os = match os {
+            "macos" | "darwin" => Os::MacOs,
+            "linux" => Os::Linux,
+            _ => return Err(UnknownPlatform(v.to_owned())),
+        };
+        Ok(Platform::new(os, arch))
     }
 
     #[must_use]
@@ -154,6 +176,7 @@ impl Platform {
             cpu: "max".to_owned(),
             accels,
             package: package.to_owned(),
+            max_cpus: machine.contains("gic-version=2").then_some(8),
         }
     }
 
@@ -161,7 +184,8 @@ impl Platform {
     #[must_use]
     pub fn service_path(&self, name: &str) -> String {
         match self.os {
-            Os::MacOs => format!("/Library/LaunchDaemons/org.nixos.{name}.plist"),
+            // Not nix-darwin's org.nixos.linux-builder: neither overwrites the other.
+            Os::MacOs => format!("/Library/LaunchDaemons/org.lb-vm.{name}.plist"),
             Os::Linux => format!("/etc/systemd/system/{name}.service"),
         }
     }
@@ -170,6 +194,28 @@ impl Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lb_platform_takes_nix_systems() {
+        for (v, os, arch) in [
+            ("aarch64-darwin", Os::MacOs, "aarch64"),
+            ("x86_64-darwin", Os::MacOs, "x86_64"),
+            ("aarch64-linux", Os::Linux, "aarch64"),
+            ("x86_64-linux", Os::Linux, "x86_64"),
+            ("macos", Os::MacOs, std::env::consts::ARCH),
+            ("linux", Os::Linux, std::env::consts::ARCH),
+        ] {
+            let p = Platform::parse(v).unwrap();
+            assert_eq!((p.os, p.arch.as_str()), (os, arch), "{v}");
+            if v.contains('-') {
+                assert_eq!(p.nix_system(), v);
+            }
+        }
+        for bad in ["windows", "riscv64-linux", "aarch64-windows", ""] {
+            let e = Platform::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("aarch64-darwin"), "{e}");
+        }
+    }
 
     #[test]
     fn daemon_restart_commands() {
@@ -207,7 +253,9 @@ mod tests {
             ("qemu-system-aarch64", "virt,gic-version=2")
         );
         assert_eq!(q.accels, ["hvf", "tcg"]);
+        assert_eq!(q.max_cpus, Some(8));
         let q = Platform::new(Os::MacOs, "x86_64").qemu("x86_64-linux");
+        assert_eq!(q.max_cpus, None);
         assert_eq!(
             (q.binary.as_str(), q.machine.as_str()),
             ("qemu-system-x86_64", "q35")

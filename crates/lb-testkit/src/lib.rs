@@ -7,6 +7,9 @@
 //! - [`ensure_nix_daemon`]: the host's nix daemon, started if none answers;
 //! - [`fleet::Fleet`]: several such servers, each a builder of its own on
 //!   a loopback address (127.0.0.2:22, ...) with a Nix store of its own;
+//! - [`layouts`]: nix-darwin and Determinate Nix as they lie on disk, in a scratch root;
+//! - [`runner::TestRunner`]: a runner with the contract of nixpkgs'
+//!   `create-builder` and `run-nixos-vm`, booting the test guest;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
 //!   test process and shared, killed when the process ends;
 //! - [`NixGen`] and [`nix_matrix!`]: the Nix generations (2.8, 2.26, 2.34)
@@ -17,7 +20,9 @@
 
 pub mod fleet;
 mod keys;
+pub mod layouts;
 mod nixgen;
+pub mod runner;
 mod sshd;
 pub mod vm;
 

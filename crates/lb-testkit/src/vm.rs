@@ -259,6 +259,20 @@ fn start(
     }
 }
 
+/// The accelerator the test guest boots with on this machine (`kvm` only
+/// where a probe boot works; the verdict is cached).
+#[must_use]
+pub fn test_accel() -> String {
+    let (kernel, initrd) = guest_images();
+    let base = workspace_dir().join("target/lb-testkit");
+    std::fs::create_dir_all(&base).expect("create target/lb-testkit");
+    let dir = tempfile::Builder::new()
+        .prefix("accel.")
+        .tempdir_in(&base)
+        .expect("probe dir");
+    choose_accel(&kernel, &initrd, dir.path())
+}
+
 /// KVM where it truly works (a probe boot reaches sshd quickly), TCG
 /// otherwise. `LB_TEST_ACCEL` overrides; the probe's verdict is cached
 /// beside the guest images.

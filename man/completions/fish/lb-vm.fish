@@ -51,9 +51,9 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l kernel -d 'The gue
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l initrd -d 'The guest initrd to boot (with --kernel)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l append -d 'The kernel command line [default: console=ttyS0 panic=-1, ttyAMA0 on aarch64]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l disk -d 'The qcow2 disk image [default: WORKDIR/NAME.qcow2]' -r -F
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l memory -d 'Guest memory in MiB (at least 256)' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l cpus -d 'Guest CPUs [default: this host\'s cores]' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l disk-size -d 'Disk size in MiB: the image is created this size, or grown to it if smaller' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l memory -d 'Guest memory in MiB, at least 256 [default: 3072, or what the runner bakes in; given, it reaches a runner\'s QEMU through QEMU_OPTS]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l cpus -d 'Guest CPUs [default: this host\'s cores (at most 8 under HVF on Apple Silicon), or what the runner bakes in]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l disk-size -d 'Disk size in MiB: the image is created this size, or grown to it if smaller [default: 20480; a runner\'s is baked in and cannot be changed here]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l keys -d 'Directory shared read-only into the guest as /var/keys (holds builder_ed25519.pub) [default: WORKDIR/keys]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l accel -d 'QEMU accelerator [default: hvf on macOS; kvm on Linux if a probe boot works, else tcg]' -r -f -a "hvf\t''
 kvm\t''
@@ -106,6 +106,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -s v -l verbose -d '
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -s h -l help -d 'Print help'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l timeout -d 'Seconds to wait after the power button, and again after SIGTERM, before SIGKILL' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l label -d 'The launchd label of the builder\'s service, if it is not org.lb-vm.NAME' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l user -d 'The user Nix logs into the builder as' -r
@@ -141,9 +142,9 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l kernel -d 'The gu
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l initrd -d 'The guest initrd to boot (with --kernel)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l append -d 'The kernel command line [default: console=ttyS0 panic=-1, ttyAMA0 on aarch64]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l disk -d 'The qcow2 disk image [default: WORKDIR/NAME.qcow2]' -r -F
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l memory -d 'Guest memory in MiB (at least 256)' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l cpus -d 'Guest CPUs [default: this host\'s cores]' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l disk-size -d 'Disk size in MiB: the image is created this size, or grown to it if smaller' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l memory -d 'Guest memory in MiB, at least 256 [default: 3072, or what the runner bakes in; given, it reaches a runner\'s QEMU through QEMU_OPTS]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l cpus -d 'Guest CPUs [default: this host\'s cores (at most 8 under HVF on Apple Silicon), or what the runner bakes in]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l disk-size -d 'Disk size in MiB: the image is created this size, or grown to it if smaller [default: 20480; a runner\'s is baked in and cannot be changed here]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l keys -d 'Directory shared read-only into the guest as /var/keys (holds builder_ed25519.pub) [default: WORKDIR/keys]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l accel -d 'QEMU accelerator [default: hvf on macOS; kvm on Linux if a probe boot works, else tcg]' -r -f -a "hvf\t''
 kvm\t''
@@ -167,13 +168,14 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l kernel -d 'The g
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l initrd -d 'The guest initrd to boot (with --kernel)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l append -d 'The kernel command line [default: console=ttyS0 panic=-1, ttyAMA0 on aarch64]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l disk -d 'The qcow2 disk image [default: WORKDIR/NAME.qcow2]' -r -F
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l memory -d 'Guest memory in MiB (at least 256)' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l cpus -d 'Guest CPUs [default: this host\'s cores]' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l disk-size -d 'Disk size in MiB: the image is created this size, or grown to it if smaller' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l memory -d 'Guest memory in MiB, at least 256 [default: 3072, or what the runner bakes in; given, it reaches a runner\'s QEMU through QEMU_OPTS]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l cpus -d 'Guest CPUs [default: this host\'s cores (at most 8 under HVF on Apple Silicon), or what the runner bakes in]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l disk-size -d 'Disk size in MiB: the image is created this size, or grown to it if smaller [default: 20480; a runner\'s is baked in and cannot be changed here]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l keys -d 'Directory shared read-only into the guest as /var/keys (holds builder_ed25519.pub) [default: WORKDIR/keys]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l accel -d 'QEMU accelerator [default: hvf on macOS; kvm on Linux if a probe boot works, else tcg]' -r -f -a "hvf\t''
 kvm\t''
 tcg\t''"
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l label -d 'The launchd label [default: org.lb-vm.NAME; nix-darwin\'s own builder is org.nixos.linux-builder]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l user -d 'The user Nix logs into the builder as' -r
@@ -186,9 +188,10 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l max-jobs -d 'Bui
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s n -l dry-run -d 'Show what would change (a diff or the commands) and change nothing'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l check -d 'Change nothing; exit 1 if a change would be made'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l launchd -d 'A launchd daemon (macOS), label org.nixos.NAME'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l launchd -d 'A launchd daemon (macOS), label org.lb-vm.NAME (see --label)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l systemd -d 'A systemd unit (Linux), NAME.service'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l install -d 'Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) instead of printing it'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l install -d 'Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) and (re)load it, instead of printing it'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l uninstall -d 'Unload the service and remove its file'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s h -l help -d 'Print help'

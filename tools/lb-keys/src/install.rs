@@ -80,6 +80,18 @@ fn spec(mode: u32, gid: Gid) -> FileSpec {
 
 pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
     let apply = Apply::from(a.change);
+    // nix-darwin's nix.linux-builder runs create-builder, which installs its
+    // own pair over /etc/nix/builder_ed25519 whenever the keys differ.
+    let nix_conf = lb_common::conf::nixconf::conf_dir(&ctx.root).join("nix.conf");
+    if let Some(plist) = lb_common::managers::Managers::detect(&ctx.root, &nix_conf)
+        .nix_darwin
+        .and_then(|d| d.linux_builder)
+    {
+        lb_common::ui::warn(&format!(
+            "nix-darwin's nix.linux-builder is enabled ({}): its create-builder installs its own key pair (from /var/lib/linux-builder/keys) over /etc/nix/builder_ed25519 when they differ; use that builder, or turn it off (nix.linux-builder.enable = false;) before using lb-keys' pair",
+            plist.display()
+        ));
+    }
     pair::check_dir(&a.keys.dir)?;
     let gid = group_id(&a.group.group)?;
     let source = PairPaths::in_dir(&a.keys.dir);

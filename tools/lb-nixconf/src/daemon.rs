@@ -1,7 +1,7 @@
 //! When did the running Nix daemon start? It reads nix.conf only then, so
 //! a nix.conf modified later is not in effect.
 //!
-//! Linux only (`/proc`): the top-level `nix-daemon` process (the daemon
+//! On macOS (no `/proc`) from `launchctl print` and `ps`; on Linux from `/proc`: the top-level `nix-daemon` process (the daemon
 //! forks one child per client, also called `nix-daemon`; those are skipped
 //! by their parent), its start time from `/proc/PID/stat` (field 22, clock
 //! ticks since boot) plus the boot time (`btime` in `/proc/stat`), and the
@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lb_common::procfacts;
 
 /// A running top-level nix-daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +70,38 @@ fn ticks_per_second() -> u64 {
 #[must_use]
 pub fn running_for(conf_dir: &Path) -> Option<Daemon> {
     let want = std::fs::canonicalize(conf_dir).unwrap_or_else(|_| conf_dir.to_path_buf());
-    running_in(Path::new("/proc"))
+    let found = match procfacts::Source::current() {
+        procfacts::Source::Proc => running_in(Path::new("/proc")),
+        procfacts::Source::Commands => launchd_daemons(),
+    };
+    found
         .into_iter()
         .filter(|d| {
             std::fs::canonicalize(&d.conf_dir).unwrap_or_else(|_| d.conf_dir.clone()) == want
         })
         .max_by_key(|d| d.started)
+}
+
+/// macOS: the daemon launchd runs (`launchctl print system/LABEL`, the
+/// Nix installer's and nix-darwin's label, or Determinate's), its start
+/// from `ps -o etime=` (to the second), its NIX_CONF_DIR from launchd's
+/// environment for it.
+fn launchd_daemons() -> Vec<Daemon> {
+    [
+        lb_common::managers::NIX_DAEMON_LABEL,
+        lb_common::managers::DETERMINATE_DAEMON_LABEL,
+    ]
+    .iter()
+    .filter_map(|label| {
+        let job = procfacts::launchd_job(label)?;
+        let pid = job.pid?;
+        Some(Daemon {
+            pid,
+            started: procfacts::started_by_ps(pid)?,
+            conf_dir: PathBuf::from(job.nix_conf_dir.unwrap_or_else(|| "/etc/nix".to_owned())),
+        })
+    })
+    .collect()
 }
 
 /// Every top-level nix-daemon `/proc` shows.

@@ -46,6 +46,7 @@ use lb_common::conf::nixconf::{self, NixConf};
 use lb_common::conf::{load_builders, Location};
 use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::managers::{self, LinuxBuilderSnippet, Managers};
 use lb_common::paths::Root;
 use lb_common::platform::Platform;
 use lb_common::privilege::{is_root, require_writable};
@@ -91,7 +92,7 @@ pub enum Command {
 /// The machines-line fields beyond the shared identity flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LineArgs {
-    /// How much faster this builder is than others; Nix prefers faster ones
+    /// How much faster this builder is than others, a positive integer (older Nix reads the field as one, and nix-darwin's speedFactor is one); Nix prefers faster ones
     #[arg(long, env = "LB_SPEED_FACTOR", default_value_t = 1.0, value_name = "N")]
     pub speed_factor: f64,
     /// Features the builder supports, comma-separated (e.g. kvm,big-parallel)
@@ -170,7 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Remove(args) => remove(&cli.builder.name, &root, args.change),
         Command::Show(args) => show(&root, args.json),
         Command::Check(a) => check(&cli.builder, &root, a),
-        Command::RestartDaemon(args) => restart_daemon(Apply::from(args.change)),
+        Command::RestartDaemon(args) => restart_daemon(Apply::from(args.change), &root),
     }
 }
 
@@ -187,9 +188,13 @@ fn token(what: &str, s: &str) -> anyhow::Result<()> {
 /// This builder as one entry of the machines format, checked by reading
 /// the rendered line back with the shared parser.
 pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine> {
-    if !(args.speed_factor.is_finite() && args.speed_factor > 0.0) {
+    if !(args.speed_factor.is_finite()
+        && args.speed_factor >= 1.0
+        && args.speed_factor.fract() == 0.0
+        && args.speed_factor <= f64::from(u32::MAX))
+    {
         return Err(usage!(
-            "--speed-factor {}: give a positive number",
+            "--speed-factor {}: give a positive integer (older Nix reads the field as one, and nix-darwin's speedFactor is one)",
             args.speed_factor
         ));
     }
@@ -252,6 +257,79 @@ fn conf_path(root: &Root) -> PathBuf {
     nixconf::conf_dir(root).join("nix.conf")
 }
 
+/// The file lb-nixconf edits: nix.conf, or Determinate Nix's
+/// nix.custom.conf (Determinate owns nix.conf and includes that file for
+/// users' settings). nix-darwin's nix.conf is handled by the caller.
+fn edit_target(root: &Root) -> (PathBuf, Managers) {
+    let conf = conf_path(root);
+    let m = Managers::detect(root, &conf);
+    ui::verbose(&format!("this machine's Nix: {}", m.describe()));
+    let target = match &m.determinate {
+        Some(d) if managers::static_link(&conf).is_none() => d.custom_conf.clone(),
+        _ => conf,
+    };
+    (target, m)
+}
+
+/// Say where the block goes under Determinate, and whether nix.conf
+/// really includes that file.
+fn note_determinate(root: &Root, m: &Managers) {
+    let Some(d) = &m.determinate else {
+        return;
+    };
+    let conf = conf_path(root);
+    ui::note(&format!(
+        "Determinate Nix owns {} (found {}); lb-nixconf's block goes in {}, which it includes",
+        conf.display(),
+        d.evidence.display(),
+        d.custom_conf.display()
+    ));
+    let includes = fs::read_following(&conf)
+        .ok()
+        .flatten()
+        .is_some_and(|b| managers::includes_custom_conf(&String::from_utf8_lossy(&b)));
+    if !includes {
+        ui::warn(&format!(
+            "{} does not include {}: Nix will not read it until it has `!include {}` (reinstall Determinate Nix, or add that line)",
+            conf.display(),
+            managers::DETERMINATE_CUSTOM_CONF,
+            managers::DETERMINATE_CUSTOM_CONF
+        ));
+    }
+}
+
+/// nix-darwin owns `path`: say so, then print the nix-darwin settings,
+/// its own builder first, then a builder of one's own.
+fn nix_darwin_advice(
+    path: &Path,
+    target: &Path,
+    machine: &Machine,
+    key: &str,
+    trusted: &[String],
+) -> anyhow::Result<Status> {
+    ui::error(&managers::owned_by_nix_darwin(path, target));
+    let native = Platform::current()
+        .map(|p| format!("{}-linux", p.arch))
+        .unwrap_or_default();
+    let builder = LinuxBuilderSnippet {
+        // A positive integer by machine_of's check.
+        speed_factor: format!("{}", machine.speed_factor).parse().ok(),
+        supported_features: (!machine.supported_features.is_empty())
+            .then(|| machine.supported_features.clone()),
+        mandatory_features: Some(machine.mandatory_features.clone()),
+        systems: (machine.systems != [native]).then(|| machine.systems.clone()),
+        ..LinuxBuilderSnippet::default()
+    };
+    for line in builder.render().lines() {
+        ui::out(line)?;
+    }
+    ui::out("# or, for a builder you run yourself (lb-vm), instead:")?;
+    for line in darwin::snippet(machine, key, trusted).lines() {
+        ui::out(line)?;
+    }
+    Ok(Status::Failed)
+}
+
 fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = fs::read_optional(path)?.unwrap_or_default();
     String::from_utf8(bytes)
@@ -309,21 +387,14 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     for u in &opts.trust_user {
         token("--trust-user", u)?;
     }
-    let path = conf_path(root);
+    let (path, found) = edit_target(root);
     let apply = Apply::from(opts.change);
 
     if let Some(target) = darwin::managed_target(&path) {
-        ui::error(&format!(
-            "{}: a symlink to {} managed by nix-darwin; not editing it. Add this to your nix-darwin configuration instead:",
-            path.display(),
-            target.display()
-        ));
         let key = root.unroot(&builder.key).to_string_lossy().into_owned();
-        for line in darwin::snippet(&machine, &key, &opts.trust_user).lines() {
-            ui::out(line)?;
-        }
-        return Ok(Status::Failed);
+        return nix_darwin_advice(&path, &target, &machine, &key, &opts.trust_user);
     }
+    note_determinate(root, &found);
 
     let outcome = edit_conf(&path, apply, |text| {
         match body::install(text, &path, &machine, &opts.trust_user, opts.force) {
@@ -356,7 +427,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
         let stale = daemon::running_for(path.parent().unwrap_or(Path::new("/")))
             .is_some_and(|d| newest_mtime(std::slice::from_ref(&path)) > Some(d.started));
         if outcome.changed() || stale {
-            restart_daemon(apply)?;
+            restart_daemon(apply, root)?;
         } else {
             ui::note("the daemon already runs with this nix.conf; not restarting");
         }
@@ -368,11 +439,11 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
 
 fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
     lb_common::builder::validate_name(name)?;
-    let path = conf_path(root);
+    let (path, _) = edit_target(root);
     let apply = Apply::from(change);
     if let Some(target) = darwin::managed_target(&path) {
         return Err(anyhow::anyhow!(
-            "{}: a symlink to {} managed by nix-darwin; remove the builder from nix.buildMachines in your nix-darwin configuration",
+            "{}: nix-darwin owns this file (a link to {}); remove the builder in your nix-darwin configuration (nix.linux-builder.enable = false; or its nix.buildMachines entry), then darwin-rebuild switch",
             path.display(),
             target.display()
         ));
@@ -630,7 +701,7 @@ pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Re
                         "{} changed after the running nix-daemon (pid {}) started: the change is not in effect yet; run lb-nixconf restart-daemon ({})",
                         builders.conf_file.display(),
                         d.pid,
-                        Cmd::from_argv(&platform.restart_daemon()).display()
+                        Cmd::from_argv(&restart_argv(root)?).display()
                     ));
                 }
             }
@@ -679,8 +750,22 @@ fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<St
     }
 }
 
-fn restart_daemon(apply: Apply) -> anyhow::Result<Status> {
-    let argv = Platform::current()?.restart_daemon();
+/// The daemon restart for this machine: on a Mac with Determinate Nix its
+/// daemon's label is systems.determinate.nix-daemon.
+fn restart_argv(root: &Root) -> anyhow::Result<Vec<String>> {
+    let platform = Platform::current()?;
+    let mut argv = platform.restart_daemon();
+    if platform.os == lb_common::platform::Os::MacOs {
+        let label = Managers::detect(root, &conf_path(root)).daemon_label();
+        if let Some(last) = argv.last_mut() {
+            *last = format!("system/{label}");
+        }
+    }
+    Ok(argv)
+}
+
+fn restart_daemon(apply: Apply, root: &Root) -> anyhow::Result<Status> {
+    let argv = restart_argv(root)?;
     let cmd = Cmd::from_argv(&argv);
     if apply == Apply::Write && !is_root() {
         let sudo_args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();

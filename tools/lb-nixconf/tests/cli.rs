@@ -121,7 +121,7 @@ fn line_with_every_field() {
         "--max-jobs",
         "8",
         "--speed-factor",
-        "2.5",
+        "3",
         "--features",
         "kvm,big-parallel",
         "--mandatory-features",
@@ -129,7 +129,7 @@ fn line_with_every_field() {
         "--key",
         "/etc/nix/other_ed25519",
     ]));
-    insta::assert_snapshot!(out, @"ssh-ng://nixbuild@b2 x86_64-linux /etc/nix/other_ed25519 8 2.5 kvm,big-parallel benchmark c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=");
+    insta::assert_snapshot!(out, @"ssh-ng://nixbuild@b2 x86_64-linux /etc/nix/other_ed25519 8 3 kvm,big-parallel benchmark c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUpCV2N4Yi9CbGFxdDFhdU90RStGOFFVV3JVb3RpQzVxQkorVXVFV2RWQ2Igcm9vdEBuaXhvcwo=");
 }
 
 #[test]
@@ -162,6 +162,10 @@ fn bad_flags_exit_2_naming_them() {
         (&["--name", "a b"], "--name"),
         (&["--speed-factor=-1"], "--speed-factor"),
         (&["--speed-factor", "0"], "--speed-factor"),
+        (
+            &["--speed-factor", "2.5"],
+            "--speed-factor 2.5: give a positive integer",
+        ),
         (&["--features", "a b"], "--features"),
         (&["--mandatory-features", "x;y"], "--mandatory-features"),
     ];
@@ -409,6 +413,12 @@ fn nix_darwin_symlink_prints_the_snippet() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nix-darwin"));
     insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap(), @r#"
+    nix.linux-builder = {
+      enable = true;
+      supportedFeatures = [ "kvm" "big-parallel" ];
+      systems = [ "aarch64-linux" ];
+    };
+    # or, for a builder you run yourself (lb-vm), instead:
     nix.buildMachines = [
       {
         hostName = "linux-builder";

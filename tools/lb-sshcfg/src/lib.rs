@@ -47,6 +47,7 @@ use lb_common::conf::block::{ManagedBlock, Position};
 use lb_common::conf::sshconfig::includes_dropin_dir;
 use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::managers;
 use lb_common::paths::Root;
 use lb_common::privilege::require_writable;
 use lb_common::{ui, usage};
@@ -218,10 +219,42 @@ fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Statu
     }
 }
 
+/// nix-darwin owns one of lb-sshcfg's files (a link into /etc/static):
+/// say so, then what to put in the nix-darwin configuration, its own
+/// builder (which writes 100-linux-builder.conf) first.
+fn nix_darwin_owns(path: &Path, target: &Path, alias: Option<&str>) -> anyhow::Result<Status> {
+    ui::error(&managers::owned_by_nix_darwin(path, target));
+    ui::out(managers::LinuxBuilderSnippet::default().render().trim_end())?;
+    if let Some(alias) = alias {
+        let rel = path
+            .to_string_lossy()
+            .rsplit_once("/etc/")
+            .map_or_else(|| path.display().to_string(), |(_, r)| r.to_owned());
+        ui::out("# or, for a builder you run yourself (lb-vm), instead:")?;
+        ui::out(&format!("environment.etc.\"{rel}\".text = ''"))?;
+        for line in alias.lines() {
+            ui::out(&format!("  {line}"))?;
+        }
+        ui::out("'';")?;
+    }
+    Ok(Status::Failed)
+}
+
 fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
     let builder = args.resolve(root)?;
     let layout = Layout::new(root, &builder.name);
     let apply = Apply::from(change);
+    if let Some(target) = managers::static_link(&layout.conf) {
+        // The nix-darwin file is on the real system: the alias as it
+        // would be written there; Nix checks the host key from its
+        // builders entry (publicHostKey), as nix-darwin's own alias does.
+        let real = Layout::new(&Root::real(), &builder.name);
+        let mut alias = layout::alias(&builder, &real);
+        alias.identity_file = root.unroot(&builder.key);
+        alias.known_hosts = None;
+        let alias = alias.render();
+        return nix_darwin_owns(&layout.conf, &target, Some(&alias));
+    }
     let conf = layout::render_conf(&builder, &layout);
     let known_hosts = layout::render_known_hosts(&builder);
 
@@ -241,6 +274,9 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
     let main_new = with_include(main.as_deref(), &layout)?;
     let main_changes = main.as_deref() != Some(main_new.as_str());
     if main_changes {
+        if let Some(target) = managers::static_link(&layout.main) {
+            return nix_darwin_owns(&layout.main, &target, None);
+        }
         fs::refuse_symlink(&layout.main)?;
     }
     if apply == Apply::Write {
@@ -329,6 +365,13 @@ fn other_aliases(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
+    if let Some(target) = managers::static_link(&Layout::new(root, name).conf) {
+        anyhow::bail!(
+            "{}: nix-darwin owns this file (a link to {}); remove it in your nix-darwin configuration (nix.linux-builder.enable = false;), then darwin-rebuild switch",
+            Layout::new(root, name).conf.display(),
+            target.display()
+        );
+    }
     validate_name(name)?;
     let layout = Layout::new(root, name);
     let apply = Apply::from(change);

@@ -29,9 +29,12 @@
 //! (missing kernel, initrd or runner, memory below 256 MiB).
 
 pub mod check;
+mod port;
 mod process;
 mod qmp;
+pub mod runner;
 pub mod service;
+pub mod supervisor;
 pub mod vm;
 
 use std::ffi::OsString;
@@ -47,7 +50,7 @@ use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::{Apply, FileSpec};
 use lb_common::paths::Root;
-use lb_common::platform::{Os, Platform, QemuProfile};
+use lb_common::platform::{Platform, QemuProfile};
 use lb_common::{ui, usage};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -112,15 +115,15 @@ pub struct VmArgs {
     /// The qcow2 disk image [default: WORKDIR/NAME.qcow2]
     #[arg(long, value_name = "IMG")]
     pub disk: Option<PathBuf>,
-    /// Guest memory in MiB (at least 256)
-    #[arg(long, value_name = "MIB", env = "LB_VM_MEMORY", default_value_t = 3072)]
-    pub memory: u32,
-    /// Guest CPUs [default: this host's cores]
+    /// Guest memory in MiB, at least 256 [default: 3072, or what the runner bakes in; given, it reaches a runner's QEMU through QEMU_OPTS]
+    #[arg(long, value_name = "MIB", env = "LB_VM_MEMORY")]
+    pub memory: Option<u32>,
+    /// Guest CPUs [default: this host's cores (at most 8 under HVF on Apple Silicon), or what the runner bakes in]
     #[arg(long, value_name = "N", env = "LB_VM_CPUS", value_parser = clap::value_parser!(u32).range(1..))]
     pub cpus: Option<u32>,
-    /// Disk size in MiB: the image is created this size, or grown to it if smaller
-    #[arg(long, value_name = "MIB", default_value_t = 20480)]
-    pub disk_size: u64,
+    /// Disk size in MiB: the image is created this size, or grown to it if smaller [default: 20480; a runner's is baked in and cannot be changed here]
+    #[arg(long, value_name = "MIB")]
+    pub disk_size: Option<u64>,
     /// Directory shared read-only into the guest as /var/keys (holds builder_ed25519.pub) [default: WORKDIR/keys]
     #[arg(long, value_name = "DIR", env = "LB_VM_KEYS")]
     pub keys: Option<PathBuf>,
@@ -185,6 +188,9 @@ pub struct StopArgs {
     /// Seconds to wait after the power button, and again after SIGTERM, before SIGKILL
     #[arg(long, value_name = "S", default_value_t = 30)]
     pub timeout: u64,
+    /// The launchd label of the builder's service, if it is not org.lb-vm.NAME
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -203,15 +209,21 @@ pub struct ServiceArgs {
     pub vm: VmArgs,
     #[command(flatten)]
     pub change: Change,
-    /// A launchd daemon (macOS), label org.nixos.NAME
+    /// A launchd daemon (macOS), label org.lb-vm.NAME (see --label)
     #[arg(long)]
     pub launchd: bool,
     /// A systemd unit (Linux), NAME.service
     #[arg(long)]
     pub systemd: bool,
-    /// Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) instead of printing it
-    #[arg(long)]
+    /// Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) and (re)load it, instead of printing it
+    #[arg(long, conflicts_with = "uninstall")]
     pub install: bool,
+    /// Unload the service and remove its file
+    #[arg(long)]
+    pub uninstall: bool,
+    /// The launchd label [default: org.lb-vm.NAME; nix-darwin's own builder is org.nixos.linux-builder]
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
 }
 
 /// The clap definition, for man pages and completions.
@@ -233,6 +245,9 @@ struct State {
     command: String,
     /// The program started (QEMU or the runner), to recognise the pid.
     program: String,
+    /// A runner's own baked-in forward (on all interfaces), when not `port`.
+    #[serde(default)]
+    image_port: Option<u16>,
 }
 
 struct Ctx {
@@ -370,21 +385,24 @@ fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
             ))
         }
     };
-    if a.memory < 256 {
+    if let Some(m) = a.memory.filter(|m| *m < 256) {
         return Err(usage!(
-            "--memory {}: below 256 MiB the builder cannot run; give at least 256 (default 3072)",
-            a.memory
+            "--memory {m}: below 256 MiB the builder cannot run; give at least 256 (default 3072)"
         ));
     }
-    if a.disk_size < 1024 {
+    if let Some(d) = a.disk_size.filter(|d| *d < 1024) {
         return Err(usage!(
-            "--disk-size {}: give at least 1024 MiB (default 20480)",
-            a.disk_size
+            "--disk-size {d}: give at least 1024 MiB (default 20480)"
         ));
     }
-    let cpus = a.cpus.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
-    });
+    let max_cpus = profile(ctx).max_cpus;
+    if let (Some(c), Some(max)) = (a.cpus, max_cpus) {
+        if c > max {
+            return Err(usage!(
+                "--cpus {c}: QEMU's virt machine with gic-version=2 (what HVF needs on Apple Silicon) takes at most {max} vCPUs; give --cpus {max} or fewer"
+            ));
+        }
+    }
     let l = &ctx.layout;
     let disk = match &a.disk {
         Some(d) => std::path::absolute(d)?,
@@ -394,16 +412,49 @@ fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
         Some(k) => std::path::absolute(k)?,
         None => l.dir.join("keys"),
     };
+    let port = ctx.builder.port;
+    let (memory, cpus, disk_size, image_port, qemu_opts, cert_file) = match &boot {
+        Boot::Runner(r) => {
+            let baked = runner::read(r);
+            let settled = runner::settle(&baked, a.memory, a.cpus, a.disk_size)?;
+            (
+                settled.memory,
+                settled.cpus,
+                settled.disk_mib,
+                baked.port_or_default(),
+                settled.qemu_opts,
+                runner::cert_file(),
+            )
+        }
+        Boot::Kernel { .. } => {
+            let host = std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+            let cpus = a
+                .cpus
+                .unwrap_or_else(|| max_cpus.map_or(host, |m| host.min(m)));
+            (
+                a.memory.unwrap_or(3072),
+                cpus,
+                a.disk_size.unwrap_or(20480),
+                port,
+                Vec::new(),
+                None,
+            )
+        }
+    };
     Ok(VmSpec {
         layout: l.clone(),
         boot,
-        port: ctx.builder.port,
-        memory: a.memory,
+        port,
+        memory,
         cpus,
         disk,
-        disk_size: a.disk_size,
+        disk_size,
         keys,
         system,
+        image_port,
+        qemu_opts,
+        cert_file,
     })
 }
 
@@ -549,11 +600,22 @@ fn running_pid(l: &Layout) -> Option<u32> {
     process::is_our_vm(pid, &markers).then_some(pid)
 }
 
-/// Remove the pid file, control socket and state of a VM that is gone.
+/// Remove the runner's TMPDIR (its store image is hundreds of MB).
+fn clean_tmp(l: &Layout) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(l.tmp()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("remove {}", l.tmp().display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Remove the pid file, control socket, state and TMPDIR of a VM that is gone.
 fn clean_up(l: &Layout) -> anyhow::Result<()> {
     for f in [l.pid(), l.state()] {
         lb_common::fs::remove(&f, Apply::Write)?;
     }
+    clean_tmp(l)?;
     // A unix socket is not a file lb_common::fs reads; it only needs unlinking.
     match std::fs::remove_file(l.qmp()) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -649,6 +711,7 @@ enum Readiness {
 /// says the VM is gone.
 fn await_ready(
     port: u16,
+    vm: u32,
     timeout: Duration,
     mut dead: impl FnMut() -> Option<String>,
 ) -> Readiness {
@@ -656,11 +719,22 @@ fn await_ready(
     let deadline = Instant::now() + timeout;
     let started = Instant::now();
     let result = loop {
-        if process::ssh_banner(port).is_some() {
-            break Readiness::Ready;
-        }
+        // Our QEMU alive first: a banner from whatever else holds the port
+        // (another builder, an sshd) must not pass as ours.
         if let Some(why) = dead() {
             break Readiness::Died(why);
+        }
+        if port::ssh_banner(port).is_some() {
+            if port::listener_is(port, vm) == Some(false) {
+                let who = process::port_owner(port).unwrap_or_default();
+                break Readiness::Died(format!(
+                    "an SSH server that is not this VM ({who}) answers on {}",
+                    address(port)
+                ));
+            }
+            if dead().is_none() {
+                break Readiness::Ready;
+            }
         }
         if Instant::now() >= deadline {
             break Readiness::TimedOut;
@@ -708,12 +782,9 @@ fn preflight(
     if apply == Apply::Write {
         clean_stale(l)?;
     }
-    if !process::port_free(spec.port) {
-        let who = process::port_owner(spec.port).unwrap_or_else(|| "another process".to_owned());
-        anyhow::bail!(
-            "port {} on 127.0.0.1 is taken by {who}; stop it or choose another --port",
-            spec.port
-        );
+    preflight_ports(spec)?;
+    if let Boot::Runner(r) = &spec.boot {
+        preflight_credentials(ctx, r, spec)?;
     }
     if matches!(spec.boot, Boot::Kernel { .. }) && !lb_common::cmd::exists(&profile.binary) {
         return Err(lb_common::cmd::Error::NotFound {
@@ -733,8 +804,82 @@ fn preflight(
     Ok(None)
 }
 
+/// nix-darwin's own builder runs from its plist (KeepAlive) on 31022:
+/// say so, as its port and keys are the ones this builder may want.
+fn note_nix_darwin_builder(ctx: &Ctx) {
+    let conf = lb_common::conf::nixconf::conf_dir(&ctx.root).join("nix.conf");
+    if let Some(plist) = lb_common::managers::Managers::detect(&ctx.root, &conf)
+        .nix_darwin
+        .and_then(|d| d.linux_builder)
+    {
+        ui::note(&format!(
+            "nix-darwin runs its own builder ({}, label {}, port 31022); this one is separate",
+            plist.display(),
+            lb_common::managers::NIX_DARWIN_BUILDER_LABEL
+        ));
+    }
+}
+
+/// Both ports free: ours (`--port`, on 127.0.0.1) and a runner's own
+/// baked-in forward (on all interfaces), which a second runner-based
+/// builder would find taken: refused here, before anything starts.
+fn preflight_ports(spec: &VmSpec) -> anyhow::Result<()> {
+    let runner = matches!(spec.boot, Boot::Runner(_));
+    if runner {
+        if let Some(t) = port::taken(spec.image_port, true) {
+            anyhow::bail!(
+                "port {} (the runner's own forward, built in, on all interfaces) is taken by {}: another builder from this runner, or another server; stop it (`lb-vm stop --name ...`), or build the runner with another virtualisation.darwin-builder.hostPort",
+                spec.image_port,
+                t.who()
+            );
+        }
+    }
+    if !runner || spec.port != spec.image_port {
+        if let Some(t) = port::taken(spec.port, false) {
+            anyhow::bail!(
+                "port {} on 127.0.0.1 is taken by {}; stop it or choose another --port",
+                spec.port,
+                t.who()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// create-builder asks `sudo --reset-timestamp` for its install-credentials
+/// step when the keys differ; started by lb-vm it has no terminal, so that
+/// prompt would hang until the timeout. Fail now with the command to run.
+fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> anyhow::Result<()> {
+    let baked = runner::read(runner_path);
+    let Some(installed) = baked.installed_pub else {
+        return Ok(());
+    };
+    // The runner's own path is absolute (/etc/nix/...): it is the real
+    // system's unless it already lies inside --root.
+    let installed = if ctx.root.prefix().is_some_and(|p| installed.starts_with(p)) {
+        installed
+    } else {
+        ctx.root.system(&installed)
+    };
+    if let Some(why) = runner::credentials_differ(&spec.keys, &installed) {
+        let keys = spec.keys.display();
+        let root = ctx
+            .root
+            .prefix()
+            .map(|p| format!(" --root {}", p.display()))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "{why}, and sudo cannot ask for a password under lb-vm; install them first: `sudo lb-keys install {keys}{root}` (or run the runner once in a terminal: cd {} && KEYS={keys} {})",
+            spec.layout.dir.display(),
+            runner_path.display()
+        );
+    }
+    Ok(())
+}
+
 fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
+    note_nix_darwin_builder(ctx);
     let spec = spec(ctx, &a.vm)?;
     let apply = Apply::from(a.change);
     let profile = profile(ctx);
@@ -773,6 +918,8 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
             choose_accel(ctx, &a.vm, &spec, &profile)
         }
         Boot::Runner(_) => {
+            // The runner's store image and certs from a run before.
+            clean_tmp(l)?;
             std::fs::create_dir_all(l.tmp())
                 .with_context(|| format!("create {}", l.tmp().display()))?;
             "runner".to_owned()
@@ -795,8 +942,14 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
         started_at: now(),
         command: cmd.display(),
         program: cmd.program().to_string_lossy().into_owned(),
+        image_port: (spec.image_port != spec.port).then_some(spec.image_port),
     };
     if a.foreground {
+        // Under launchd our stdout is the service log, which nothing else
+        // rotates: keep it bounded at each (re)start.
+        if let Ok(true) = supervisor::bound_log(Path::new("/dev/stdout"), 10 << 20, 1 << 20) {
+            ui::note("the service log was over 10 MiB: kept its last 1 MiB");
+        }
         return foreground(ctx, &spec, &cmd, &state(std::process::id()));
     }
     launch(l, &spec, &cmd, &state, a.timeout)
@@ -850,13 +1003,16 @@ fn launch(
         st.accel,
         l.console().display()
     ));
-    let outcome = await_ready(spec.port, Duration::from_secs(timeout), || {
-        match handle.try_wait() {
+    let outcome = await_ready(
+        spec.port,
+        pid,
+        Duration::from_secs(timeout),
+        || match handle.try_wait() {
             Ok(Some(out)) => Some(format!("QEMU exited during boot ({})", out.status)),
             Ok(None) => None,
             Err(e) => Some(format!("QEMU failed: {e}")),
-        }
-    });
+        },
+    );
     match outcome {
         Readiness::Ready => {
             ui::out(&address(spec.port))?;
@@ -982,7 +1138,8 @@ fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
             l.pid().display()
         );
     }
-    let outcome = await_ready(port, Duration::from_secs(a.timeout), || {
+    let vm = pid.unwrap_or_default();
+    let outcome = await_ready(port, vm, Duration::from_secs(a.timeout), || {
         pid.filter(|p| !process::alive(*p))
             .map(|p| format!("the VM (pid {p}) exited"))
     });
@@ -1031,7 +1188,7 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
     let r = StatusReport {
         name: l.name.clone(),
         running,
-        ready: running && process::ssh_banner(port).is_some(),
+        ready: pid.is_some_and(|p| port::ours_answers(port, p)),
         pid,
         port,
         accel: state.as_ref().filter(|_| running).map(|s| s.accel.clone()),
@@ -1078,6 +1235,10 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
 fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
     let apply = Apply::from(a.change);
+    // launchd (KeepAlive) or systemd (Restart=) runs it: a kill would be
+    // undone; a clean power-down exits 0, which neither restarts.
+    let svc = supervisor::Service::for_os(ctx.platform.os, &ctx.root, &l.name, a.label.as_deref());
+    let managed = svc.installed_for(&l.dir);
     let Some(pid) = running_pid(l) else {
         if apply == Apply::Write {
             clean_stale(l)?;
@@ -1088,28 +1249,46 @@ fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
     match apply {
         Apply::Check => return Ok(Status::Failed),
         Apply::DryRun => {
+            ui::out(&format!("qmp {} system_powerdown", l.qmp().display()))?;
+            if managed {
+                ui::out(&format!(
+                    "after {}s, if still running (its service would restart a killed VM):",
+                    a.timeout
+                ))?;
+                supervisor::run_all(&svc.stop(), true)?;
+            }
             ui::out(&format!(
-                "qmp {} system_powerdown; after {}s: kill -TERM {pid}; after {}s: kill -KILL {pid}",
-                l.qmp().display(),
-                a.timeout,
-                a.timeout
+                "after {}s: kill -TERM {pid}; after {}s: kill -KILL {pid}",
+                a.timeout, a.timeout
             ))?;
             return Ok(Status::Ok);
         }
         Apply::Write => {}
     }
     let timeout = Duration::from_secs(a.timeout);
-    let how = match qmp::execute(&l.qmp(), "system_powerdown") {
+    let powered = match qmp::execute(&l.qmp(), "system_powerdown") {
         Ok(_) => {
             ui::note(&format!("asked {} (pid {pid}) to power down", l.name));
-            if process::wait_gone(pid, timeout) {
-                "powered down"
-            } else {
-                terminate(pid, timeout)
-            }
+            process::wait_gone(pid, timeout)
         }
         Err(e) => {
-            ui::warn(&format!("{e}; sending SIGTERM instead"));
+            ui::warn(&format!("{e}; stopping it otherwise"));
+            false
+        }
+    };
+    let how = if powered {
+        "powered down"
+    } else {
+        if managed {
+            ui::note(&format!(
+                "{} runs it and would restart a killed VM: stopping it there",
+                svc.file.display()
+            ));
+            run_service_commands(ctx, apply, &svc.stop(), "stopping the service")?;
+        }
+        if process::wait_gone(pid, Duration::from_secs(5)) {
+            "stopped by its service"
+        } else {
             terminate(pid, timeout)
         }
     };
@@ -1118,6 +1297,12 @@ fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
     }
     clean_up(l)?;
     ui::note(&format!("{} stopped ({how})", l.name));
+    if managed {
+        ui::note(&format!(
+            "its service stays installed and starts it at boot; start it now: {}",
+            svc.start_hint()
+        ));
+    }
     Ok(Status::Ok)
 }
 
@@ -1206,8 +1391,12 @@ fn config(ctx: &Ctx, a: &ConfigArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
-    let spec = spec(ctx, &a.vm)?;
+/// The PATH a service gets: launchd's default (/usr/bin:/bin:/usr/sbin:/sbin)
+/// has no Nix profile and no Homebrew, where QEMU and ssh-keygen live.
+const SERVICE_PATH: &str = "/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+
+/// `lb-vm start --foreground ...` as the service runs it.
+fn service_argv(ctx: &Ctx, a: &ServiceArgs, spec: &VmSpec) -> anyhow::Result<Vec<OsString>> {
     let l = &ctx.layout;
     let exe = std::env::current_exe().context("find lb-vm's own path for the service")?;
     let mut argv: Vec<OsString> = vec![
@@ -1223,8 +1412,17 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         "--system".into(),
         spec.system.clone().into(),
     ];
+    let opt = |flag: &str, v: Option<String>| -> Vec<OsString> {
+        v.map(|v| vec![flag.into(), v.into()]).unwrap_or_default()
+    };
     match &spec.boot {
-        Boot::Runner(r) => argv.extend(["--runner".into(), r.clone().into_os_string()]),
+        // A runner's memory, cores and disk are its own unless asked.
+        Boot::Runner(r) => {
+            argv.extend(["--runner".into(), r.clone().into_os_string()]);
+            argv.extend(opt("--memory", a.vm.memory.map(|m| m.to_string())));
+            argv.extend(opt("--cpus", a.vm.cpus.map(|m| m.to_string())));
+            argv.extend(opt("--disk-size", a.vm.disk_size.map(|m| m.to_string())));
+        }
         Boot::Kernel {
             kernel,
             initrd,
@@ -1237,32 +1435,57 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
                 initrd.clone().into_os_string(),
                 "--append".into(),
                 append.into(),
+                "--disk-size".into(),
+                spec.disk_size.to_string().into(),
+                "--memory".into(),
+                spec.memory.to_string().into(),
+                "--cpus".into(),
+                spec.cpus.to_string().into(),
             ]);
         }
     }
     argv.extend([
         "--disk".into(),
         spec.disk.clone().into_os_string(),
-        "--disk-size".into(),
-        spec.disk_size.to_string().into(),
-        "--memory".into(),
-        spec.memory.to_string().into(),
-        "--cpus".into(),
-        spec.cpus.to_string().into(),
         "--keys".into(),
         spec.keys.clone().into_os_string(),
     ]);
     if let Some(acc) = &a.vm.accel {
         argv.extend(["--accel".into(), acc.into()]);
     }
+    Ok(argv)
+}
+
+fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let kind = if a.launchd {
+        supervisor::Kind::Launchd
+    } else {
+        supervisor::Kind::Systemd
+    };
+    let svc = supervisor::Service::new(kind, &ctx.root, &l.name, a.label.as_deref());
+    let apply = Apply::from(a.change);
+    if a.uninstall {
+        return uninstall_service(ctx, &svc, apply);
+    }
+    let spec = spec(ctx, &a.vm)?;
+    let argv = service_argv(ctx, a, &spec)?;
+    let mut env = vec![("PATH".to_owned(), SERVICE_PATH.to_owned())];
+    // sudo and launchd drop the user's NIX_SSL_CERT_FILE; the runner needs
+    // it to give the guest a CA bundle.
+    if let Some(c) = runner::cert_file() {
+        env.push(("NIX_SSL_CERT_FILE".to_owned(), c.display().to_string()));
+    }
     let s = service::ServiceSpec {
         name: l.name.clone(),
+        label: svc.id.clone(),
         argv: argv
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect(),
         workdir: l.dir.display().to_string(),
         tmpdir: l.tmp().display().to_string(),
+        env,
     };
     let text = if a.launchd { s.plist() } else { s.unit() };
     if !a.install {
@@ -1271,21 +1494,92 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         o.flush()?;
         return Ok(Status::Ok);
     }
-    let os = if a.launchd { Os::MacOs } else { Os::Linux };
-    let target = ctx.root.system(Path::new(
-        &Platform::new(os, &ctx.platform.arch).service_path(&l.name),
-    ));
-    let apply = Apply::from(a.change);
-    let outcome = lb_common::fs::write(&target, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
-    match (apply, outcome.changed()) {
-        (Apply::Check, true) => return Ok(Status::Failed),
-        (_, false) => ui::note(&format!("{} is already up to date", target.display())),
-        (Apply::Write, true) => ui::note(&format!(
-            "wrote {}; load it with: {}",
-            target.display(),
-            s.activate_hint(a.launchd, &ctx.root.unroot(&target))
-        )),
-        _ => {}
+    svc.refuse_foreign()?;
+    if apply == Apply::Write {
+        // launchd does not create WorkingDirectory; the VM's files go there.
+        std::fs::create_dir_all(&l.dir).with_context(|| format!("create {}", l.dir.display()))?;
     }
+    let outcome = lb_common::fs::write(&svc.file, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
+    if apply == Apply::Check {
+        return Ok(if outcome.changed() {
+            Status::Failed
+        } else {
+            Status::Ok
+        });
+    }
+    let loaded = ctx.root.is_real() && svc.loaded();
+    if !outcome.changed() && loaded {
+        ui::note(&format!(
+            "{} is already up to date and loaded",
+            svc.file.display()
+        ));
+        return Ok(Status::Ok);
+    }
+    let cmds = svc.load(loaded);
+    run_service_commands(ctx, apply, &cmds, &format!("wrote {}", svc.file.display()))?;
+    Ok(Status::Ok)
+}
+
+/// Run launchctl/systemctl commands: printed under `-n`; for a scratch
+/// `--root` only named (the machine's service manager knows nothing of
+/// files there).
+fn run_service_commands(
+    ctx: &Ctx,
+    apply: Apply,
+    cmds: &[Vec<String>],
+    done: &str,
+) -> anyhow::Result<()> {
+    if cmds.is_empty() {
+        ui::note(done);
+        return Ok(());
+    }
+    let shown: Vec<String> = cmds.iter().map(|c| Cmd::from_argv(c).display()).collect();
+    match apply {
+        Apply::DryRun => supervisor::run_all(cmds, true),
+        Apply::Check => Ok(()),
+        Apply::Write if !ctx.root.is_real() => {
+            ui::note(&format!(
+                "{done}; --root is a scratch root, so not running: {}",
+                shown.join(" && ")
+            ));
+            Ok(())
+        }
+        Apply::Write => {
+            supervisor::run_all(cmds, false)?;
+            ui::note(&format!("{done}; ran: {}", shown.join(" && ")));
+            Ok(())
+        }
+    }
+}
+
+fn uninstall_service(ctx: &Ctx, svc: &supervisor::Service, apply: Apply) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    if std::fs::symlink_metadata(&svc.file).is_err() {
+        ui::note(&format!("{} is not installed", svc.file.display()));
+        return Ok(Status::Ok);
+    }
+    svc.refuse_foreign()?;
+    if !svc.installed_for(&l.dir) {
+        anyhow::bail!(
+            "{}: not lb-vm's service for {} in {}; remove it by hand if it is yours",
+            svc.file.display(),
+            l.name,
+            l.dir.display()
+        );
+    }
+    if apply == Apply::Check {
+        return Ok(Status::Failed);
+    }
+    let loaded = ctx.root.is_real() && svc.loaded();
+    if loaded || apply == Apply::DryRun || !ctx.root.is_real() {
+        run_service_commands(ctx, apply, &svc.unload(), "unloading")?;
+    }
+    lb_common::fs::remove(&svc.file, apply)?;
+    run_service_commands(
+        ctx,
+        apply,
+        &svc.after_removal(),
+        &format!("removed {}", svc.file.display()),
+    )?;
     Ok(Status::Ok)
 }

@@ -1,9 +1,10 @@
 //! Processes and ports: is a pid still our QEMU, who holds a port, signals.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use lb_common::procfacts::{self, Source};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -22,15 +23,10 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// A zombie has exited; only its parent has not collected it yet.
+/// A zombie has exited; only its parent has not collected it yet
+/// (`/proc`, or `ps -o stat=` on macOS).
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    procfacts::is_zombie(Source::current(), pid)
 }
 
 /// Is `pid` a live process that belongs to this builder? A pid file
@@ -44,30 +40,13 @@ pub fn is_our_vm(pid: u32, markers: &[&Path]) -> bool {
     if !alive(pid) {
         return false;
     }
-    let cmdline = match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(raw) => String::from_utf8_lossy(&raw).replace('\0', " "),
-        Err(_) => match ps_command(pid) {
-            Some(c) => c,
-            None => return false,
-        },
-    };
-    names_a_marker(&cmdline, markers)
+    procfacts::cmdline(Source::current(), pid).is_some_and(|c| names_a_marker(&c, markers))
 }
 
 fn names_a_marker(cmdline: &str, markers: &[&Path]) -> bool {
     markers
         .iter()
         .any(|m| !m.as_os_str().is_empty() && cmdline.contains(&*m.to_string_lossy()))
-}
-
-/// `ps -o command= -p PID`: the command line where /proc is missing.
-fn ps_command(pid: u32) -> Option<String> {
-    lb_common::cmd::Cmd::new("ps")
-        .args(["-o", "command=", "-p", &pid.to_string()])
-        .run()
-        .ok()
-        .map(|o| o.stdout_text().trim().to_owned())
-        .filter(|c| !c.is_empty())
 }
 
 /// Send `signal` to `pid`, ignoring a process that is already gone.
@@ -92,64 +71,11 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
     }
 }
 
-/// Can a listener be bound on loopback `port` right now?
-#[must_use]
-pub fn port_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// `pid N (comm)` of the process listening on `port`, when /proc tells
-/// (as root, or for the user's own processes).
+/// `pid N (comm)` of the process listening on `port`, when /proc (or
+/// lsof on macOS) tells: as root, or for the user's own processes.
 #[must_use]
 pub fn port_owner(port: u16) -> Option<String> {
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|text| listening_inodes(&text, port))
-        .collect();
-    if inodes.is_empty() {
-        return None;
-    }
-    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
-                    let comm = std::fs::read_to_string(entry.path().join("comm"))
-                        .map(|c| c.trim().to_owned())
-                        .unwrap_or_default();
-                    return Some(format!("pid {pid} ({comm})"));
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Inodes of sockets in a /proc/net/tcp table listening on `port`.
-fn listening_inodes(table: &str, port: u16) -> Vec<String> {
-    let want = format!("{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-            let local_port = f.get(1)?.rsplit_once(':')?.1;
-            if local_port == want && *f.get(3)? == "0A" {
-                f.get(9).map(|i| (*i).to_owned())
-            } else {
-                None
-            }
-        })
-        .collect()
+    procfacts::listener(Source::current(), port).map(|(pid, comm)| format!("pid {pid} ({comm})"))
 }
 
 /// Does loopback `port` answer with an SSH banner now? QEMU's user-mode
@@ -190,32 +116,14 @@ mod tests {
     }
 
     #[test]
-    fn ps_reads_a_command_line() {
-        let me = std::process::id();
-        assert!(ps_command(me).is_some_and(|c| !c.is_empty()));
-    }
-
-    #[test]
-    fn parses_proc_net_tcp() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
-0: 0100007F:7A4E 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   \
-1: 0100007F:7A4E 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 999 1\n";
-        assert_eq!(listening_inodes(table, 31310), ["12345"]);
-        assert!(listening_inodes(table, 22).is_empty());
-    }
-
-    #[test]
     fn finds_own_listener() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        assert!(!port_free(port));
-        let owner = port_owner(port).expect("our own socket is visible in /proc");
+        let owner = port_owner(port).expect("our own socket is visible");
         assert!(
             owner.starts_with(&format!("pid {} ", std::process::id())),
             "{owner}"
         );
-        drop(l);
-        assert!(port_free(port));
     }
 
     #[test]

@@ -1,30 +1,50 @@
-//! Service definitions that keep the VM running: a launchd daemon (as
-//! nix-darwin's `nix.linux-builder` writes it) and a systemd unit.
+//! Service definitions that keep the VM running: a launchd daemon (shaped
+//! as nix-darwin's `nix.linux-builder` writes it: the program waits for the
+//! store with `/bin/wait4path /nix/store`, KeepAlive, RunAtLoad) and a
+//! systemd unit. Both restart the VM only when it fails: a clean power-down
+//! (`lb-vm stop`) exits 0 and stays down.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// What a service runs and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
-    /// The builder's name: label `org.nixos.NAME`, log `/var/log/NAME.log`.
+    /// The builder's name (the systemd unit's description).
     pub name: String,
+    /// The launchd label (`org.lb-vm.NAME` unless `--label`); the log is
+    /// `/var/log/LABEL.log`.
+    pub label: String,
     /// `lb-vm start --foreground ...`, absolute program path first.
     pub argv: Vec<String>,
     pub workdir: String,
     /// TMPDIR for the VM: not under /tmp, which macOS cleans after 3 days.
     pub tmpdir: String,
+    /// More environment (`NIX_SSL_CERT_FILE`, `PATH`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServiceSpec {
     #[must_use]
     pub fn label(&self) -> String {
-        format!("org.nixos.{}", self.name)
+        self.label.clone()
     }
 
     #[must_use]
     pub fn log(&self) -> String {
-        format!("/var/log/{}.log", self.name)
+        format!("/var/log/{}.log", self.label)
+    }
+
+    /// The `/bin/sh -c` script of the plist: wait until the store is
+    /// mounted (it is a separate volume on macOS, mounted late at boot),
+    /// then become lb-vm.
+    #[must_use]
+    pub fn launchd_script(&self) -> String {
+        let words: Vec<String> = self
+            .argv
+            .iter()
+            .map(|a| shlex::try_quote(a).map_or_else(|_| a.clone(), std::borrow::Cow::into_owned))
+            .collect();
+        format!("/bin/wait4path /nix/store && exec {}", words.join(" "))
     }
 
     /// The launchd property list.
@@ -41,7 +61,7 @@ impl ServiceSpec {
             xml(&self.label())
         );
         s.push_str("  <key>ProgramArguments</key>\n  <array>\n");
-        for a in &self.argv {
+        for a in ["/bin/sh", "-c", &self.launchd_script()] {
             let _ = writeln!(s, "    <string>{}</string>", xml(a));
         }
         s.push_str("  </array>\n");
@@ -50,12 +70,21 @@ impl ServiceSpec {
             "  <key>WorkingDirectory</key>\n  <string>{}</string>",
             xml(&self.workdir)
         );
-        let _ = writeln!(
-            s,
-            "  <key>EnvironmentVariables</key>\n  <dict>\n    <key>TMPDIR</key>\n    <string>{}</string>\n  </dict>",
-            xml(&self.tmpdir)
+        s.push_str("  <key>EnvironmentVariables</key>\n  <dict>\n");
+        let tmp = [("TMPDIR".to_owned(), self.tmpdir.clone())];
+        for (k, v) in tmp.iter().chain(&self.env) {
+            let _ = writeln!(
+                s,
+                "    <key>{}</key>\n    <string>{}</string>",
+                xml(k),
+                xml(v)
+            );
+        }
+        s.push_str("  </dict>\n");
+        // Restart after a crash, not after a clean power-down (exit 0).
+        s.push_str(
+            "  <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n  <key>RunAtLoad</key>\n  <true/>\n",
         );
-        s.push_str("  <key>KeepAlive</key>\n  <true/>\n  <key>RunAtLoad</key>\n  <true/>\n");
         let _ = writeln!(
             s,
             "  <key>StandardOutPath</key>\n  <string>{0}</string>\n  <key>StandardErrorPath</key>\n  <string>{0}</string>",
@@ -70,28 +99,20 @@ impl ServiceSpec {
     pub fn unit(&self) -> String {
         let exec: Vec<String> = self.argv.iter().map(|a| systemd_quote(a)).collect();
         format!(
-            "[Unit]\nDescription=Linux builder VM for Nix ({name})\nAfter=network.target\n\n\
-             [Service]\nExecStart={exec}\nWorkingDirectory={wd}\nEnvironment={env}\n\
-             Restart=always\nRestartSec=5\nTimeoutStopSec=60\n\n\
+            "[Unit]\nDescription=Linux builder VM for Nix ({name})\nAfter=network.target\nRequiresMountsFor=/nix/store\n\n\
+             [Service]\nExecStart={exec}\nWorkingDirectory={wd}\n{env}\
+             Restart=on-failure\nRestartSec=5\nTimeoutStopSec=60\n\n\
              [Install]\nWantedBy=multi-user.target\n",
             name = self.name,
             exec = exec.join(" "),
             wd = systemd_quote(&self.workdir),
-            env = systemd_quote(&format!("TMPDIR={}", self.tmpdir)),
+            env = std::iter::once(("TMPDIR".to_owned(), self.tmpdir.clone()))
+                .chain(self.env.iter().cloned())
+                .fold(String::new(), |mut acc, (k, v)| {
+                    let _ = writeln!(acc, "Environment={}", systemd_quote(&format!("{k}={v}")));
+                    acc
+                }),
         )
-    }
-
-    /// How to load the installed file.
-    #[must_use]
-    pub fn activate_hint(&self, launchd: bool, path: &Path) -> String {
-        if launchd {
-            format!("sudo launchctl bootstrap system {}", path.display())
-        } else {
-            format!(
-                "sudo systemctl daemon-reload && sudo systemctl enable --now {}.service",
-                self.name
-            )
-        }
     }
 }
 
@@ -121,6 +142,11 @@ mod tests {
     fn spec() -> ServiceSpec {
         ServiceSpec {
             name: "linux-builder".to_owned(),
+            label: "org.lb-vm.linux-builder".to_owned(),
+            env: vec![(
+                "NIX_SSL_CERT_FILE".to_owned(),
+                "/etc/ssl/certs/ca-certificates.crt".to_owned(),
+            )],
             argv: [
                 "/usr/local/bin/lb-vm",
                 "start",
@@ -145,63 +171,62 @@ mod tests {
     #[test]
     fn launchd_plist() {
         insta::assert_snapshot!(spec().plist(), @r#"
-            <?xml version="1.0" encoding="UTF-8"?>
-            <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-            <plist version="1.0">
-            <dict>
-              <key>Label</key>
-              <string>org.nixos.linux-builder</string>
-              <key>ProgramArguments</key>
-              <array>
-                <string>/usr/local/bin/lb-vm</string>
-                <string>start</string>
-                <string>--foreground</string>
-                <string>--name</string>
-                <string>linux-builder</string>
-                <string>--workdir</string>
-                <string>/var/lib/linux-builder</string>
-                <string>--kernel</string>
-                <string>/nix/store/k/bzImage</string>
-                <string>--append</string>
-                <string>console=ttyAMA0 panic=-1</string>
-              </array>
-              <key>WorkingDirectory</key>
-              <string>/var/lib/linux-builder</string>
-              <key>EnvironmentVariables</key>
-              <dict>
-                <key>TMPDIR</key>
-                <string>/var/lib/linux-builder/linux-builder.tmp</string>
-              </dict>
-              <key>KeepAlive</key>
-              <true/>
-              <key>RunAtLoad</key>
-              <true/>
-              <key>StandardOutPath</key>
-              <string>/var/log/linux-builder.log</string>
-              <key>StandardErrorPath</key>
-              <string>/var/log/linux-builder.log</string>
-            </dict>
-            </plist>
+        <?xml version="1.0" encoding="UTF-8"?>
+        <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+        <plist version="1.0">
+        <dict>
+          <key>Label</key>
+          <string>org.lb-vm.linux-builder</string>
+          <key>ProgramArguments</key>
+          <array>
+            <string>/bin/sh</string>
+            <string>-c</string>
+            <string>/bin/wait4path /nix/store &amp;&amp; exec /usr/local/bin/lb-vm start --foreground --name linux-builder --workdir /var/lib/linux-builder --kernel /nix/store/k/bzImage --append 'console=ttyAMA0 panic=-1'</string>
+          </array>
+          <key>WorkingDirectory</key>
+          <string>/var/lib/linux-builder</string>
+          <key>EnvironmentVariables</key>
+          <dict>
+            <key>TMPDIR</key>
+            <string>/var/lib/linux-builder/linux-builder.tmp</string>
+            <key>NIX_SSL_CERT_FILE</key>
+            <string>/etc/ssl/certs/ca-certificates.crt</string>
+          </dict>
+          <key>KeepAlive</key>
+          <dict>
+            <key>SuccessfulExit</key>
+            <false/>
+          </dict>
+          <key>RunAtLoad</key>
+          <true/>
+          <key>StandardOutPath</key>
+          <string>/var/log/org.lb-vm.linux-builder.log</string>
+          <key>StandardErrorPath</key>
+          <string>/var/log/org.lb-vm.linux-builder.log</string>
+        </dict>
+        </plist>
         "#);
     }
 
     #[test]
     fn systemd_unit() {
         insta::assert_snapshot!(spec().unit(), @r#"
-            [Unit]
-            Description=Linux builder VM for Nix (linux-builder)
-            After=network.target
+        [Unit]
+        Description=Linux builder VM for Nix (linux-builder)
+        After=network.target
+        RequiresMountsFor=/nix/store
 
-            [Service]
-            ExecStart=/usr/local/bin/lb-vm start --foreground --name linux-builder --workdir /var/lib/linux-builder --kernel /nix/store/k/bzImage --append "console=ttyAMA0 panic=-1"
-            WorkingDirectory=/var/lib/linux-builder
-            Environment=TMPDIR=/var/lib/linux-builder/linux-builder.tmp
-            Restart=always
-            RestartSec=5
-            TimeoutStopSec=60
+        [Service]
+        ExecStart=/usr/local/bin/lb-vm start --foreground --name linux-builder --workdir /var/lib/linux-builder --kernel /nix/store/k/bzImage --append "console=ttyAMA0 panic=-1"
+        WorkingDirectory=/var/lib/linux-builder
+        Environment=TMPDIR=/var/lib/linux-builder/linux-builder.tmp
+        Environment=NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+        Restart=on-failure
+        RestartSec=5
+        TimeoutStopSec=60
 
-            [Install]
-            WantedBy=multi-user.target
+        [Install]
+        WantedBy=multi-user.target
         "#);
     }
 

@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use lb_common::cmd::Cmd;
 use lb_common::platform::QemuProfile;
 
-/// The port the nixpkgs builder image forwards to its sshd by itself.
-pub const IMAGE_PORT: u16 = 31022;
-
 /// One builder's files. Several builders share a working directory by
 /// name: every file is `WORKDIR/NAME.*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +90,14 @@ pub struct VmSpec {
     pub keys: PathBuf,
     /// The guest's Nix system (`x86_64-linux`).
     pub system: String,
+    /// The port a runner forwards by itself (baked in; on all interfaces);
+    /// `port` for a kernel boot.
+    pub image_port: u16,
+    /// Options appended through the runner's `QEMU_OPTS` beyond the control
+    /// socket: `-m`/`-smp` where `--memory`/`--cpus` differ from what it bakes.
+    pub qemu_opts: Vec<String>,
+    /// The CA bundle the runner copies into the guest (`NIX_SSL_CERT_FILE`).
+    pub cert_file: Option<PathBuf>,
 }
 
 /// The kernel command line used when `--append` is not given: the serial
@@ -129,7 +134,7 @@ impl VmSpec {
             .hint(format!("install {}", profile.package))
             .args(["-name", &l.name])
             .args(["-machine", &profile.machine])
-            .args(["-accel", accel])
+            .args(accel_args(accel))
             .args(["-cpu", &profile.cpu])
             .args(["-m", &self.memory.to_string()])
             .args(["-smp", &self.cpus.to_string()])
@@ -180,21 +185,29 @@ impl VmSpec {
     #[must_use]
     pub fn runner_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
         let l = &self.layout;
+        // QEMU_OPTS is appended to the runner's QEMU command line and
+        // word-split: the control socket lets `stop` shut the guest down
+        // cleanly; a later -m/-smp overrides the baked one (QEMU takes the
+        // last).
+        let mut opts = format!("-qmp unix:{},server=on,wait=off", opt_path(&l.qmp()));
+        for o in &self.qemu_opts {
+            opts.push(' ');
+            opts.push_str(o);
+        }
         let mut env = vec![
             ("KEYS", self.keys.clone().into_os_string()),
             ("NIX_DISK_IMAGE", self.disk.clone().into_os_string()),
             ("TMPDIR", l.tmp().into_os_string()),
             ("USE_TMPDIR", "1".into()),
-            // QEMU_OPTS is appended to the runner's QEMU command line: the
-            // control socket lets `stop` shut the guest down cleanly.
-            (
-                "QEMU_OPTS",
-                format!("-qmp unix:{},server=on,wait=off", opt_path(&l.qmp())).into(),
-            ),
+            ("QEMU_OPTS", opts.into()),
         ];
-        if self.port != IMAGE_PORT {
-            // The image forwards 31022 itself; QEMU_NET_OPTS is spliced into
-            // its `-netdev user,...` so this forward reaches the guest too.
+        if let Some(c) = &self.cert_file {
+            env.push(("NIX_SSL_CERT_FILE", c.clone().into_os_string()));
+        }
+        if self.port != self.image_port {
+            // The image forwards its baked port itself; QEMU_NET_OPTS is
+            // spliced into its `-netdev user,...` so this forward reaches
+            // the guest too.
             env.push((
                 "QEMU_NET_OPTS",
                 format!("hostfwd=tcp:127.0.0.1:{}-:22", self.port).into(),
@@ -213,6 +226,17 @@ impl VmSpec {
                 .unwrap_or_else(|| Cmd::new(&profile.binary)),
         }
     }
+}
+
+/// `-accel A`; under HVF also `-accel tcg`, which QEMU tries when HVF
+/// cannot start (as nixpkgs' `accel=hvf:tcg`).
+#[must_use]
+pub fn accel_args(accel: &str) -> Vec<String> {
+    let mut v = vec!["-accel".to_owned(), accel.to_owned()];
+    if accel == "hvf" {
+        v.extend(["-accel".to_owned(), "tcg".to_owned()]);
+    }
+    v
 }
 
 /// The accelerator to use without probing: hvf on macOS for a native
@@ -250,6 +274,9 @@ mod tests {
             disk_size: 20480,
             keys: PathBuf::from("/var/lib/linux-builder/keys"),
             system: system.to_owned(),
+            image_port: 31022,
+            qemu_opts: Vec::new(),
+            cert_file: None,
             layout,
         }
     }
@@ -272,6 +299,7 @@ mod tests {
               -name linux-builder
               -machine 'virt,gic-version=2'
               -accel hvf
+              -accel tcg
               -cpu max
               -m 3072
               -smp 4
@@ -297,6 +325,7 @@ mod tests {
               -name linux-builder
               -machine q35
               -accel hvf
+              -accel tcg
               -cpu max
               -m 3072
               -smp 4

@@ -234,7 +234,7 @@ fn config_on_a_mac_uses_hvf() {
     let cmd = v["command"].as_str().unwrap();
     assert!(
         cmd.starts_with(
-            "qemu-system-x86_64 -name linux-builder -machine q35 -accel hvf -cpu max -m 3072 "
+            "qemu-system-x86_64 -name linux-builder -machine q35 -accel hvf -accel tcg -cpu max -m 3072 "
         ),
         "{cmd}"
     );
@@ -335,19 +335,26 @@ fn service_files() {
         .stdout
         .clone();
     let plist = String::from_utf8(plist).unwrap();
+    // Not nix-darwin's label: neither would overwrite the other.
     assert!(
-        plist.contains("<string>org.nixos.linux-builder</string>"),
+        plist.contains("<string>org.lb-vm.linux-builder</string>"),
         "{plist}"
     );
     assert!(
-        plist.contains("<string>start</string>\n    <string>--foreground</string>"),
+        plist.contains("<string>/bin/wait4path /nix/store &amp;&amp; exec "),
         "{plist}"
     );
     assert!(
-        plist.contains("<string>--memory</string>\n    <string>4096</string>"),
+        plist.contains(" start --foreground --name linux-builder "),
         "{plist}"
     );
-    assert!(plist.contains("<key>KeepAlive</key>\n  <true/>"), "{plist}");
+    assert!(plist.contains(" --memory 4096 "), "{plist}");
+    assert!(
+        plist.contains(
+            "<key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>"
+        ),
+        "{plist}"
+    );
     // TMPDIR is the builder's own directory beside its files, not /tmp
     // (macOS cleans /tmp after 3 days).
     let work = std::fs::canonicalize(&s.work).unwrap();
@@ -371,7 +378,7 @@ fn service_files() {
         .path()
         .join("etc/systemd/system/linux-builder.service");
     let text = std::fs::read_to_string(&unit).unwrap();
-    assert!(text.contains("Restart=always"), "{text}");
+    assert!(text.contains("Restart=on-failure"), "{text}");
     assert!(
         text.contains(" start --foreground --name linux-builder "),
         "{text}"
@@ -398,7 +405,7 @@ fn service_files() {
     assert!(!s
         .root
         .path()
-        .join("Library/LaunchDaemons/org.nixos.linux-builder.plist")
+        .join("Library/LaunchDaemons/org.lb-vm.linux-builder.plist")
         .exists());
 }
 

@@ -1,6 +1,6 @@
 //! lb-vm against real QEMU booting the test builder VM (tests/guest).
-//! TCG boots take ~15 s on 2 cores, so the assertions are grouped into two
-//! boots: one lb-vm builds the QEMU command for, one through a runner.
+//! TCG boots take ~15 s on 2 cores, so the assertions are grouped into few
+//! boots. The runner paths are in tests/runner.rs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -216,105 +216,6 @@ fn start_status_ssh_refusals_stop() {
     lb_vm(&s).args(["stop"]).assert().success();
     let (code, v) = status_json(&s, "linux-builder");
     assert_eq!((code, &v["running"]), (1, &serde_json::json!(false)));
-}
-
-#[test]
-fn runner_contract_and_kill_behind_our_back() {
-    let s = setup();
-    let port = lb_testkit::free_port();
-    // The image's own forward, as run-nixos-vm has hostfwd 31022 baked in;
-    // a free port here so parallel tests do not collide.
-    let image_port = lb_testkit::free_port();
-    let w = s.dir.path();
-    let runner = w.join("run-test-vm");
-    // A stand-in for nixpkgs' run-nixos-vm: it reads the same environment
-    // and execs real QEMU with the test guest.
-    std::fs::write(
-        &runner,
-        format!(
-            r#"#!/bin/sh
-set -eu
-pwd > runner.pwd
-env | grep -E '^(KEYS|NIX_DISK_IMAGE|TMPDIR|USE_TMPDIR|QEMU_NET_OPTS|QEMU_OPTS)=' | sort > runner.env
-test -d "$TMPDIR"
-[ -e "$NIX_DISK_IMAGE" ] || qemu-img create -q -f qcow2 "$NIX_DISK_IMAGE" 1G
-exec qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -display none -no-reboot \
-  -kernel {kernel} -initrd {initrd} -append "console=ttyS0 quiet panic=-1" \
-  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:{image_port}-:22,${{QEMU_NET_OPTS:-}}" \
-  -device virtio-net-pci,netdev=n0 \
-  -virtfs "local,path=$KEYS,security_model=none,mount_tag=keys,readonly=on" \
-  -serial file:runner-console.log ${{QEMU_OPTS:-}}
-"#,
-            kernel = s.kernel.display(),
-            initrd = s.initrd.display(),
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let _guard = StopOnDrop(&s, "rb");
-    lb_vm(&s)
-        .args(["--name", "rb", "start", "--runner"])
-        .arg(&runner)
-        .arg("--keys")
-        .arg(&s.keys)
-        .args(["--port", &port.to_string(), "--timeout", "180"])
-        .assert()
-        .success()
-        .stdout(format!("127.0.0.1:{port}\n"));
-    let real = std::fs::canonicalize(w).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(w.join("runner.pwd"))
-            .unwrap()
-            .trim(),
-        real.display().to_string()
-    );
-    let env = std::fs::read_to_string(w.join("runner.env")).unwrap();
-    assert!(
-        env.contains(&format!("KEYS={}\n", s.keys.display())),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!("NIX_DISK_IMAGE={}/rb.qcow2\n", real.display())),
-        "{env}"
-    );
-    assert!(
-        env.contains(&format!("TMPDIR={}/rb.tmp\n", real.display())),
-        "{env}"
-    );
-    assert!(env.contains("USE_TMPDIR=1\n"), "{env}");
-    assert!(
-        env.contains(&format!("QEMU_NET_OPTS=hostfwd=tcp:127.0.0.1:{port}-:22\n")),
-        "{env}"
-    );
-    // Both forwards reach the guest: the image's own and ours.
-    assert!(ssh_guest(&s, port, "true").status.success());
-    assert!(ssh_guest(&s, image_port, "true").status.success());
-
-    let (code, v) = status_json(&s, "rb");
-    assert_eq!(
-        (code, &v["running"], &v["ready"]),
-        (0, &serde_json::json!(true), &serde_json::json!(true)),
-        "{v}"
-    );
-    let pid = v["pid"].as_u64().unwrap();
-
-    // Kill QEMU behind lb-vm's back: status notices and cleans up.
-    std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while pid_alive(pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (code, v) = status_json(&s, "rb");
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["running"], false, "{v}");
-    assert_eq!(v["stale_pid"], pid, "{v}");
-    assert!(!w.join("rb.pid").exists());
-    assert!(!w.join("rb.qmp").exists());
-    assert!(!w.join("rb.state.json").exists());
-    lb_vm(&s).args(["--name", "rb", "stop"]).assert().success();
 }
 
 /// `--foreground` (what launchd and systemd run): lb-vm records itself as
