@@ -44,7 +44,7 @@ complete -c lb-nixconf -n "__fish_lb_nixconf_needs_command" -f -a "show" -d 'Pri
 complete -c lb-nixconf -n "__fish_lb_nixconf_needs_command" -f -a "check" -d 'Exit 1 with one line per problem in the builders configuration'
 complete -c lb-nixconf -n "__fish_lb_nixconf_needs_command" -f -a "restart-daemon" -d 'Restart the Nix daemon so it rereads nix.conf'
 complete -c lb-nixconf -n "__fish_lb_nixconf_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l speed-factor -d 'How much faster this builder is than others, a positive integer (older Nix reads the field as one, and nix-darwin\'s speedFactor is one); Nix prefers faster ones' -r
+complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l speed-factor -d 'How much faster this builder is than others; Nix prefers faster ones (a whole number for Nix before 2.20 and nix-darwin)' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l features -d 'Features the builder supports, comma-separated (e.g. kvm,big-parallel)' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l mandatory-features -d 'Features a derivation must ask for to be built there, comma-separated' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
@@ -59,7 +59,7 @@ complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l max-jobs 
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -s h -l help -d 'Print help'
-complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l speed-factor -d 'How much faster this builder is than others, a positive integer (older Nix reads the field as one, and nix-darwin\'s speedFactor is one); Nix prefers faster ones' -r
+complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l speed-factor -d 'How much faster this builder is than others; Nix prefers faster ones (a whole number for Nix before 2.20 and nix-darwin)' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l features -d 'Features the builder supports, comma-separated (e.g. kvm,big-parallel)' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l mandatory-features -d 'Features a derivation must ask for to be built there, comma-separated' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l trust-user -d 'Also add USER to extra-trusted-users (repeat for several; users accumulate)' -r

@@ -92,7 +92,7 @@ pub enum Command {
 /// The machines-line fields beyond the shared identity flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LineArgs {
-    /// How much faster this builder is than others, a positive integer (older Nix reads the field as one, and nix-darwin's speedFactor is one); Nix prefers faster ones
+    /// How much faster this builder is than others; Nix prefers faster ones (a whole number for Nix before 2.20 and nix-darwin)
     #[arg(long, env = "LB_SPEED_FACTOR", default_value_t = 1.0, value_name = "N")]
     pub speed_factor: f64,
     /// Features the builder supports, comma-separated (e.g. kvm,big-parallel)
@@ -189,12 +189,11 @@ fn token(what: &str, s: &str) -> anyhow::Result<()> {
 /// the rendered line back with the shared parser.
 pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine> {
     if !(args.speed_factor.is_finite()
-        && args.speed_factor >= 1.0
-        && args.speed_factor.fract() == 0.0
+        && args.speed_factor > 0.0
         && args.speed_factor <= f64::from(u32::MAX))
     {
         return Err(usage!(
-            "--speed-factor {}: give a positive integer (older Nix reads the field as one, and nix-darwin's speedFactor is one)",
+            "--speed-factor {}: give a positive number (a whole one for Nix before 2.20 and for nix-darwin's speedFactor)",
             args.speed_factor
         ));
     }
@@ -203,7 +202,7 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
         // refuses the whole builders list ("failed to convert column #4 ...
         // to 'unsigned int'", seen here with 2.8); 2.20 made it a float.
         ui::warn(&format!(
-            "--speed-factor {}: Nix before 2.20 reads only whole numbers there and then ignores every builder in the list; give a whole number unless all clients run Nix 2.20 or later",
+            "--speed-factor {}: Nix before 2.20 reads only whole numbers there and then ignores every builder in the list, and nix-darwin's speedFactor is a whole number; give one unless all clients run Nix 2.20 or later",
             args.speed_factor
         ));
     }
@@ -312,7 +311,8 @@ fn nix_darwin_advice(
         .map(|p| format!("{}-linux", p.arch))
         .unwrap_or_default();
     let builder = LinuxBuilderSnippet {
-        // A positive integer by machine_of's check.
+        // nix-darwin's speedFactor is an integer: a fractional one (Nix 2.20+
+        // only, warned about by machine_of) is left to its default.
         speed_factor: format!("{}", machine.speed_factor).parse().ok(),
         supported_features: (!machine.supported_features.is_empty())
             .then(|| machine.supported_features.clone()),

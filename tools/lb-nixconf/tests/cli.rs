@@ -163,8 +163,8 @@ fn bad_flags_exit_2_naming_them() {
         (&["--speed-factor=-1"], "--speed-factor"),
         (&["--speed-factor", "0"], "--speed-factor"),
         (
-            &["--speed-factor", "2.5"],
-            "--speed-factor 2.5: give a positive integer",
+            &["--speed-factor", "inf"],
+            "--speed-factor inf: give a positive number",
         ),
         (&["--features", "a b"], "--features"),
         (&["--mandatory-features", "x;y"], "--mandatory-features"),
