@@ -9,13 +9,15 @@
 //! - [`fs`]: the only code that writes files (atomic, locked, symlink-safe,
 //!   dry-run aware);
 //! - [`conf`]: parsers and renderers for nix.conf, the machines format,
-//!   ssh_config and managed blocks;
+//!   ssh_config and managed blocks, and the quoting of values for every
+//!   format the tools write ([`conf::escape`]);
 //! - [`platform`]: macOS and Linux differences, chosen at run time;
 //! - [`cmd`]: the only code that runs other programs;
 //! - [`privilege`]: re-running one step under sudo, never silently;
 //! - [`ssh`]: alias resolution as ssh does it, and an ssh2 session to a builder;
 //! - [`daemon`]: the client side of the Nix worker protocol;
 //! - [`exit`]: the exit status table and the `main` every tool shares;
+//! - [`text`]: the one sanitiser for text from elsewhere (escaped, bounded);
 //! - [`ui`]: messages on stderr.
 
 pub mod builder;
@@ -29,4 +31,5 @@ pub mod paths;
 pub mod platform;
 pub mod privilege;
 pub mod ssh;
+pub mod text;
 pub mod ui;

@@ -567,8 +567,10 @@ fn check_private_matches(
     reinstall: &str,
     problems: &mut Vec<Problem>,
 ) {
-    let bytes = match std::fs::read(&target.private) {
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+    let read = fs::read_optional(&target.private)
+        .and_then(|b| b.ok_or_else(|| fs::Error::io(&target.private, ErrorKind::NotFound.into())));
+    let bytes = match read {
+        Err(fs::Error::Io { source: e, .. }) if e.kind() == ErrorKind::PermissionDenied => {
             problems.push(Problem::new(
                 &target.private,
                 format!(
@@ -581,7 +583,7 @@ fn check_private_matches(
             return;
         }
         Err(e) => {
-            problems.push(Problem::new(&target.private, e, reinstall));
+            problems.push(Problem(format!("{e}; {reinstall}")));
             return;
         }
         Ok(bytes) => zeroize::Zeroizing::new(bytes),
@@ -668,7 +670,10 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
         .into_iter()
         .filter(|p| pair::is_present(p))
         .collect();
-    if present.is_empty() {
+    // Copies of the key an interrupted install left (`.builder_ed25519.XXXXXX.tmp`).
+    let mut stale = fs::stale_temps(&target.private)?;
+    stale.extend(fs::stale_temps(&target.public)?);
+    if present.is_empty() && stale.is_empty() {
         ui::note(&format!(
             "{} is not installed; nothing changed",
             target.private.display()
@@ -678,7 +683,7 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
     match apply {
         // Never through fs::remove's dry-run: it would print the private key.
         Apply::DryRun => {
-            for p in present {
+            for p in present.iter().copied().chain(&stale) {
                 ui::out(&Cmd::new("rm").arg("-f").arg(p).display())?;
             }
             Ok(Status::Ok)
@@ -688,6 +693,8 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
                 "would remove {}",
                 present
                     .iter()
+                    .copied()
+                    .chain(&stale)
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
                     .join(" and ")
@@ -705,8 +712,16 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
                 )?;
                 return Ok(Status::Ok);
             }
-            // The secret first.
-            for p in present {
+            // The secret first; each removal sweeps its leftovers too.
+            let _lock = fs::lock_dir_of(&target.private, false)?;
+            for p in [&target.private, &target.public] {
+                let swept = fs::sweep_stale(p)?;
+                if swept > 0 {
+                    ui::note(&format!(
+                        "removed {swept} temp file(s) an interrupted write of {} left",
+                        p.display()
+                    ));
+                }
                 if fs::remove(p, Apply::Write)? == Outcome::Removed {
                     ui::note(&format!("removed {}", p.display()));
                 }

@@ -38,6 +38,7 @@ use clap::{CommandFactory, Parser};
 use lb_common::builder::{validate_system, Builder, BuilderArgs, HostKey};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::cmd::Cmd;
+use lb_common::conf::escape;
 use lb_common::conf::machines::{self, Machine};
 use lb_common::conf::nixconf::{self, NixConf};
 use lb_common::conf::{load_builders, Location};
@@ -164,13 +165,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
-/// A machines token must not carry the format's separators.
+/// One item of a comma-separated machines field (a feature), through
+/// lb-common's machines layer.
 fn token(what: &str, s: &str) -> anyhow::Result<()> {
-    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || ";#,".contains(c)) {
-        return Err(usage!(
-            "{what} {s:?}: no spaces, commas, ';' or '#' inside one value (they separate fields and entries)"
-        ));
-    }
+    escape::machines_list_item(what, s)?;
     Ok(())
 }
 
@@ -189,12 +187,12 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     for f in &args.mandatory_features {
         token("--mandatory-features", f)?;
     }
-    let key = builder.key.to_string_lossy().into_owned();
-    if key.contains(|c: char| c.is_whitespace() || ";#".contains(c)) {
-        return Err(usage!(
-            "--key {key:?}: the builders line cannot hold a path with spaces, ';' or '#'; install the key elsewhere"
-        ));
-    }
+    // The key path is the one value here a user writes freely.
+    let key = escape::machines_field(
+        "--key (LB_KEY)",
+        escape::path_text("--key (LB_KEY)", &builder.key)?,
+    )?
+    .to_owned();
     let at = Location {
         file: PathBuf::from("<command line>"),
         line: 0,
@@ -229,8 +227,8 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     Ok(machine)
 }
 
-fn conf_path(root: &Root) -> PathBuf {
-    nixconf::conf_dir(root).join("nix.conf")
+fn conf_path(root: &Root) -> anyhow::Result<PathBuf> {
+    Ok(nixconf::conf_dir(root)?.join("nix.conf"))
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {
@@ -250,7 +248,7 @@ fn edit_conf(
     if apply == Apply::Write {
         require_writable(
             &format!("editing {}", path.display()),
-            &[path.parent().unwrap_or(Path::new("/"))],
+            &[path.parent().unwrap_or(Path::new("/")), path],
         )?;
     }
     let spec = FileSpec::mode(fs::existing_mode(path, 0o644));
@@ -288,9 +286,9 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     let builder = args.resolve(root)?;
     let machine = machine_of(&builder, &opts.line)?;
     for u in &opts.trust_user {
-        token("--trust-user", u)?;
+        escape::nix_conf_word("--trust-user", u)?;
     }
-    let path = conf_path(root);
+    let path = conf_path(root)?;
     let apply = Apply::from(opts.change);
 
     if let Some(target) = darwin::managed_target(&path) {
@@ -349,7 +347,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
 
 fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
     lb_common::builder::validate_name(name)?;
-    let path = conf_path(root);
+    let path = conf_path(root)?;
     let apply = Apply::from(change);
     if let Some(target) = darwin::managed_target(&path) {
         return Err(anyhow::anyhow!(

@@ -51,6 +51,7 @@
 //! Exit status: 0 every builder answered, 1 one or more failed, 2 bad usage
 //! or a configuration it cannot parse (including no ssh-ng builder to ping).
 
+use lb_common::text::escape_controls;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -346,7 +347,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     });
     for r in reports.iter().filter(|r| !r.ok) {
         if let (Some(stage), Some(e)) = (r.failed_stage, &r.error) {
-            ui::error(&format!("{}: {}: {e}", r.uri, stage.name()));
+            // Peer text (a daemon's error message) is escaped for the terminal.
+            ui::error(&format!(
+                "{}: {}: {}",
+                r.uri,
+                stage.name(),
+                escape_controls(e)
+            ));
         }
     }
     if cli.json {
@@ -367,7 +374,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     })
 }
 
-/// The one-line summary.
+/// The one-line summary. The peer's version string is escaped: a newline
+/// in it would forge a result line, an escape sequence reach the terminal.
 #[must_use]
 pub fn line(r: &Report) -> String {
     let status = if r.ok {
@@ -377,9 +385,9 @@ pub fn line(r: &Report) -> String {
     };
     format!(
         "{} {} {} {} {} {}ms",
-        r.uri,
+        escape_controls(&r.uri),
         status,
-        r.nix_version.as_deref().unwrap_or("-"),
+        escape_controls(r.nix_version.as_deref().unwrap_or("-")),
         r.protocol.as_deref().unwrap_or("-"),
         r.trusted.as_str(),
         r.total_ms.round()

@@ -1187,7 +1187,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         workdir: l.dir.display().to_string(),
         tmpdir: l.tmp().display().to_string(),
     };
-    let text = if a.launchd { s.plist() } else { s.unit() };
+    let text = if a.launchd { s.plist()? } else { s.unit()? };
     if !a.install {
         let mut o = std::io::stdout().lock();
         o.write_all(text.as_bytes())?;
@@ -1197,7 +1197,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
     let os = if a.launchd { Os::MacOs } else { Os::Linux };
     let target = ctx.root.system(Path::new(
         &Platform::new(os, &ctx.platform.arch).service_path(&l.name),
-    ));
+    ))?;
     let apply = Apply::from(a.change);
     let outcome = lb_common::fs::write(&target, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
     match (apply, outcome.changed()) {

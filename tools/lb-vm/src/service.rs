@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use lb_common::conf::escape::{self, Unrepresentable};
+
 /// What a service runs and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -27,9 +29,10 @@ impl ServiceSpec {
         format!("/var/log/{}.log", self.name)
     }
 
-    /// The launchd property list.
-    #[must_use]
-    pub fn plist(&self) -> String {
+    /// The launchd property list. Every value goes through lb-common's
+    /// plist layer: one XML cannot carry (a control character) is refused.
+    pub fn plist(&self) -> Result<String, Unrepresentable> {
+        let x = |what: &str, v: &str| escape::plist_string(what, v);
         let mut s = String::from(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
              <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -38,47 +41,58 @@ impl ServiceSpec {
         let _ = writeln!(
             s,
             "  <key>Label</key>\n  <string>{}</string>",
-            xml(&self.label())
+            x("--name", &self.label())?
         );
         s.push_str("  <key>ProgramArguments</key>\n  <array>\n");
         for a in &self.argv {
-            let _ = writeln!(s, "    <string>{}</string>", xml(a));
+            let _ = writeln!(
+                s,
+                "    <string>{}</string>",
+                x("an argument of the command", a)?
+            );
         }
         s.push_str("  </array>\n");
         let _ = writeln!(
             s,
             "  <key>WorkingDirectory</key>\n  <string>{}</string>",
-            xml(&self.workdir)
+            x("--workdir", &self.workdir)?
         );
         let _ = writeln!(
             s,
             "  <key>EnvironmentVariables</key>\n  <dict>\n    <key>TMPDIR</key>\n    <string>{}</string>\n  </dict>",
-            xml(&self.tmpdir)
+            x("--workdir", &self.tmpdir)?
         );
         s.push_str("  <key>KeepAlive</key>\n  <true/>\n  <key>RunAtLoad</key>\n  <true/>\n");
         let _ = writeln!(
             s,
             "  <key>StandardOutPath</key>\n  <string>{0}</string>\n  <key>StandardErrorPath</key>\n  <string>{0}</string>",
-            xml(&self.log())
+            x("--name", &self.log())?
         );
         s.push_str("</dict>\n</plist>\n");
-        s
+        Ok(s)
     }
 
-    /// The systemd unit.
-    #[must_use]
-    pub fn unit(&self) -> String {
-        let exec: Vec<String> = self.argv.iter().map(|a| systemd_quote(a)).collect();
-        format!(
+    /// The systemd unit, every value through lb-common's unit layer
+    /// (ExecStart words, the Environment assignment and WorkingDirectory
+    /// each quoted their own way; a newline, which would start another
+    /// directive, is refused).
+    pub fn unit(&self) -> Result<String, Unrepresentable> {
+        let exec = self
+            .argv
+            .iter()
+            .map(|a| escape::unit_word("an argument of the command", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!(
             "[Unit]\nDescription=Linux builder VM for Nix ({name})\nAfter=network.target\n\n\
              [Service]\nExecStart={exec}\nWorkingDirectory={wd}\nEnvironment={env}\n\
              Restart=always\nRestartSec=5\nTimeoutStopSec=60\n\n\
              [Install]\nWantedBy=multi-user.target\n",
+            // --name is validated: letters, digits, `.`, `_`, `-`.
             name = self.name,
             exec = exec.join(" "),
-            wd = systemd_quote(&self.workdir),
-            env = systemd_quote(&format!("TMPDIR={}", self.tmpdir)),
-        )
+            wd = escape::unit_path("--workdir", &self.workdir)?,
+            env = escape::unit_env("--workdir", "TMPDIR", &self.tmpdir)?,
+        ))
     }
 
     /// How to load the installed file.
@@ -92,25 +106,6 @@ impl ServiceSpec {
                 self.name
             )
         }
-    }
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// systemd splits ExecStart on whitespace and honours double quotes;
-/// `%` and `$` are expanded unless doubled.
-fn systemd_quote(s: &str) -> String {
-    let escaped = s.replace('%', "%%").replace('$', "$$");
-    if escaped.is_empty() || escaped.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
-    {
-        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        escaped
     }
 }
 
@@ -144,7 +139,7 @@ mod tests {
 
     #[test]
     fn launchd_plist() {
-        insta::assert_snapshot!(spec().plist(), @r#"
+        insta::assert_snapshot!(spec().plist().unwrap(), @r#"
             <?xml version="1.0" encoding="UTF-8"?>
             <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
             <plist version="1.0">
@@ -187,7 +182,7 @@ mod tests {
 
     #[test]
     fn systemd_unit() {
-        insta::assert_snapshot!(spec().unit(), @r#"
+        insta::assert_snapshot!(spec().unit().unwrap(), @r#"
             [Unit]
             Description=Linux builder VM for Nix (linux-builder)
             After=network.target
@@ -195,7 +190,7 @@ mod tests {
             [Service]
             ExecStart=/usr/local/bin/lb-vm start --foreground --name linux-builder --workdir /var/lib/linux-builder --kernel /nix/store/k/bzImage --append "console=ttyAMA0 panic=-1"
             WorkingDirectory=/var/lib/linux-builder
-            Environment=TMPDIR=/var/lib/linux-builder/linux-builder.tmp
+            Environment="TMPDIR=/var/lib/linux-builder/linux-builder.tmp"
             Restart=always
             RestartSec=5
             TimeoutStopSec=60
@@ -206,9 +201,34 @@ mod tests {
     }
 
     #[test]
-    fn quoting() {
-        assert_eq!(xml("a<b>&\"c"), "a&lt;b&gt;&amp;&quot;c");
-        assert_eq!(systemd_quote("a b"), "\"a b\"");
-        assert_eq!(systemd_quote("50%$x"), "50%%$$x");
+    fn values_are_quoted_or_refused() {
+        let mut s = spec();
+        s.workdir = "/var/lib/a b%".to_owned();
+        s.tmpdir = "/var/lib/a b%/$t".to_owned();
+        s.argv.push("x;y".to_owned());
+        let unit = s.unit().unwrap();
+        assert!(
+            unit.contains("\nWorkingDirectory=/var/lib/a b%%\n"),
+            "{unit}"
+        );
+        assert!(
+            unit.contains("\nEnvironment=\"TMPDIR=/var/lib/a b%%/$t\"\n"),
+            "{unit}"
+        );
+        assert!(unit.contains(" \"x;y\"\n"), "{unit}");
+        s.argv
+            .push("console=ttyS0\nExecStartPre=/bin/evil".to_owned());
+        let e = s.unit().unwrap_err();
+        assert!(e.to_string().contains("a newline"), "{e}");
+        // A newline is text to XML: kept, escaped by nothing, read back as is.
+        assert!(s.plist().is_ok());
+        s.argv.push("\x1b[2J".to_owned());
+        assert!(s.plist().is_err());
+        let mut p = spec();
+        p.argv.push("a<b>&".to_owned());
+        assert!(p
+            .plist()
+            .unwrap()
+            .contains("<string>a&lt;b&gt;&amp;</string>"));
     }
 }

@@ -163,10 +163,9 @@ fn parse_into(
                         include: path,
                     });
                 }
-                let text = match std::fs::read_to_string(&path) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(source) => return Err(Error::Read { path, source }),
+                // Bounded and regular files only: `@/dev/zero` is refused.
+                let Some(text) = super::read_text(&path)? else {
+                    continue;
                 };
                 stack.push(path.clone());
                 let file_at = Location {
@@ -186,9 +185,10 @@ fn parse_into(
 fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine, Error> {
     let bad = |reason: String| Error::Machine {
         at: at.clone(),
-        entry: entry.to_owned(),
+        entry: crate::text::excerpt(entry),
         reason,
     };
+    let ex = |v: &str| crate::text::excerpt_n(v, 40);
     let f: Vec<&str> = entry.split_whitespace().collect();
     if f.len() > 8 {
         return Err(bad(format!("{} fields, at most 8", f.len())));
@@ -206,7 +206,7 @@ fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine,
         None => 1,
         Some(v) => v
             .parse()
-            .map_err(|_| bad(format!("max jobs {v:?} is not a whole number")))?,
+            .map_err(|_| bad(format!("max jobs \"{}\" is not a whole number", ex(v))))?,
     };
     let speed_factor = match set(4) {
         None => 1.0,
@@ -214,7 +214,7 @@ fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine,
             .parse::<f64>()
             .ok()
             .filter(|x| x.is_finite() && *x >= 0.0)
-            .ok_or_else(|| bad(format!("speed factor {v:?} is not a number")))?,
+            .ok_or_else(|| bad(format!("speed factor \"{}\" is not a number", ex(v))))?,
     };
     // Nix refuses the whole builders list when field 8 is not base64
     // (machines.cc `ensureBase64`; seen here with 2.8: "bad machine
@@ -228,9 +228,12 @@ fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine,
                 .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
                 .with_decode_allow_trailing_bits(true),
         );
-        lenient
-            .decode(v)
-            .map_err(|e| bad(format!("public host key {v:?} is not valid base64 ({e})")))?;
+        lenient.decode(v).map_err(|e| {
+            bad(format!(
+                "public host key \"{}\" is not valid base64 ({e})",
+                ex(v)
+            ))
+        })?;
     }
     let mut systems = list(1);
     if systems.is_empty() {
@@ -316,6 +319,17 @@ mod tests {
         assert_eq!(m[1].host(), "y");
         assert_eq!(m[1].at.file, f);
         assert!(p("@/nonexistent/machines").unwrap().is_empty());
+    }
+
+    #[test]
+    fn at_file_that_never_ends_is_refused() {
+        let e = p("@/dev/zero").unwrap_err();
+        assert!(
+            e.to_string().contains("/dev/zero: is a character device"),
+            "{e}"
+        );
+        let e = p(&format!("a@b - - {}", "9".repeat(1 << 20))).unwrap_err();
+        assert!(e.to_string().len() < 400, "{}", e.to_string().len());
     }
 
     #[test]
