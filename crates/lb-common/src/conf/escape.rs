@@ -21,7 +21,7 @@ use crate::text::excerpt;
 
 /// A value the target format cannot hold safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value:?}: {reason}, which {format} cannot hold safely; {fix}")]
+#[error("{what} \"{value}\": {reason}, which {format} cannot hold safely; {fix}")]
 pub struct Unrepresentable {
     /// The flag or variable the value came from (`--key`, `LB_KEY`...).
     pub what: String,
