@@ -81,8 +81,7 @@ fn snapshot(root: &Path) -> Snapshot {
 
 fn is_temp(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "tmp")
-        && p
-            .file_name()
+        && p.file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with('.'))
 }

@@ -706,6 +706,23 @@ mod tests {
     }
 
     #[test]
+    fn peer_text_cannot_forge_a_line_or_reach_the_terminal() {
+        let t = Target::adhoc("ssh-ng://lb".to_owned());
+        let mut r = Pinger::new(&t, Duration::from_secs(1)).finish(true);
+        r.nix_version = Some("2.8\x1b[2J\nssh-ng://other ok 9 1.38 yes 1ms".into());
+        let l = line(&r);
+        assert!(!l.contains('\n') && !l.contains('\x1b'), "{l:?}");
+        r.ok = false;
+        r.failed_stage = Some(Stage::DaemonHandshake);
+        r.error = Some("no\x1b]0;t\x07\n  cause: forged".into());
+        let e = explain::explain(&r);
+        assert!(
+            !e.contains('\x1b') && !e.contains("\n  cause: forged"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn timeout_must_be_positive() {
         assert!(parse_timeout("0").is_err());
         assert!(parse_timeout("-1").is_err());

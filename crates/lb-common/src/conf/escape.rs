@@ -139,11 +139,15 @@ pub fn ssh_config(what: &str, value: &str, arg: SshArg) -> Result<String, Unrepr
         }
         SshArg::Literal => value.to_owned(),
     };
-    Ok(if value.contains([' ', '\t', '#', '\'', '=']) {
-        format!("\"{value}\"")
-    } else {
-        value
-    })
+    // Any whitespace, not only ssh's space and tab: a reader that trims
+    // Unicode spaces must see the same value.
+    Ok(
+        if value.contains(|c: char| c.is_whitespace() || "#'=".contains(c)) {
+            format!("\"{value}\"")
+        } else {
+            value
+        },
+    )
 }
 
 /// [`ssh_config`] for a path that may be followed by a glob suffix written

@@ -92,12 +92,12 @@ impl Machine {
     /// The entry as one line of the machines format, `-` for defaults.
     #[must_use]
     pub fn render(&self) -> String {
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "-".to_owned()
-            } else {
-                v.join(",")
-            }
+        let list = |v: &[String]| match v.join(",") {
+            s if s.is_empty() => "-".to_owned(),
+            // A list holding just `-` (written `-,`): a lone `-` would read
+            // back as "the default" (found by the machines fuzz target).
+            s if s == "-" => "-,".to_owned(),
+            s => s,
         };
         // f64's Display prints whole numbers without a fraction ("2").
         let speed = format!("{}", self.speed_factor);
@@ -355,6 +355,16 @@ mod tests {
         p("a@b - - - - - - aGVsbG8").unwrap();
         let e = p("a b c d e f g h i").unwrap_err();
         assert!(e.to_string().contains("9 fields"), "{e}");
+    }
+
+    #[test]
+    fn a_list_of_just_a_dash_round_trips() {
+        let m = p("a@b -, - - - -,").unwrap();
+        assert_eq!(m[0].systems, ["-"]);
+        assert_eq!(m[0].supported_features, ["-"]);
+        let back = p(&m[0].render()).unwrap();
+        assert_eq!(back[0].systems, ["-"]);
+        assert_eq!(back[0].supported_features, ["-"]);
     }
 
     #[test]
