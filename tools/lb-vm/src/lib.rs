@@ -344,8 +344,14 @@ fn known_accel(ctx: &Ctx, a: &VmArgs, profile: &QemuProfile) -> (String, bool) {
     if candidate != "kvm" {
         return (candidate, true);
     }
-    match std::fs::read_to_string(ctx.layout.accel_cache()) {
-        Ok(v) if ["kvm", "tcg"].contains(&v.trim()) => (v.trim().to_owned(), true),
+    // Bounded, regular files only (lb-common's reader): a FIFO planted in
+    // the working directory must not hang `lb-vm start`.
+    let cached = lb_common::fs::read_bounded(&ctx.layout.accel_cache(), true, 64)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+    match cached {
+        Some(v) if ["kvm", "tcg"].contains(&v.as_str()) => (v, true),
         _ => (candidate, false),
     }
 }
@@ -448,14 +454,16 @@ fn now() -> u64 {
 }
 
 fn read_pid(l: &Layout) -> Option<u32> {
-    std::fs::read_to_string(l.pid())
+    lb_common::fs::read_bounded(&l.pid(), true, 64)
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .flatten()
+        .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok())
 }
 
 fn read_state(l: &Layout) -> Option<State> {
-    std::fs::read(l.state())
+    lb_common::fs::read_bounded(&l.state(), true, 1 << 20)
         .ok()
+        .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
@@ -525,11 +533,27 @@ fn signal_vm(pid: u32, sig: Signal) {
     }
 }
 
+/// The last `n` lines of a log, looking at its last 64 KiB only (a guest
+/// console log can grow without end).
 fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    lb_common::cmd::last_lines(&text, n).join("\n")
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const WINDOW: u64 = 64 << 10;
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        if f.metadata().is_ok_and(|m| m.is_file())
+            && f.seek(SeekFrom::Start(len.saturating_sub(WINDOW))).is_ok()
+        {
+            let _ = f.take(WINDOW).read_to_end(&mut bytes);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // A guest's console carries escape sequences: shown, not obeyed.
+    lb_common::cmd::last_lines(&text, n)
+        .iter()
+        .map(|l| lb_common::text::escape_controls(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The error for a failed boot: what QEMU and the guest said last.
