@@ -77,7 +77,16 @@ pub fn parse_dash_g(text: &str) -> Resolved {
             .get(k)
             .map(|v| {
                 v.iter()
-                    .flat_map(|s| s.split_whitespace())
+                    .flat_map(|s| {
+                        // ssh -G joins several files with spaces; a value
+                        // that is itself a file is one path with spaces
+                        // (a root such as "/tmp/my root").
+                        if s.contains(' ') && Path::new(s).is_file() {
+                            vec![s.as_str()]
+                        } else {
+                            s.split_whitespace().collect()
+                        }
+                    })
                     .map(PathBuf::from)
                     .collect()
             })

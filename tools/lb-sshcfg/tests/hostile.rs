@@ -160,6 +160,18 @@ fn values_with_spaces_are_quoted_and_parse_with_real_ssh() {
             .display()
             .to_string()]
     );
+    // check reads the same files (with the key there: no problem at all).
+    let key_dir = s.path("etc/nix/my key's");
+    std::fs::create_dir_all(&key_dir).unwrap();
+    std::fs::write(key_dir.join("k#1"), "").unwrap();
+    let o = s.run(&["check", "--key", "/etc/nix/my key's/k#1", "--port", "31099"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
 }
 
 #[test]
