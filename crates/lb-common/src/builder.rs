@@ -28,13 +28,13 @@ pub const DEFAULT_MAX_JOBS: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("--name {0:?}: use letters, digits, '.', '_' and '-' only, starting with a letter or digit (ssh_config reads other characters as patterns)")]
+    #[error("--name \"{0}\": use letters, digits, '.', '_' and '-' only, starting with a letter or digit (ssh_config reads other characters as patterns)")]
     Name(String),
-    #[error("--user {0:?}: use letters, digits, '.', '_' and '-' only")]
+    #[error("--user \"{0}\": use letters, digits, '.', '_' and '-' only")]
     User(String),
-    #[error("--hostname {0:?}: give a host name or IP address (letters, digits, '.', '-', '_', ':', '[]'; no spaces or '%')")]
+    #[error("--hostname \"{0}\": give a host name or IP address (letters, digits, '.', '-', '_', ':', '[]'; no spaces or '%')")]
     Hostname(String),
-    #[error("--system {0:?}: give a Nix system such as x86_64-linux or aarch64-linux")]
+    #[error("--system \"{0}\": give a Nix system such as x86_64-linux or aarch64-linux")]
     System(String),
     #[error(
         "--host-key {input}: {reason}; give `ssh-ed25519 AAAA...`, its base64 form, or @FILE.pub"
@@ -45,6 +45,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--host-key @FILE: {0}")]
+    HostKeyRead(String),
+    #[error(transparent)]
+    Root(#[from] crate::paths::Error),
 }
 
 impl Classify for Error {
@@ -74,12 +78,16 @@ impl HostKey {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let input = input.trim();
         if let Some(path) = input.strip_prefix('@') {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::HostKeyFile {
-                path: PathBuf::from(path),
-                source,
-            })?;
+            // A `.pub` line is a few hundred bytes; a FIFO or a device is refused.
+            let bytes = crate::fs::read_bounded(Path::new(path), true, 64 << 10)
+                .map_err(|e| Error::HostKeyRead(e.to_string()))?
+                .ok_or_else(|| Error::HostKeyFile {
+                    path: PathBuf::from(path),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
+            let text = String::from_utf8_lossy(&bytes);
             return Self::from_openssh(&text).map_err(|reason| Error::HostKey {
-                input: input.to_owned(),
+                input: abbreviate(input),
                 reason,
             });
         }
@@ -157,11 +165,7 @@ impl HostKey {
 }
 
 fn abbreviate(s: &str) -> String {
-    if s.chars().count() > 40 {
-        format!("{}...", s.chars().take(37).collect::<String>())
-    } else {
-        s.to_owned()
-    }
+    crate::text::excerpt_n(s, 40)
 }
 
 /// The identity flags, flattened into every tool.
@@ -228,7 +232,7 @@ impl BuilderArgs {
     pub fn resolve(&self, root: &Root) -> Result<Builder, Error> {
         validate_name(&self.name)?;
         if !is_word(&self.user) {
-            return Err(Error::User(self.user.clone()));
+            return Err(Error::User(abbreviate(&self.user)));
         }
         if self.hostname.is_empty()
             || !self
@@ -236,7 +240,7 @@ impl BuilderArgs {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c))
         {
-            return Err(Error::Hostname(self.hostname.clone()));
+            return Err(Error::Hostname(abbreviate(&self.hostname)));
         }
         let system = match &self.system {
             Some(s) => {
@@ -251,7 +255,7 @@ impl BuilderArgs {
             user: self.user.clone(),
             hostname: self.hostname.clone(),
             port: self.port,
-            key: root.system(&self.key),
+            key: root.system(&self.key)?,
             host_key,
             system,
             max_jobs: self.max_jobs,
@@ -291,7 +295,7 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     {
         Ok(())
     } else {
-        Err(Error::Name(name.to_owned()))
+        Err(Error::Name(abbreviate(name)))
     }
 }
 
@@ -305,7 +309,7 @@ pub fn validate_system(s: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::System(s.to_owned()))
+        Err(Error::System(abbreviate(s)))
     }
 }
 

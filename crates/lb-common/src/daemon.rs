@@ -1034,3 +1034,18 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod peer_text_tests {
+    use super::script::{self, u64 as w};
+
+    #[test]
+    fn version_with_control_characters_is_read_as_sent() {
+        let forged = "2.8.0\x1b]0;pwned\x07\nssh-ng://forged ok";
+        let mut s = script::handshake(0x123, forged, 1);
+        s.extend(w(script::LAST));
+        s.extend(w(0));
+        let r = super::exercise(&s);
+        assert!(matches!(r, Ok(false)), "{r:?}");
+    }
+}

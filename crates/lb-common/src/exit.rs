@@ -84,9 +84,31 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<Status> {
         crate::platform::UnknownPlatform,
         crate::privilege::NeedsRoot,
         crate::daemon::Error,
-        crate::ssh::Error
+        crate::ssh::Error,
+        crate::conf::escape::Unrepresentable,
+        crate::privilege::CannotWrite
     );
     None
+}
+
+/// The one line an error is shown as: its chain joined with `: `, each
+/// cause said once. Many errors carry their cause in their own text and
+/// as their source too (`X: No space left on device`, then `No space left
+/// on device`); a cause whose text is already in the line is left out.
+#[must_use]
+pub fn message(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// True when the error is, at bottom, a broken pipe on our output.
@@ -119,7 +141,7 @@ where
         Ok(status) => status.into(),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::ui::error(&format!("{e:#}"));
+            crate::ui::error(&message(&e));
             status_of(&e).into()
         }
     }
@@ -135,6 +157,22 @@ mod tests {
         let e = e.context("reading flags");
         assert_eq!(status_of(&e), Status::Usage);
         assert_eq!(format!("{e:#}"), "reading flags: bad port 0");
+    }
+
+    #[test]
+    fn message_says_each_cause_once() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "No space left on device (os error 28) at path /r/.x.tmp",
+        );
+        let e = anyhow::Error::new(crate::fs::Error::io(std::path::Path::new("/r/x"), io))
+            .context("writing /r/x");
+        assert_eq!(
+            message(&e),
+            "writing /r/x: /r/x: No space left on device (os error 28) at path /r/.x.tmp"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(message(&e), "outer: inner");
     }
 
     #[test]

@@ -9,10 +9,26 @@
 //!
 //! [`Apply::DryRun`] prints a unified diff on stdout and writes nothing;
 //! [`Apply::Check`] only reports what would happen.
+//!
+//! A writer killed between creating its temp file and the rename leaves
+//! `.NAME.XXXXXX.tmp` beside the target (for a private key: a copy of
+//! it). The next write or removal of NAME, under the same lock, deletes
+//! such leftovers first ([`sweep_stale`]), also when the target itself
+//! needs no change.
+//!
+//! Every read is bounded: [`read_optional`] and [`read_following`] take
+//! regular files only (a FIFO would block forever, `/dev/zero` never
+//! ends) of at most [`MAX_READ`] bytes.
+//!
+//! Locks are per directory and re-entrant within a thread: a tool that
+//! holds the locks of every directory a multi-file change touches
+//! ([`lock_dirs`]) can call the writers here, which then take no second
+//! lock of their own.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -28,6 +44,10 @@ pub enum Error {
     Exists(PathBuf),
     #[error("{0}: is a directory where a file is expected")]
     IsDir(PathBuf),
+    #[error("{path}: is a {kind}, not a regular file; point the tool at a regular file")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path}: larger than {limit} bytes, more than a file of this kind can sensibly hold; check that it is the right file")]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -48,9 +68,18 @@ impl Error {
 
 impl Classify for Error {
     fn status(&self) -> Status {
-        Status::Failed
+        match self {
+            // The input is wrong, not the operation.
+            Error::NotRegular { .. } | Error::TooLarge { .. } => Status::Usage,
+            _ => Status::Failed,
+        }
     }
 }
+
+/// The most any file the tools read may hold (nix.conf and its includes,
+/// machines files, ssh_config, keys): far above any real one, far below
+/// what would hurt.
+pub const MAX_READ: u64 = 16 << 20;
 
 /// How a change is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,24 +148,131 @@ impl FileSpec {
 /// files in it (read-modify-write of nix.conf by two tools at once).
 #[derive(Debug)]
 pub struct DirLock {
-    _lock: Flock<File>,
+    /// `None` when this thread already held the lock (re-entry).
+    lock: Option<Flock<File>>,
+    id: (u64, u64),
+}
+
+thread_local! {
+    /// Directories (device, inode) whose lock this thread holds.
+    static HELD: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            HELD.with(|h| h.borrow_mut().retain(|x| *x != self.id));
+        }
+    }
 }
 
 /// Lock the directory that holds `target`, creating the directory (0755)
-/// if `create` is set.
+/// if `create` is set. Re-entrant: if this thread holds that directory's
+/// lock already, the guard returned takes none.
 pub fn lock_dir_of(target: &Path, create: bool) -> Result<Option<DirLock>, Error> {
-    let dir = parent(target);
+    lock_dir(&parent(target), create)
+}
+
+fn lock_dir(dir: &Path, create: bool) -> Result<Option<DirLock>, Error> {
     if create {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let file = match File::open(&dir) {
+    let file = match File::open(dir) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(dir, e))?;
+    let id = (meta.dev(), meta.ino());
+    if HELD.with(|h| h.borrow().contains(&id)) {
+        return Ok(Some(DirLock { lock: None, id }));
+    }
+    let lock = Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| Error::io(dir, errno.into()))?;
+    HELD.with(|h| h.borrow_mut().push(id));
+    Ok(Some(DirLock {
+        lock: Some(lock),
+        id,
+    }))
+}
+
+/// The locks of several directories, held together for one change that
+/// spans them (lb-sshcfg's alias, known-hosts file and ssh_config).
+#[derive(Debug)]
+pub struct LockSet {
+    _locks: Vec<DirLock>,
+}
+
+/// Lock every directory in `dirs` (created first when `create`), always in
+/// the same (sorted) order, so two processes locking overlapping sets
+/// cannot deadlock. The decision what to change and every write under
+/// these directories then happen as one step.
+pub fn lock_dirs(dirs: &[&Path], create: bool) -> Result<LockSet, Error> {
+    let mut sorted: Vec<&Path> = dirs.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut locks = Vec::new();
+    for d in sorted {
+        if let Some(l) = lock_dir(d, create)? {
+            locks.push(l);
+        }
+    }
+    Ok(LockSet { _locks: locks })
+}
+
+/// Is `name` one of [`stage`]'s temp file names for the target `target`
+/// (`.TARGET.XXXXXX.tmp`, six random letters or digits)?
+fn is_stale_temp(name: &str, target: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|r| r.strip_prefix(target))
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_suffix(".tmp"))
+        .is_some_and(|mid| mid.len() == 6 && mid.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The temp files a killed writer of `path` left beside it.
+pub fn stale_temps(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let dir = parent(path);
+    let Some(target) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(&dir, e)),
     };
-    let lock = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| Error::io(&dir, errno.into()))?;
-    Ok(Some(DirLock { _lock: lock }))
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| is_stale_temp(n, target))
+        {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+/// Delete the temp files a killed writer of `path` left beside it. Only
+/// called with the directory's lock held: no live writer has one open.
+pub fn sweep_stale(path: &Path) -> Result<usize, Error> {
+    let mut removed = 0;
+    for p in stale_temps(path)? {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {
+                removed += 1;
+                crate::ui::verbose(&format!(
+                    "removed {}, left by an interrupted write",
+                    p.display()
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Ok(removed)
 }
 
 /// The directory holding `path` (`.` for a bare file name).
@@ -174,18 +310,73 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     }
-    std::fs::read(path)
-        .map(Some)
-        .map_err(|e| Error::io(path, e))
+    read_bounded(path, false, MAX_READ)
 }
 
 /// Read a file that may be absent, following symlinks.
 pub fn read_following(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+    read_bounded(path, true, MAX_READ)
+}
+
+/// What a non-regular file is, for messages.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
     }
+}
+
+/// Read at most `limit` bytes of a regular file; `None` when absent. The
+/// file is opened non-blocking (a FIFO must not hang the open), checked
+/// to be a regular file on the open descriptor, and read no further than
+/// `limit + 1` bytes (a file growing while read is caught too).
+pub fn read_bounded(path: &Path, follow: bool, limit: u64) -> Result<Option<Vec<u8>>, Error> {
+    let mut flags = nix::libc::O_NONBLOCK;
+    if !follow {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if !follow && e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(Error::Symlink(path.to_path_buf()))
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::IsDir(path.to_path_buf()));
+    }
+    if !meta.is_file() {
+        return Err(Error::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(meta.file_type()),
+        });
+    }
+    if meta.len() > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    Ok(Some(out))
 }
 
 fn matches_spec(meta: &std::fs::Metadata, spec: &FileSpec) -> bool {
@@ -217,6 +408,9 @@ where
     E: From<Error>,
 {
     let _lock = lock_dir_of(path, apply == Apply::Write)?;
+    if apply == Apply::Write {
+        sweep_stale(path)?;
+    }
     let old = read_optional(path)?;
     let contents = edit(old.as_deref())?;
     let outcome = match &old {
@@ -312,6 +506,11 @@ pub fn write_set(files: &[Planned<'_>], apply: Apply) -> Result<Vec<Outcome>, Er
         // this process would wait for itself.
         locks.push(lock_dir_of(&d.join("x"), apply == Apply::Write)?);
     }
+    if apply == Apply::Write {
+        for f in files {
+            sweep_stale(f.path)?;
+        }
+    }
     let mut outcomes = Vec::new();
     let mut olds = Vec::new();
     for f in files {
@@ -372,17 +571,21 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 /// Remove `path` if present. A symlink there is removed as the link itself.
 pub fn remove(path: &Path, apply: Apply) -> Result<Outcome, Error> {
     let _lock = lock_dir_of(path, false)?;
-    let old = match std::fs::symlink_metadata(path) {
+    if apply == Apply::Write {
+        sweep_stale(path)?;
+    }
+    let is_file = match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => return Err(Error::IsDir(path.to_path_buf())),
-        Ok(m) if m.file_type().is_symlink() => None,
-        Ok(_) => Some(std::fs::read(path).map_err(|e| Error::io(path, e))?),
+        // A symlink or a special file is removed as the entry itself.
+        Ok(m) => m.is_file(),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Outcome::Unchanged),
         Err(e) => return Err(Error::io(path, e)),
     };
     match apply {
         Apply::Check => {}
         Apply::DryRun => {
-            if let Some(old) = old {
+            if is_file {
+                let old = read_optional(path)?.unwrap_or_default();
                 print_diff(path, &old, b"", false).map_err(|e| Error::io(path, e))?;
             } else {
                 crate::ui::out(&format!("rm {}", path.display()))
@@ -612,6 +815,84 @@ mod tests {
         assert!(d.contains("-b\n+c\n"), "{d}");
         let d = diff(Path::new("/etc/y"), b"", b"new\n", true);
         assert!(d.starts_with("--- /dev/null\n+++ b/etc/y\n"), "{d}");
+    }
+
+    #[test]
+    fn next_write_or_removal_sweeps_temp_files_of_a_killed_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("builder_ed25519");
+        write(&p, b"key", &FileSpec::mode(0o600), Apply::Write).unwrap();
+        let stale = tmp.path().join(".builder_ed25519.Ab3x9Z.tmp");
+        let other = tmp.path().join(".builder_ed25519.pub.Ab3x9Z.tmp");
+        let unrelated = tmp.path().join(".builder_ed25519.notours.tmp");
+        for f in [&stale, &other, &unrelated] {
+            std::fs::write(f, "copy of key").unwrap();
+        }
+        // Unchanged target: the leftovers go all the same.
+        assert_eq!(
+            write(&p, b"key", &FileSpec::mode(0o600), Apply::Write).unwrap(),
+            Outcome::Unchanged
+        );
+        assert!(!stale.exists());
+        assert!(other.exists() && unrelated.exists());
+        // Dry run and check touch nothing.
+        std::fs::write(&stale, "x").unwrap();
+        remove(&p, Apply::DryRun).unwrap();
+        assert!(stale.exists());
+        remove(&p, Apply::Write).unwrap();
+        assert!(!stale.exists() && !p.exists());
+        assert!(is_stale_temp(".k.AAAAAA.tmp", "k"));
+        assert!(!is_stale_temp(".k.AAAAAAA.tmp", "k"));
+        assert!(!is_stale_temp(".k.pub.AAAAAA.tmp", "k"));
+    }
+
+    #[test]
+    fn reads_are_bounded_and_regular_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Would block for ever if opened blocking.
+        let e = read_following(&fifo).unwrap_err();
+        assert!(matches!(e, Error::NotRegular { kind: "FIFO", .. }), "{e}");
+        assert_eq!(e.status(), Status::Usage);
+        let e = read_following(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        let big = tmp.path().join("big");
+        std::fs::write(&big, vec![b'x'; 2048]).unwrap();
+        assert!(matches!(
+            read_bounded(&big, true, 1024),
+            Err(Error::TooLarge { limit: 1024, .. })
+        ));
+        assert_eq!(read_bounded(&big, true, 4096).unwrap().unwrap().len(), 2048);
+        assert_eq!(read_following(&tmp.path().join("absent")).unwrap(), None);
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        assert!(matches!(read_optional(&link), Err(Error::Symlink(_))));
+        assert!(read_following(&link).unwrap().is_some());
+    }
+
+    #[test]
+    fn locks_are_reentrant_within_a_thread_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        let b = tmp.path().join("b");
+        let set = lock_dirs(&[&b, &a, &a], true).unwrap();
+        // The writers take the same locks again without waiting on themselves.
+        write(&a.join("f"), b"1", &FileSpec::mode(0o644), Apply::Write).unwrap();
+        write(&b.join("f"), b"1", &FileSpec::mode(0o644), Apply::Write).unwrap();
+        // Another thread must wait until the set is dropped.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let a2 = a.clone();
+        let t = std::thread::spawn(move || {
+            let _l = lock_dir_of(&a2.join("f"), false).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        drop(set);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`fs`]: the only code that writes files (atomic, locked, symlink-safe,
 //!   dry-run aware);
 //! - [`conf`]: parsers and renderers for nix.conf, the machines format,
-//!   ssh_config and managed blocks;
+//!   ssh_config and managed blocks, and the quoting of values for every
+//!   format the tools write ([`conf::escape`]);
 //! - [`platform`]: macOS and Linux differences, chosen at run time;
 //! - [`cmd`]: the only code that runs other programs;
 //! - [`managers`]: nix-darwin and Determinate Nix, recognised on disk;
@@ -18,6 +19,7 @@
 //! - [`ssh`]: alias resolution as ssh does it, and an ssh2 session to a builder;
 //! - [`daemon`]: the client side of the Nix worker protocol;
 //! - [`exit`]: the exit status table and the `main` every tool shares;
+//! - [`text`]: the one sanitiser for text from elsewhere (escaped, bounded);
 //! - [`ui`]: messages on stderr.
 
 pub mod builder;
@@ -33,4 +35,5 @@ pub mod platform;
 pub mod privilege;
 pub mod procfacts;
 pub mod ssh;
+pub mod text;
 pub mod ui;

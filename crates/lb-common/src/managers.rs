@@ -89,16 +89,26 @@ pub fn includes_custom_conf(nix_conf: &str) -> bool {
     })
 }
 
+/// A small text file's contents, read bounded (a regular file, at most
+/// lb-common's read limit); `None` when absent or unreadable.
+fn read_text(path: &Path) -> Option<String> {
+    crate::fs::read_following(path)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 impl Managers {
     /// Look under `root` for nix-darwin and Determinate Nix. `nix_conf` is
     /// the nix.conf the tools read (it honours `NIX_CONF_DIR`).
     #[must_use]
     pub fn detect(root: &Root, nix_conf: &Path) -> Self {
-        let at = |p: &str| root.system(Path::new(p));
+        // Detection only reads: a path is mapped as written (a link that
+        // leads out of a scratch root is nix-darwin's own /etc/static).
+        let at = |p: &str| root.lexical(Path::new(p));
         let daemons = at("/Library/LaunchDaemons");
         let builder_plist = daemons.join(format!("{NIX_DARWIN_BUILDER_LABEL}.plist"));
-        let linux_builder = std::fs::read_to_string(&builder_plist)
-            .ok()
+        let linux_builder = read_text(&builder_plist)
             .filter(|t| is_nix_darwin_plist(t))
             .map(|_| builder_plist.clone());
         let etc_static = at("/etc/static");
@@ -110,8 +120,7 @@ impl Managers {
             } else {
                 linux_builder.clone().or_else(|| {
                     let daemon = daemons.join(format!("{NIX_DAEMON_LABEL}.plist"));
-                    std::fs::read_to_string(&daemon)
-                        .ok()
+                    read_text(&daemon)
                         .filter(|t| is_nix_darwin_plist(t))
                         .map(|_| daemon)
                 })

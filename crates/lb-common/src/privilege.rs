@@ -50,18 +50,84 @@ impl crate::exit::Classify for NeedsRoot {
     }
 }
 
-/// Unless this process can write in every one of `dirs`, fail with
-/// [`NeedsRoot`] naming this very command line under sudo (for tools that
-/// stop rather than escalate: nothing is written half-way).
-pub fn require_writable(what: &str, dirs: &[&Path]) -> Result<(), NeedsRoot> {
-    if dirs.iter().all(|d| can_write_in(d)) {
+/// A place that root cannot write either: sudo would not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {path} is {why}; {fix}")]
+pub struct CannotWrite {
+    pub what: String,
+    pub path: std::path::PathBuf,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+impl crate::exit::Classify for CannotWrite {
+    fn status(&self) -> crate::exit::Status {
+        crate::exit::Status::Failed
+    }
+}
+
+/// Why `access(path, W_OK)` failed, when root would fail too.
+fn beyond_root(what: &str, path: &Path, errno: nix::errno::Errno) -> Option<CannotWrite> {
+    let (why, fix) = match errno {
+        nix::errno::Errno::EROFS => (
+            "on a read-only file system",
+            "remount it read-write, or choose another --root",
+        ),
+        nix::errno::Errno::EPERM => (
+            "immutable or append-only",
+            "clear the flag (`chattr -i` on Linux, `chflags noschg` on macOS) if the change is wanted",
+        ),
+        _ => return None,
+    };
+    Some(CannotWrite {
+        what: what.to_owned(),
+        path: path.to_path_buf(),
+        why,
+        fix,
+    })
+}
+
+/// Unless this process can change every one of `paths` (a directory: create
+/// and replace files in it; a file: replace it), fail naming the cause. Only
+/// a permission that root has and this process lacks is [`NeedsRoot`],
+/// naming this very command line under sudo (for tools that stop rather
+/// than escalate: nothing is written half-way); a read-only file system or
+/// an immutable file is [`CannotWrite`], also for root.
+pub fn require_writable(what: &str, paths: &[&Path]) -> anyhow::Result<()> {
+    use nix::unistd::{access, AccessFlags};
+    let mut needs_root = false;
+    for p in paths {
+        // An existing file: only what stops root too (its own mode does
+        // not matter, it is replaced by a rename in its directory).
+        if std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()) {
+            if let Err(errno) = access(*p, AccessFlags::W_OK) {
+                if let Some(e) = beyond_root(what, p, errno) {
+                    return Err(e.into());
+                }
+            }
+            continue;
+        }
+        let existing = p.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+        match access(existing, AccessFlags::W_OK) {
+            Ok(()) => {}
+            Err(errno) => {
+                if let Some(e) = beyond_root(what, existing, errno) {
+                    return Err(e.into());
+                }
+                needs_root = true;
+            }
+        }
+    }
+    if !needs_root || is_root() {
+        // As root, let the write itself report what stopped it.
         return Ok(());
     }
     let argv: Vec<OsString> = std::env::args_os().collect();
     Err(NeedsRoot {
         what: what.to_owned(),
         command: sudo(&argv).display(),
-    })
+    }
+    .into())
 }
 
 /// Re-run `args` (usually this program with the arguments of the one step)

@@ -39,7 +39,7 @@ pub struct Resolved {
 /// scratch root (passed with `-F`), else ssh's own defaults.
 #[must_use]
 pub fn config_file(root: &Root) -> Option<PathBuf> {
-    (!root.is_real()).then(|| root.system(Path::new("/etc/ssh/ssh_config")))
+    (!root.is_real()).then(|| root.lexical(Path::new("/etc/ssh/ssh_config")))
 }
 
 /// The `ssh -G` command for `host` (optionally as `user`).
@@ -77,7 +77,16 @@ pub fn parse_dash_g(text: &str) -> Resolved {
             .get(k)
             .map(|v| {
                 v.iter()
-                    .flat_map(|s| s.split_whitespace())
+                    .flat_map(|s| {
+                        // ssh -G joins several files with spaces; a value
+                        // that is itself a file is one path with spaces
+                        // (a root such as "/tmp/my root").
+                        if s.contains(' ') && Path::new(s).is_file() {
+                            vec![s.as_str()]
+                        } else {
+                            s.split_whitespace().collect()
+                        }
+                    })
                     .map(PathBuf::from)
                     .collect()
             })
@@ -88,7 +97,11 @@ pub fn parse_dash_g(text: &str) -> Resolved {
         port: one("port").and_then(|p| p.parse().ok()).unwrap_or(22),
         user: one("user").unwrap_or_default(),
         host_key_alias: one("hostkeyalias").filter(|a| a != "none"),
-        identity_files: paths("identityfile"),
+        // One file per `identityfile` line: a path with spaces stays whole.
+        identity_files: options
+            .get("identityfile")
+            .map(|v| v.iter().map(PathBuf::from).collect())
+            .unwrap_or_default(),
         user_known_hosts_files: paths("userknownhostsfile"),
         global_known_hosts_files: paths("globalknownhostsfile"),
         options,
@@ -563,11 +576,14 @@ impl Write for RemoteProcess {
         self.broken |= r.is_err();
         r
     }
+    /// Nothing to do: a blocking `write` has handed every byte to libssh2.
+    /// Not `Channel::flush`: that is `libssh2_channel_flush_ex`, which
+    /// *discards the unread input* of the channel, so a daemon that sent
+    /// its next answer in the same packet as the last one (seen here: a
+    /// peer that writes its whole handshake at once) lost it, and the read
+    /// that followed waited out the timeout.
     fn flush(&mut self) -> io::Result<()> {
-        self.arm()?;
-        let r = self.channel.flush();
-        self.broken |= r.is_err();
-        r
+        Ok(())
     }
 }
 
@@ -650,7 +666,7 @@ mod tests {
     fn real_ssh_resolves_a_scratch_config() {
         let tmp = tempfile::tempdir().unwrap();
         let root = Root::new(Some(tmp.path())).unwrap();
-        let cfg = root.system(Path::new("/etc/ssh/ssh_config"));
+        let cfg = root.system(Path::new("/etc/ssh/ssh_config")).unwrap();
         std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
         std::fs::write(
             &cfg,

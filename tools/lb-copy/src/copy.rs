@@ -299,7 +299,7 @@ mod tests {
         );
         std::fs::create_dir_all(tmp.path().join("etc/ssh")).unwrap();
         std::fs::write(tmp.path().join("etc/ssh/ssh_config"), "").unwrap();
-        let f = root.system(Path::new("/etc/ssh/ssh_config"));
+        let f = root.system(Path::new("/etc/ssh/ssh_config")).unwrap();
         assert_eq!(ssh_opts(&root, None), Some(format!("-F {}", f.display())));
         assert_eq!(
             ssh_opts(&root, Some("-v")),

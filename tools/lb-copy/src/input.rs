@@ -21,6 +21,7 @@
 //! --json b`) are read one after the other.
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde_json::Value;
@@ -81,7 +82,26 @@ pub enum Error {
     },
     #[error("{source_name}: {what}; expected `nix build --json` or `nix path-info --json` output")]
     Shape { source_name: Source, what: String },
-    #[error("{source_name}: {path:?} is not a store path: {reason}")]
+    #[error(
+        "{source_name}: more than {limit} bytes; `nix build --json` output is far smaller: \
+         check what is piped in"
+    )]
+    TooLarge { source_name: Source, limit: u64 },
+    #[error(
+        "{source_name}:{line}: a line longer than {limit} bytes, which no store path is; \
+         pass the output of `nix build --json` or store paths one per line"
+    )]
+    LongLine {
+        source_name: Source,
+        line: usize,
+        limit: usize,
+    },
+    #[error("{source_name}:{line}: not UTF-8 text; pass store paths one per line")]
+    NotText { source_name: Source, line: usize },
+    #[error("{source_name}: cannot read: {reason}")]
+    Read { source_name: Source, reason: String },
+    /// `path` is a bounded, escaped excerpt.
+    #[error("{source_name}: \"{path}\" is not a store path: {reason}")]
     NotStorePath {
         source_name: Source,
         path: String,
@@ -92,6 +112,167 @@ pub enum Error {
          pick one of those or drop --output"
     )]
     NoSuchOutput { name: String, seen: String },
+}
+
+/// The most an input may hold: `nix build --json` of thousands of
+/// outputs is a few MB. Past this, reading stops with [`Error::TooLarge`].
+pub const MAX_INPUT: u64 = 64 << 20;
+
+/// The longest line of a plain list (a store path is at most 256 bytes).
+pub const MAX_LINE: usize = 16 << 10;
+
+/// A reader that counts what it has given out.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
+/// Parse one input as a stream: JSON values are parsed as the bytes
+/// arrive (so a malformed input fails at its first bad byte: 1 GB of `[`
+/// stops at serde_json's nesting limit, byte 128), plain lines one at a
+/// time with [`MAX_LINE`]; nothing past [`MAX_INPUT`] is read. Memory
+/// stays bounded by what the input holds, never the whole stream twice.
+pub fn parse_reader<R: Read>(reader: R, source_name: &str) -> Result<Document, Error> {
+    parse_reader_limited(reader, source_name, MAX_INPUT)
+}
+
+fn parse_reader_limited<R: Read>(
+    reader: R,
+    source_name: &str,
+    limit: u64,
+) -> Result<Document, Error> {
+    let mut r = BufReader::new(Counted {
+        inner: reader.take(limit + 1),
+        n: 0,
+    });
+    let io_err = |e: &std::io::Error| Error::Read {
+        source_name: source_name.to_owned(),
+        reason: e.to_string(),
+    };
+    let too_large = || Error::TooLarge {
+        source_name: source_name.to_owned(),
+        limit,
+    };
+    // The first byte that is not whitespace decides the form.
+    let first = loop {
+        let buf = r.fill_buf().map_err(|e| io_err(&e))?;
+        if buf.is_empty() {
+            break None;
+        }
+        if let Some(i) = buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            let b = buf[i];
+            r.consume(i);
+            break Some(b);
+        }
+        let n = buf.len();
+        r.consume(n);
+    };
+    if matches!(first, Some(b'[' | b'{' | b'"')) {
+        let mut values = Vec::new();
+        for value in serde_json::Deserializer::from_reader(&mut r).into_iter::<Value>() {
+            match value {
+                Ok(v) => values.push(v),
+                Err(_) if r.get_ref().n > limit => return Err(too_large()),
+                Err(e) if e.is_io() => {
+                    return Err(Error::Read {
+                        source_name: source_name.to_owned(),
+                        reason: strip_position(&e.to_string()),
+                    })
+                }
+                Err(e) => {
+                    return Err(Error::Malformed {
+                        source_name: source_name.to_owned(),
+                        line: e.line(),
+                        column: e.column(),
+                        reason: strip_position(&e.to_string()),
+                    })
+                }
+            }
+        }
+        if r.get_ref().n > limit {
+            return Err(too_large());
+        }
+        return Ok(Document::Json(values));
+    }
+    read_lines(&mut r, source_name, limit)
+}
+
+/// The plain-list form: one store path per line, each line bounded.
+fn read_lines<R: Read>(
+    r: &mut BufReader<Counted<R>>,
+    source_name: &str,
+    limit: u64,
+) -> Result<Document, Error> {
+    let io_err = |e: &std::io::Error| Error::Read {
+        source_name: source_name.to_owned(),
+        reason: e.to_string(),
+    };
+    let too_large = || Error::TooLarge {
+        source_name: source_name.to_owned(),
+        limit,
+    };
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        number += 1;
+        // One line, never more than MAX_LINE + 1 bytes of it in memory.
+        let eof = loop {
+            let buf = r.fill_buf().map_err(|e| io_err(&e))?;
+            if buf.is_empty() {
+                break true;
+            }
+            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            line.extend_from_slice(&buf[..take]);
+            r.consume(take);
+            if line.len() > MAX_LINE + 1 {
+                return Err(if r.get_ref().n > limit {
+                    too_large()
+                } else {
+                    Error::LongLine {
+                        source_name: source_name.to_owned(),
+                        line: number,
+                        limit: MAX_LINE,
+                    }
+                });
+            }
+            if done {
+                break false;
+            }
+        };
+        if r.get_ref().n > limit {
+            return Err(too_large());
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| Error::NotText {
+            source_name: source_name.to_owned(),
+            line: number,
+        })?;
+        let text = text.trim();
+        if text.contains('\0') {
+            return Err(Error::NotText {
+                source_name: source_name.to_owned(),
+                line: number,
+            });
+        }
+        if !text.is_empty() {
+            lines.push(text.to_owned());
+        }
+        if eof {
+            return Ok(Document::Lines(lines));
+        }
+    }
 }
 
 /// Parse one input's text.
@@ -293,7 +474,7 @@ pub fn wanted(
     let mut push = |path: &str, output: Option<&str>, index: usize| -> Result<(), Error> {
         check_store_path(path, store).map_err(|reason| Error::NotStorePath {
             source_name: source_name.to_owned(),
-            path: path.to_owned(),
+            path: lb_common::text::excerpt(path),
             reason,
         })?;
         out.push(Wanted {
@@ -481,6 +662,81 @@ pub fn annotate(doc: &Document, selection: &[String], copied: &dyn Fn(&str) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An endless stream that counts what was taken from it.
+    struct Endless {
+        byte: u8,
+        taken: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(self.byte);
+            self.taken.set(self.taken.get() + buf.len() as u64);
+            Ok(buf.len())
+        }
+    }
+
+    fn endless(byte: u8) -> (Endless, std::rc::Rc<std::cell::Cell<u64>>) {
+        let taken = std::rc::Rc::new(std::cell::Cell::new(0));
+        (
+            Endless {
+                byte,
+                taken: taken.clone(),
+            },
+            taken,
+        )
+    }
+
+    #[test]
+    fn endless_brackets_fail_at_the_nesting_limit_having_read_little() {
+        let (r, taken) = endless(b'[');
+        let e = parse_reader(r, "stdin").unwrap_err();
+        assert!(
+            matches!(e, Error::Malformed { line: 1, column, .. } if column <= 129),
+            "{e}"
+        );
+        // One buffer's worth, not a gigabyte.
+        assert!(taken.get() <= 64 << 10, "read {} bytes", taken.get());
+    }
+
+    #[test]
+    fn endless_nul_bytes_and_long_lines_stop_early() {
+        let (r, taken) = endless(0);
+        let e = parse_reader(r, "stdin").unwrap_err();
+        assert!(matches!(e, Error::LongLine { line: 1, .. }), "{e}");
+        assert!(taken.get() <= 64 << 10, "read {} bytes", taken.get());
+        let e = parse_reader(&b"/nix/store/a\0b\n"[..], "f").unwrap_err();
+        assert!(matches!(e, Error::NotText { line: 1, .. }), "{e}");
+    }
+
+    #[test]
+    fn stream_larger_than_the_bound_is_refused() {
+        let big = format!("[{}]", "\"x\",".repeat(100).trim_end_matches(','));
+        assert!(parse_reader_limited(big.as_bytes(), "stdin", 10_000).is_ok());
+        let e = parse_reader_limited(big.as_bytes(), "stdin", 100).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { limit: 100, .. }), "{e}");
+        let lines = "/nix/store/x\n".repeat(100);
+        let e = parse_reader_limited(lines.as_bytes(), "stdin", 100).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn stream_and_text_parse_alike() {
+        for text in [
+            "",
+            "  \n",
+            "[{\"drvPath\":\"/nix/store/d\",\"outputs\":{\"out\":\"/nix/store/o\"}}]\n[\"/nix/store/p\"]",
+            "/nix/store/a\n\n  /nix/store/b  \n/nix/store/c",
+            "{\"/nix/store/a\": null}",
+        ] {
+            assert_eq!(
+                parse_reader(text.as_bytes(), "s").unwrap(),
+                parse(text, "s").unwrap(),
+                "{text:?}"
+            );
+        }
+    }
 
     const S: &str = "/nix/store";
     const A: &str = "/nix/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn-lb-fixture-one";

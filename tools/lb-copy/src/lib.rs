@@ -52,7 +52,6 @@ pub mod local;
 pub mod progress;
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
@@ -122,12 +121,9 @@ struct Input {
 
 fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     if files.is_empty() || files.iter().all(|f| f == Path::new("-")) {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| usage!("stdin: cannot read: {e}; pipe in `nix build --json` output"))?;
+        // Parsed as it arrives, with a bound: never read whole first.
         return Ok(vec![Input {
-            doc: input::parse(&text, "stdin").map_err(|e| bad(&e))?,
+            doc: input::parse_reader(std::io::stdin().lock(), "stdin").map_err(|e| bad(&e))?,
             name: "stdin".to_owned(),
         }]);
     }
@@ -135,11 +131,18 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         .iter()
         .map(|f| {
             let name = f.display().to_string();
-            let text = std::fs::read_to_string(f).map_err(|e| {
+            // A FIFO is fine here (`lb-copy <(nix build --json ...)`): the
+            // stream is bounded as stdin is.
+            let file = std::fs::File::open(f).map_err(|e| {
                 usage!("{name}: cannot read: {e}; name a file holding nix build --json output or store paths")
             })?;
+            if file.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(usage!(
+                    "{name}: is a directory; name a file holding nix build --json output or store paths"
+                ));
+            }
             Ok(Input {
-                doc: input::parse(&text, &name).map_err(|e| bad(&e))?,
+                doc: input::parse_reader(file, &name).map_err(|e| bad(&e))?,
                 name,
             })
         })

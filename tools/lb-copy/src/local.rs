@@ -152,7 +152,7 @@ fn query_daemon(socket: &Path, paths: &[&str]) -> Result<Vec<String>, QueryError
 /// `loadConfFile`); unset, `NIX_REMOTE` is its default; unset, `auto`.
 /// `None` when a file cannot be read: nix-store then decides.
 fn store_setting(root: &Root, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    let mut files = vec![conf_dir(root).join("nix.conf")];
+    let mut files = vec![conf_dir(root).ok()?.join("nix.conf")];
     files.extend(user_conf_files(env));
     let mut store = None;
     for f in &files {

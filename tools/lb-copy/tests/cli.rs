@@ -292,3 +292,57 @@ fn harness_sshd_refusing_the_key_is_unreachable() {
             "cannot reach the builder store ssh-ng://builder@lbcopy-sshd",
         ));
 }
+
+/// `lb-copy` fed by a producer that would write `bytes` of `byte`: how it
+/// ended and how much the producer managed to write before lb-copy hung up.
+fn fed_endlessly(byte: u8, bytes: u64, args: &[&str]) -> (std::process::Output, u64) {
+    use std::io::Write as _;
+    let root = scratch_root();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lb-copy"))
+        .arg("--root")
+        .arg(root.path())
+        .args(args)
+        .env_remove("NIX_CONF_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![byte; 1 << 16];
+        let mut sent = 0u64;
+        while sent < bytes {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    let out = child.wait_with_output().unwrap();
+    (out, writer.join().unwrap())
+}
+
+#[test]
+fn a_gigabyte_of_brackets_fails_at_the_start_without_reading_it_all() {
+    let (out, sent) = fed_endlessly(b'[', 1 << 30, &["-n"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("lb-copy: error: stdin:1:"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("recursion limit"), "{}", stderr(&out));
+    // lb-copy stopped reading at once: the pipe filled and broke long
+    // before the gigabyte (the old reader took 980 MB first).
+    assert!(sent < 16 << 20, "the producer wrote {sent} bytes");
+}
+
+#[test]
+fn endless_nul_bytes_are_refused_early() {
+    let (out, sent) = fed_endlessly(0, 1 << 30, &["-n"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("longer than"), "{}", stderr(&out));
+    assert!(sent < 16 << 20, "the producer wrote {sent} bytes");
+}

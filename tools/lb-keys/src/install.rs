@@ -82,7 +82,7 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
     let apply = Apply::from(a.change);
     // nix-darwin's nix.linux-builder runs create-builder, which installs its
     // own pair over /etc/nix/builder_ed25519 whenever the keys differ.
-    let nix_conf = lb_common::conf::nixconf::conf_dir(&ctx.root).join("nix.conf");
+    let nix_conf = lb_common::conf::nixconf::conf_dir(&ctx.root)?.join("nix.conf");
     if let Some(plist) = lb_common::managers::Managers::detect(&ctx.root, &nix_conf)
         .nix_darwin
         .and_then(|d| d.linux_builder)
@@ -585,8 +585,10 @@ fn check_private_matches(
     reinstall: &str,
     problems: &mut Vec<Problem>,
 ) {
-    let bytes = match std::fs::read(&target.private) {
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+    let read = fs::read_optional(&target.private)
+        .and_then(|b| b.ok_or_else(|| fs::Error::io(&target.private, ErrorKind::NotFound.into())));
+    let bytes = match read {
+        Err(fs::Error::Io { source: e, .. }) if e.kind() == ErrorKind::PermissionDenied => {
             problems.push(Problem::new(
                 &target.private,
                 format!(
@@ -599,7 +601,7 @@ fn check_private_matches(
             return;
         }
         Err(e) => {
-            problems.push(Problem::new(&target.private, e, reinstall));
+            problems.push(Problem(format!("{e}; {reinstall}")));
             return;
         }
         Ok(bytes) => zeroize::Zeroizing::new(bytes),
@@ -686,7 +688,10 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
         .into_iter()
         .filter(|p| pair::is_present(p))
         .collect();
-    if present.is_empty() {
+    // Copies of the key an interrupted install left (`.builder_ed25519.XXXXXX.tmp`).
+    let mut stale = fs::stale_temps(&target.private)?;
+    stale.extend(fs::stale_temps(&target.public)?);
+    if present.is_empty() && stale.is_empty() {
         ui::note(&format!(
             "{} is not installed; nothing changed",
             target.private.display()
@@ -696,7 +701,7 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
     match apply {
         // Never through fs::remove's dry-run: it would print the private key.
         Apply::DryRun => {
-            for p in present {
+            for p in present.iter().copied().chain(&stale) {
                 ui::out(&Cmd::new("rm").arg("-f").arg(p).display())?;
             }
             Ok(Status::Ok)
@@ -706,6 +711,8 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
                 "would remove {}",
                 present
                     .iter()
+                    .copied()
+                    .chain(&stale)
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
                     .join(" and ")
@@ -723,8 +730,16 @@ pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
                 )?;
                 return Ok(Status::Ok);
             }
-            // The secret first.
-            for p in present {
+            // The secret first; each removal sweeps its leftovers too.
+            let _lock = fs::lock_dir_of(&target.private, false)?;
+            for p in [&target.private, &target.public] {
+                let swept = fs::sweep_stale(p)?;
+                if swept > 0 {
+                    ui::note(&format!(
+                        "removed {swept} temp file(s) an interrupted write of {} left",
+                        p.display()
+                    ));
+                }
                 if fs::remove(p, Apply::Write)? == Outcome::Removed {
                     ui::note(&format!("removed {}", p.display()));
                 }

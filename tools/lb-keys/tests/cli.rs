@@ -609,6 +609,8 @@ fn full_disk_leaves_the_old_key_whole() {
     let a = run("./new").assert().code(1);
     let err = stderr_of(&a);
     assert!(err.contains("No space left on device"), "{err}");
+    // Said once, not once per error in the chain (issue 19).
+    assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
     assert!(err.contains("etc/nix/builder_ed25519"), "{err}");
     assert_eq!(
         (

@@ -226,7 +226,7 @@ pub fn install(
         if !force || included {
             return Err(EditError::Conflict {
                 at: a.at.clone(),
-                text: format!("builders = {}", a.value),
+                text: lb_common::text::excerpt(&format!("builders = {}", a.value)),
                 included,
             });
         }

@@ -41,6 +41,7 @@ use clap::{CommandFactory, Parser};
 use lb_common::builder::{validate_system, Builder, BuilderArgs, HostKey};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::cmd::Cmd;
+use lb_common::conf::escape;
 use lb_common::conf::machines::{self, Machine};
 use lb_common::conf::nixconf::{self, NixConf};
 use lb_common::conf::{load_builders, Location};
@@ -175,13 +176,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
-/// A machines token must not carry the format's separators.
+/// One item of a comma-separated machines field (a feature), through
+/// lb-common's machines layer.
 fn token(what: &str, s: &str) -> anyhow::Result<()> {
-    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || ";#,".contains(c)) {
-        return Err(usage!(
-            "{what} {s:?}: no spaces, commas, ';' or '#' inside one value (they separate fields and entries)"
-        ));
-    }
+    escape::machines_list_item(what, s)?;
     Ok(())
 }
 
@@ -212,12 +210,12 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     for f in &args.mandatory_features {
         token("--mandatory-features", f)?;
     }
-    let key = builder.key.to_string_lossy().into_owned();
-    if key.contains(|c: char| c.is_whitespace() || ";#".contains(c)) {
-        return Err(usage!(
-            "--key {key:?}: the builders line cannot hold a path with spaces, ';' or '#'; install the key elsewhere"
-        ));
-    }
+    // The key path is the one value here a user writes freely.
+    let key = escape::machines_field(
+        "--key (LB_KEY)",
+        escape::path_text("--key (LB_KEY)", &builder.key)?,
+    )?
+    .to_owned();
     let at = Location {
         file: PathBuf::from("<command line>"),
         line: 0,
@@ -252,31 +250,31 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     Ok(machine)
 }
 
-fn conf_path(root: &Root) -> PathBuf {
-    nixconf::conf_dir(root).join("nix.conf")
+fn conf_path(root: &Root) -> anyhow::Result<PathBuf> {
+    Ok(nixconf::conf_dir(root)?.join("nix.conf"))
 }
 
 /// The file lb-nixconf edits: nix.conf, or Determinate Nix's
 /// nix.custom.conf (Determinate owns nix.conf and includes that file for
 /// users' settings). nix-darwin's nix.conf is handled by the caller.
-fn edit_target(root: &Root) -> (PathBuf, Managers) {
-    let conf = conf_path(root);
+fn edit_target(root: &Root) -> anyhow::Result<(PathBuf, Managers)> {
+    let conf = conf_path(root)?;
     let m = Managers::detect(root, &conf);
     ui::verbose(&format!("this machine's Nix: {}", m.describe()));
     let target = match &m.determinate {
         Some(d) if managers::static_link(&conf).is_none() => d.custom_conf.clone(),
         _ => conf,
     };
-    (target, m)
+    Ok((target, m))
 }
 
 /// Say where the block goes under Determinate, and whether nix.conf
 /// really includes that file.
-fn note_determinate(root: &Root, m: &Managers) {
+fn note_determinate(root: &Root, m: &Managers) -> anyhow::Result<()> {
     let Some(d) = &m.determinate else {
-        return;
+        return Ok(());
     };
-    let conf = conf_path(root);
+    let conf = conf_path(root)?;
     ui::note(&format!(
         "Determinate Nix owns {} (found {}); lb-nixconf's block goes in {}, which it includes",
         conf.display(),
@@ -295,6 +293,7 @@ fn note_determinate(root: &Root, m: &Managers) {
             managers::DETERMINATE_CUSTOM_CONF
         ));
     }
+    Ok(())
 }
 
 /// nix-darwin owns `path`: say so, then print the nix-darwin settings,
@@ -347,7 +346,7 @@ fn edit_conf(
     if apply == Apply::Write {
         require_writable(
             &format!("editing {}", path.display()),
-            &[path.parent().unwrap_or(Path::new("/"))],
+            &[path.parent().unwrap_or(Path::new("/")), path],
         )?;
     }
     let spec = FileSpec::mode(fs::existing_mode(path, 0o644));
@@ -385,16 +384,16 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     let builder = args.resolve(root)?;
     let machine = machine_of(&builder, &opts.line)?;
     for u in &opts.trust_user {
-        token("--trust-user", u)?;
+        escape::nix_conf_word("--trust-user", u)?;
     }
-    let (path, found) = edit_target(root);
+    let (path, found) = edit_target(root)?;
     let apply = Apply::from(opts.change);
 
     if let Some(target) = darwin::managed_target(&path) {
         let key = root.unroot(&builder.key).to_string_lossy().into_owned();
         return nix_darwin_advice(&path, &target, &machine, &key, &opts.trust_user);
     }
-    note_determinate(root, &found);
+    note_determinate(root, &found)?;
 
     let outcome = edit_conf(&path, apply, |text| {
         match body::install(text, &path, &machine, &opts.trust_user, opts.force) {
@@ -439,7 +438,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
 
 fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
     lb_common::builder::validate_name(name)?;
-    let (path, _) = edit_target(root);
+    let (path, _) = edit_target(root)?;
     let apply = Apply::from(change);
     if let Some(target) = darwin::managed_target(&path) {
         return Err(anyhow::anyhow!(
@@ -756,7 +755,7 @@ fn restart_argv(root: &Root) -> anyhow::Result<Vec<String>> {
     let platform = Platform::current()?;
     let mut argv = platform.restart_daemon();
     if platform.os == lb_common::platform::Os::MacOs {
-        let label = Managers::detect(root, &conf_path(root)).daemon_label();
+        let label = Managers::detect(root, &conf_path(root)?).daemon_label();
         if let Some(last) = argv.last_mut() {
             *last = format!("system/{label}");
         }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use lb_common::daemon::Trust;
+use lb_common::text::escape_controls as esc;
 
 use crate::{Cause, Report, Stage};
 
@@ -46,7 +47,7 @@ pub fn explain(r: &Report) -> String {
         let _ = writeln!(
             s,
             "  Nix {} on the builder, protocol {}, trusted: {}",
-            r.nix_version.as_deref().unwrap_or("(version not sent)"),
+            esc(r.nix_version.as_deref().unwrap_or("(version not sent)")),
             r.protocol.as_deref().unwrap_or("-"),
             r.trusted.as_str()
         );
@@ -61,7 +62,8 @@ pub fn explain(r: &Report) -> String {
         }
     } else {
         if let Some(e) = &r.error {
-            let _ = writeln!(s, "  error: {e}");
+            // The peer's words: escape sequences and newlines made visible.
+            let _ = writeln!(s, "  error: {}", esc(e));
         }
         let (cause, fix) = advice(r);
         let _ = writeln!(s, "  cause: {cause}");
@@ -142,7 +144,7 @@ pub fn advice(r: &Report) -> (String, String) {
             format!(
                 "`{}` does not run on the builder{}",
                 d.command.as_deref().unwrap_or("nix-daemon --stdio"),
-                d.remote_stderr.as_ref().map_or_else(String::new, |e| format!(": {e}"))
+                d.remote_stderr.as_ref().map_or_else(String::new, |e| format!(": {}", esc(e)))
             ),
             "install Nix on the builder, or point the URI at it: ?remote-program=/nix/var/nix/profiles/default/bin/nix-daemon".to_owned(),
         ),

@@ -58,6 +58,7 @@
 //! Exit status: 0 every builder answered, 1 one or more failed, 2 bad usage
 //! or a configuration it cannot parse (including no ssh-ng builder to ping).
 
+use lb_common::text::escape_controls;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -372,7 +373,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     });
     for r in reports.iter().filter(|r| !r.ok) {
         if let (Some(stage), Some(e)) = (r.failed_stage, &r.error) {
-            ui::error(&format!("{}: {}: {e}", r.uri, stage.name()));
+            // Peer text (a daemon's error message) is escaped for the terminal.
+            ui::error(&format!(
+                "{}: {}: {}",
+                r.uri,
+                stage.name(),
+                escape_controls(e)
+            ));
         }
     }
     if cli.json {
@@ -393,7 +400,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     })
 }
 
-/// The one-line summary.
+/// The one-line summary. The peer's version string is escaped: a newline
+/// in it would forge a result line, an escape sequence reach the terminal.
 #[must_use]
 pub fn line(r: &Report) -> String {
     let status = if r.ok {
@@ -403,9 +411,9 @@ pub fn line(r: &Report) -> String {
     };
     format!(
         "{} {} {} {} {} {}ms",
-        r.uri,
+        escape_controls(&r.uri),
         status,
-        r.nix_version.as_deref().unwrap_or("-"),
+        escape_controls(r.nix_version.as_deref().unwrap_or("-")),
         r.protocol.as_deref().unwrap_or("-"),
         r.trusted.as_str(),
         r.total_ms.round()
@@ -751,6 +759,23 @@ mod tests {
         r.nix_version = None;
         r.protocol = None;
         insta::assert_snapshot!(line(&r), @"ssh-ng://lb host-key - - unknown 42ms");
+    }
+
+    #[test]
+    fn peer_text_cannot_forge_a_line_or_reach_the_terminal() {
+        let t = Target::adhoc("ssh-ng://lb".to_owned());
+        let mut r = Pinger::new(&t, Duration::from_secs(1)).finish(true);
+        r.nix_version = Some("2.8\x1b[2J\nssh-ng://other ok 9 1.38 yes 1ms".into());
+        let l = line(&r);
+        assert!(!l.contains('\n') && !l.contains('\x1b'), "{l:?}");
+        r.ok = false;
+        r.failed_stage = Some(Stage::DaemonHandshake);
+        r.error = Some("no\x1b]0;t\x07\n  cause: forged".into());
+        let e = explain::explain(&r);
+        assert!(
+            !e.contains('\x1b') && !e.contains("\n  cause: forged"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -433,3 +433,86 @@ fn several_builders_take_about_the_slowest() {
         text(&out.stdout)
     );
 }
+
+/// A "daemon" that sends `bytes` and then waits: the builder's sshd runs
+/// `cat FILE` in place of `nix-daemon --stdio`. (It also proves that data
+/// arriving ahead of the client's requests is kept: ssh2's `flush` used to
+/// discard it.)
+fn hostile_daemon(bytes: &[u8]) -> (tempfile::TempDir, KeyPair, Sshd) {
+    let (dir, key) = keys();
+    let script = dir.path().join("reply");
+    std::fs::write(&script, bytes).unwrap();
+    chmod(&script, 0o644);
+    let sshd = Sshd::start_with(
+        Some(&key.public_line()),
+        // All of it at once, in one packet (a real daemon answers step by
+        // step); then wait for the client to hang up.
+        &format!("ForceCommand cat {}; cat >/dev/null", script.display()),
+    );
+    (dir, key, sshd)
+}
+
+#[test]
+fn peer_text_is_escaped_in_text_output_and_kept_in_json() {
+    use lb_common::daemon::script::{self, string, u64 as w};
+    // A version with a terminal title sequence and a forged result line.
+    let forged = "2.8.0\x1b]0;pwned\x07\nssh-ng://forged ok 9.9 1.38 trusted 1ms";
+    let mut reply = script::handshake(0x123, forged, 1);
+    // The answer to lb-ping's IsValidPath probe: LAST, then "not valid".
+    reply.extend(w(script::LAST));
+    reply.extend(w(0));
+    let (_d, key, sshd) = hostile_daemon(&reply);
+    let s = one_builder(&key, &sshd, "ssh-ng://lb-test");
+    let out = lb_ping(s.root.path(), &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}{}",
+        text(&out.stderr),
+        sshd.log()
+    );
+    assert_eq!(stdout.lines().count(), 1, "a forged line: {stdout:?}");
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.contains("2.8.0\\e]0;pwned\\x07\\nssh-ng://forged"),
+        "{stdout:?}"
+    );
+    let explain = text(&lb_ping(s.root.path(), &["--explain"]).stdout);
+    assert!(
+        !explain.contains('\x1b') && !explain.contains("\nssh-ng://forged"),
+        "{explain:?}"
+    );
+    // JSON carries the text as sent, escaped by the JSON encoder.
+    let r = &json(&lb_ping(s.root.path(), &["--json"]))[0];
+    assert_eq!(r["nix_version"].as_str(), Some(forged));
+
+    // An error message from the peer, on stderr and in --explain.
+    let mut bytes = script::handshake(0x122, "2.8.0", 0);
+    bytes.truncate(bytes.len() - 8);
+    bytes.extend(w(script::ERROR));
+    bytes.extend(string("Error"));
+    bytes.extend(w(0));
+    bytes.extend(string("Error"));
+    bytes.extend(string("denied\x1b[2J\x1b[1;1Hall good\nlb-ping: ok"));
+    bytes.extend(w(0));
+    bytes.extend(w(0));
+    let (_d2, key2, sshd2) = hostile_daemon(&bytes);
+    let s2 = one_builder(&key2, &sshd2, "ssh-ng://lb-test");
+    for args in [&[][..], &["--explain"][..]] {
+        let out = lb_ping(s2.root.path(), args);
+        assert_eq!(out.status.code(), Some(1));
+        for stream in [text(&out.stdout), text(&out.stderr)] {
+            assert!(!stream.contains('\x1b'), "{stream:?}");
+            assert!(!stream.contains("\nlb-ping: ok"), "{stream:?}");
+        }
+        assert!(
+            text(&out.stderr).contains("denied\\e[2J\\e[1;1Hall good\\nlb-ping: ok"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use lb_common::builder::Builder;
+use lb_common::conf::escape::{self, Unrepresentable};
 use lb_common::conf::sshconfig::{known_hosts_line, HostAlias};
 use lb_common::paths::Root;
 
@@ -38,25 +39,35 @@ pub struct Layout {
 }
 
 impl Layout {
-    #[must_use]
-    pub fn new(root: &Root, name: &str) -> Self {
-        let etc_ssh = root.system(Path::new("/etc/ssh"));
-        let dropin = etc_ssh.join("ssh_config.d");
-        Layout {
+    /// The files for builder `name` under `root` (refused when a
+    /// directory on the way is a symlink leading out of the root).
+    pub fn new(root: &Root, name: &str) -> Result<Self, lb_common::paths::Error> {
+        let etc_ssh = root.system(Path::new("/etc/ssh"))?;
+        let dropin = root.system(Path::new("/etc/ssh/ssh_config.d"))?;
+        Ok(Layout {
             main: etc_ssh.join("ssh_config"),
             conf: dropin.join(format!("100-{name}.conf")),
             known_hosts: dropin.join(format!("100-{name}.known_hosts")),
             dropin,
             etc_ssh,
-        }
+        })
+    }
+
+    /// The directories whose files install and uninstall change together:
+    /// locked as one for the whole decision and every edit.
+    #[must_use]
+    pub fn dirs(&self) -> [&Path; 2] {
+        [&self.etc_ssh, &self.dropin]
     }
 
     /// The body of the managed block: an absolute Include, because under
-    /// `ssh -F` (a scratch root) relative paths are taken from `~/.ssh`.
-    #[must_use]
-    pub fn include_body(&self, created: bool) -> String {
+    /// `ssh -F` (a scratch root) relative paths are taken from `~/.ssh`;
+    /// quoted when the root's path needs it, refused when ssh would read
+    /// it as another pattern.
+    pub fn include_body(&self, created: bool) -> Result<String, Unrepresentable> {
         let note = if created { CREATED_NOTE } else { "" };
-        format!("{note}Include {}/*.conf\n", self.dropin.display())
+        let arg = escape::ssh_include("--root (LB_ROOT)", &self.dropin, "*.conf")?;
+        Ok(format!("{note}Include {arg}\n"))
     }
 }
 
@@ -74,13 +85,12 @@ pub fn alias(builder: &Builder, layout: &Layout) -> HostAlias {
 }
 
 /// The whole alias file: the header, then the `Host` block.
-#[must_use]
-pub fn render_conf(builder: &Builder, layout: &Layout) -> String {
-    format!(
+pub fn render_conf(builder: &Builder, layout: &Layout) -> Result<String, Unrepresentable> {
+    Ok(format!(
         "{HEADER} for builder {name}; remove with `lb-sshcfg uninstall --name {name}`.\n{}",
-        alias(builder, layout).render(),
+        alias(builder, layout).render()?,
         name = builder.name,
-    )
+    ))
 }
 
 /// The known-hosts file: the builder's host key under NAME, the name ssh

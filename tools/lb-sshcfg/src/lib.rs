@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Install { change, force } => install(&cli.builder, &root, change, force),
         Command::Print => {
             let builder = cli.builder.resolve(&root)?;
-            let text = layout::render_conf(&builder, &Layout::new(&root, &builder.name));
+            let text = layout::render_conf(&builder, &Layout::new(&root, &builder.name)?)?;
             for line in text.lines() {
                 ui::out(line)?;
             }
@@ -127,7 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Check => {
             let builder = cli.builder.resolve(&root)?;
-            let problems = check::problems(&root, &builder, &Layout::new(&root, &builder.name))?;
+            let problems = check::problems(&root, &builder, &Layout::new(&root, &builder.name)?)?;
             for p in &problems {
                 ui::out(p)?;
             }
@@ -150,7 +150,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
 /// `check`'s problems for `lb-doctor`, one line each with its fix.
 pub fn problems(root: &Root, args: &BuilderArgs) -> anyhow::Result<Vec<String>> {
     let builder = args.resolve(root)?;
-    check::problems(root, &builder, &Layout::new(root, &builder.name))
+    check::problems(root, &builder, &Layout::new(root, &builder.name)?)
 }
 
 /// A file we are about to change, as found before changing anything.
@@ -185,7 +185,7 @@ fn with_include(text: Option<&str>, layout: &Layout) -> anyhow::Result<String> {
             .is_some_and(|b| b.contains(CREATED_NOTE));
     Ok(MANAGED.set(
         current,
-        &layout.include_body(created),
+        &layout.include_body(created)?,
         Position::Top,
         &layout.main,
     )?)
@@ -240,23 +240,43 @@ fn nix_darwin_owns(path: &Path, target: &Path, alias: Option<&str>) -> anyhow::R
     Ok(Status::Failed)
 }
 
+/// Hold the locks of `/etc/ssh` and `ssh_config.d` for a whole install
+/// or uninstall: which aliases exist, whether ssh_config needs the
+/// Include, and every write are one step. Without it, `install b` beside
+/// `uninstall a` could see no other alias, and remove the Include that b
+/// has just come to need. `/etc/ssh` is created for the lock when writing
+/// (it is every lb-sshcfg run's first lock, so holding it serialises them).
+fn lock(layout: &Layout, apply: Apply) -> anyhow::Result<fs::LockSet> {
+    if apply == Apply::Write {
+        // Not possible (not root, read-only): the writability check after
+        // the lock says why, with the fix.
+        let _ = std::fs::create_dir_all(&layout.etc_ssh);
+    }
+    Ok(fs::lock_dirs(&layout.dirs(), false)?)
+}
+
 fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
     let builder = args.resolve(root)?;
-    let layout = Layout::new(root, &builder.name);
+    let layout = Layout::new(root, &builder.name)?;
     let apply = Apply::from(change);
     if let Some(target) = managers::static_link(&layout.conf) {
         // The nix-darwin file is on the real system: the alias as it
         // would be written there; Nix checks the host key from its
         // builders entry (publicHostKey), as nix-darwin's own alias does.
-        let real = Layout::new(&Root::real(), &builder.name);
+        let real = Layout::new(&Root::real(), &builder.name)?;
         let mut alias = layout::alias(&builder, &real);
         alias.identity_file = root.unroot(&builder.key);
         alias.known_hosts = None;
-        let alias = alias.render();
+        let alias = alias.render()?;
         return nix_darwin_owns(&layout.conf, &target, Some(&alias));
     }
-    let conf = layout::render_conf(&builder, &layout);
+    // Rendered (and refused, when a value cannot be written safely) before
+    // anything on disk is touched.
+    let conf = layout::render_conf(&builder, &layout)?;
     let known_hosts = layout::render_known_hosts(&builder);
+    layout.include_body(false)?;
+    // From here to the last write: one lock (see `lock`).
+    let _locks = lock(&layout, apply)?;
 
     // Look at every target before writing any, so that a symlink, a
     // directory, an unreadable or foreign file stops the install with
@@ -280,11 +300,15 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
         fs::refuse_symlink(&layout.main)?;
     }
     if apply == Apply::Write {
-        let mut dirs = vec![layout.dropin.as_path()];
+        let mut paths = vec![
+            layout.dropin.as_path(),
+            layout.conf.as_path(),
+            layout.known_hosts.as_path(),
+        ];
         if main_changes {
-            dirs.push(&layout.etc_ssh);
+            paths.extend([layout.etc_ssh.as_path(), layout.main.as_path()]);
         }
-        require_writable(&format!("writing {}", layout.dropin.display()), &dirs)?;
+        require_writable(&format!("writing {}", layout.dropin.display()), &paths)?;
     }
 
     let spec = FileSpec::mode(0o644);
@@ -365,16 +389,30 @@ fn other_aliases(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
-    if let Some(target) = managers::static_link(&Layout::new(root, name).conf) {
+    validate_name(name)?;
+    let layout = Layout::new(root, name)?;
+    if let Some(target) = managers::static_link(&layout.conf) {
         anyhow::bail!(
             "{}: nix-darwin owns this file (a link to {}); remove it in your nix-darwin configuration (nix.linux-builder.enable = false;), then darwin-rebuild switch",
-            Layout::new(root, name).conf.display(),
+            layout.conf.display(),
             target.display()
         );
     }
-    validate_name(name)?;
-    let layout = Layout::new(root, name);
     let apply = Apply::from(change);
+    if apply == Apply::Write {
+        require_writable(
+            &format!("removing files in {}", layout.dropin.display()),
+            &[
+                &layout.dropin,
+                &layout.conf,
+                &layout.known_hosts,
+                &layout.etc_ssh,
+                &layout.main,
+            ],
+        )?;
+    }
+    // Everything from here to the last removal under one lock (see `lock`).
+    let _locks = lock(&layout, apply)?;
 
     if let Some(old) = existing(&layout.conf)? {
         if !is_ours(&old) && !force {
@@ -416,12 +454,6 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-    }
-    if apply == Apply::Write {
-        require_writable(
-            &format!("removing files in {}", layout.dropin.display()),
-            &[&layout.dropin, &layout.etc_ssh],
-        )?;
     }
 
     let mut outcomes = vec![

@@ -301,10 +301,11 @@ pub fn problems(
                 tmp.display(),
             ));
         }
-        let plist = root.system(Path::new(&platform.service_path(name)));
-        if let Some(t) = std::fs::read_to_string(&plist)
+        let plist = root.lexical(Path::new(&platform.service_path(name)));
+        if let Some(t) = lb_common::fs::read_following(&plist)
             .ok()
-            .and_then(|p| plist_tmpdir(&p))
+            .flatten()
+            .and_then(|p| plist_tmpdir(&String::from_utf8_lossy(&p)))
         {
             if let Some(under) = cleaned_by_macos(Path::new(&t)) {
                 out.push(format!(

@@ -472,8 +472,14 @@ fn known_accel(ctx: &Ctx, a: &VmArgs, profile: &QemuProfile) -> (String, bool) {
     if candidate != "kvm" {
         return (candidate, true);
     }
-    match std::fs::read_to_string(ctx.layout.accel_cache()) {
-        Ok(v) if ["kvm", "tcg"].contains(&v.trim()) => (v.trim().to_owned(), true),
+    // Bounded, regular files only (lb-common's reader): a FIFO planted in
+    // the working directory must not hang `lb-vm start`.
+    let cached = lb_common::fs::read_bounded(&ctx.layout.accel_cache(), true, 64)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+    match cached {
+        Some(v) if ["kvm", "tcg"].contains(&v.as_str()) => (v, true),
         _ => (candidate, false),
     }
 }
@@ -576,14 +582,16 @@ fn now() -> u64 {
 }
 
 fn read_pid(l: &Layout) -> Option<u32> {
-    std::fs::read_to_string(l.pid())
+    lb_common::fs::read_bounded(&l.pid(), true, 64)
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .flatten()
+        .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok())
 }
 
 fn read_state(l: &Layout) -> Option<State> {
-    std::fs::read(l.state())
+    lb_common::fs::read_bounded(&l.state(), true, 1 << 20)
         .ok()
+        .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
@@ -664,11 +672,27 @@ fn signal_vm(pid: u32, sig: Signal) {
     }
 }
 
+/// The last `n` lines of a log, looking at its last 64 KiB only (a guest
+/// console log can grow without end).
 fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    lb_common::cmd::last_lines(&text, n).join("\n")
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const WINDOW: u64 = 64 << 10;
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        if f.metadata().is_ok_and(|m| m.is_file())
+            && f.seek(SeekFrom::Start(len.saturating_sub(WINDOW))).is_ok()
+        {
+            let _ = f.take(WINDOW).read_to_end(&mut bytes);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // A guest's console carries escape sequences: shown, not obeyed.
+    lb_common::cmd::last_lines(&text, n)
+        .iter()
+        .map(|l| lb_common::text::escape_controls(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The error for a failed boot: what QEMU and the guest said last.
@@ -807,7 +831,10 @@ fn preflight(
 /// nix-darwin's own builder runs from its plist (KeepAlive) on 31022:
 /// say so, as its port and keys are the ones this builder may want.
 fn note_nix_darwin_builder(ctx: &Ctx) {
-    let conf = lb_common::conf::nixconf::conf_dir(&ctx.root).join("nix.conf");
+    let Ok(dir) = lb_common::conf::nixconf::conf_dir(&ctx.root) else {
+        return;
+    };
+    let conf = dir.join("nix.conf");
     if let Some(plist) = lb_common::managers::Managers::detect(&ctx.root, &conf)
         .nix_darwin
         .and_then(|d| d.linux_builder)
@@ -859,7 +886,7 @@ fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> anyhow
     let installed = if ctx.root.prefix().is_some_and(|p| installed.starts_with(p)) {
         installed
     } else {
-        ctx.root.system(&installed)
+        ctx.root.system(&installed)?
     };
     if let Some(why) = runner::credentials_differ(&spec.keys, &installed) {
         let keys = spec.keys.display();
@@ -1237,7 +1264,7 @@ fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
     let apply = Apply::from(a.change);
     // launchd (KeepAlive) or systemd (Restart=) runs it: a kill would be
     // undone; a clean power-down exits 0, which neither restarts.
-    let svc = supervisor::Service::for_os(ctx.platform.os, &ctx.root, &l.name, a.label.as_deref());
+    let svc = supervisor::Service::for_os(ctx.platform.os, &ctx.root, &l.name, a.label.as_deref())?;
     let managed = svc.installed_for(&l.dir);
     let Some(pid) = running_pid(l) else {
         if apply == Apply::Write {
@@ -1463,7 +1490,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
     } else {
         supervisor::Kind::Systemd
     };
-    let svc = supervisor::Service::new(kind, &ctx.root, &l.name, a.label.as_deref());
+    let svc = supervisor::Service::new(kind, &ctx.root, &l.name, a.label.as_deref())?;
     let apply = Apply::from(a.change);
     if a.uninstall {
         return uninstall_service(ctx, &svc, apply);
@@ -1487,7 +1514,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         tmpdir: l.tmp().display().to_string(),
         env,
     };
-    let text = if a.launchd { s.plist() } else { s.unit() };
+    let text = if a.launchd { s.plist()? } else { s.unit()? };
     if !a.install {
         let mut o = std::io::stdout().lock();
         o.write_all(text.as_bytes())?;

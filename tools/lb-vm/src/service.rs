@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use lb_common::conf::escape::{self, Unrepresentable};
+
 /// What a service runs and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -47,9 +49,10 @@ impl ServiceSpec {
         format!("/bin/wait4path /nix/store && exec {}", words.join(" "))
     }
 
-    /// The launchd property list.
-    #[must_use]
-    pub fn plist(&self) -> String {
+    /// The launchd property list. Every value goes through lb-common's
+    /// plist layer: one XML cannot carry (a control character) is refused.
+    pub fn plist(&self) -> Result<String, Unrepresentable> {
+        let x = |what: &str, v: &str| escape::plist_string(what, v);
         let mut s = String::from(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
              <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -58,17 +61,21 @@ impl ServiceSpec {
         let _ = writeln!(
             s,
             "  <key>Label</key>\n  <string>{}</string>",
-            xml(&self.label())
+            x("--label", &self.label())?
         );
         s.push_str("  <key>ProgramArguments</key>\n  <array>\n");
         for a in ["/bin/sh", "-c", &self.launchd_script()] {
-            let _ = writeln!(s, "    <string>{}</string>", xml(a));
+            let _ = writeln!(
+                s,
+                "    <string>{}</string>",
+                x("an argument of the command", a)?
+            );
         }
         s.push_str("  </array>\n");
         let _ = writeln!(
             s,
             "  <key>WorkingDirectory</key>\n  <string>{}</string>",
-            xml(&self.workdir)
+            x("--workdir", &self.workdir)?
         );
         s.push_str("  <key>EnvironmentVariables</key>\n  <dict>\n");
         let tmp = [("TMPDIR".to_owned(), self.tmpdir.clone())];
@@ -76,8 +83,8 @@ impl ServiceSpec {
             let _ = writeln!(
                 s,
                 "    <key>{}</key>\n    <string>{}</string>",
-                xml(k),
-                xml(v)
+                x("an environment variable", k)?,
+                x(k, v)?
             );
         }
         s.push_str("  </dict>\n");
@@ -88,50 +95,37 @@ impl ServiceSpec {
         let _ = writeln!(
             s,
             "  <key>StandardOutPath</key>\n  <string>{0}</string>\n  <key>StandardErrorPath</key>\n  <string>{0}</string>",
-            xml(&self.log())
+            x("--label", &self.log())?
         );
         s.push_str("</dict>\n</plist>\n");
-        s
+        Ok(s)
     }
 
-    /// The systemd unit.
-    #[must_use]
-    pub fn unit(&self) -> String {
-        let exec: Vec<String> = self.argv.iter().map(|a| systemd_quote(a)).collect();
-        format!(
+    /// The systemd unit, every value through lb-common's unit layer
+    /// (ExecStart words, each Environment assignment and WorkingDirectory
+    /// quoted their own way; a newline, which would start another
+    /// directive, is refused).
+    pub fn unit(&self) -> Result<String, Unrepresentable> {
+        let exec = self
+            .argv
+            .iter()
+            .map(|a| escape::unit_word("an argument of the command", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut env = String::new();
+        let tmp = [("TMPDIR".to_owned(), self.tmpdir.clone())];
+        for (k, v) in tmp.iter().chain(&self.env) {
+            let _ = writeln!(env, "Environment={}", escape::unit_env(k, k, v)?);
+        }
+        Ok(format!(
             "[Unit]\nDescription=Linux builder VM for Nix ({name})\nAfter=network.target\nRequiresMountsFor=/nix/store\n\n\
              [Service]\nExecStart={exec}\nWorkingDirectory={wd}\n{env}\
              Restart=on-failure\nRestartSec=5\nTimeoutStopSec=60\n\n\
              [Install]\nWantedBy=multi-user.target\n",
+            // --name is validated: letters, digits, `.`, `_`, `-`.
             name = self.name,
             exec = exec.join(" "),
-            wd = systemd_quote(&self.workdir),
-            env = std::iter::once(("TMPDIR".to_owned(), self.tmpdir.clone()))
-                .chain(self.env.iter().cloned())
-                .fold(String::new(), |mut acc, (k, v)| {
-                    let _ = writeln!(acc, "Environment={}", systemd_quote(&format!("{k}={v}")));
-                    acc
-                }),
-        )
-    }
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// systemd splits ExecStart on whitespace and honours double quotes;
-/// `%` and `$` are expanded unless doubled.
-fn systemd_quote(s: &str) -> String {
-    let escaped = s.replace('%', "%%").replace('$', "$$");
-    if escaped.is_empty() || escaped.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
-    {
-        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        escaped
+            wd = escape::unit_path("--workdir", &self.workdir)?,
+        ))
     }
 }
 
@@ -170,7 +164,7 @@ mod tests {
 
     #[test]
     fn launchd_plist() {
-        insta::assert_snapshot!(spec().plist(), @r#"
+        insta::assert_snapshot!(spec().plist().unwrap(), @r#"
         <?xml version="1.0" encoding="UTF-8"?>
         <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
         <plist version="1.0">
@@ -210,7 +204,7 @@ mod tests {
 
     #[test]
     fn systemd_unit() {
-        insta::assert_snapshot!(spec().unit(), @r#"
+        insta::assert_snapshot!(spec().unit().unwrap(), @r#"
         [Unit]
         Description=Linux builder VM for Nix (linux-builder)
         After=network.target
@@ -219,8 +213,8 @@ mod tests {
         [Service]
         ExecStart=/usr/local/bin/lb-vm start --foreground --name linux-builder --workdir /var/lib/linux-builder --kernel /nix/store/k/bzImage --append "console=ttyAMA0 panic=-1"
         WorkingDirectory=/var/lib/linux-builder
-        Environment=TMPDIR=/var/lib/linux-builder/linux-builder.tmp
-        Environment=NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+        Environment="TMPDIR=/var/lib/linux-builder/linux-builder.tmp"
+        Environment="NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
         Restart=on-failure
         RestartSec=5
         TimeoutStopSec=60
@@ -231,9 +225,11 @@ mod tests {
     }
 
     #[test]
-    fn quoting() {
-        assert_eq!(xml("a<b>&\"c"), "a&lt;b&gt;&amp;&quot;c");
-        assert_eq!(systemd_quote("a b"), "\"a b\"");
-        assert_eq!(systemd_quote("50%$x"), "50%%$$x");
+    fn a_value_that_would_start_another_directive_is_refused() {
+        let mut s = spec();
+        s.env
+            .push(("X".to_owned(), "a\nExecStartPre=/bin/evil".to_owned()));
+        assert!(s.unit().is_err());
+        assert!(s.plist().is_err());
     }
 }

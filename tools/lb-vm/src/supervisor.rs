@@ -50,8 +50,14 @@ fn argv(words: &[&str]) -> Vec<String> {
 }
 
 impl Service {
-    #[must_use]
-    pub fn new(kind: Kind, root: &Root, name: &str, label: Option<&str>) -> Self {
+    /// # Errors
+    /// The service file's path would leave `--root` (paths::Error).
+    pub fn new(
+        kind: Kind,
+        root: &Root,
+        name: &str,
+        label: Option<&str>,
+    ) -> Result<Self, lb_common::paths::Error> {
         let (id, path) = match kind {
             Kind::Launchd => {
                 let id = label.map_or_else(|| default_label(name), str::to_owned);
@@ -64,17 +70,23 @@ impl Service {
                 (id, path)
             }
         };
-        Service {
+        Ok(Service {
             kind,
             id,
-            file: root.system(Path::new(&path)),
+            file: root.system(Path::new(&path))?,
             system_file: PathBuf::from(path),
-        }
+        })
     }
 
     /// The service of this platform.
-    #[must_use]
-    pub fn for_os(os: Os, root: &Root, name: &str, label: Option<&str>) -> Self {
+    /// # Errors
+    /// As [`Service::new`].
+    pub fn for_os(
+        os: Os,
+        root: &Root,
+        name: &str,
+        label: Option<&str>,
+    ) -> Result<Self, lb_common::paths::Error> {
         let kind = match os {
             Os::MacOs => Kind::Launchd,
             Os::Linux => Kind::Systemd,
@@ -271,7 +283,7 @@ mod tests {
 
     #[test]
     fn launchctl_commands() {
-        let s = Service::new(Kind::Launchd, &Root::real(), "linux-builder", None);
+        let s = Service::new(Kind::Launchd, &Root::real(), "linux-builder", None).unwrap();
         assert_eq!(
             s.system_file,
             Path::new("/Library/LaunchDaemons/org.lb-vm.linux-builder.plist")
@@ -302,7 +314,7 @@ mod tests {
 
     #[test]
     fn systemctl_commands() {
-        let s = Service::new(Kind::Systemd, &Root::real(), "linux-builder", None);
+        let s = Service::new(Kind::Systemd, &Root::real(), "linux-builder", None).unwrap();
         insta::assert_snapshot!(
             format!(
                 "load:\n{}\nunload:\n{}\nafter removal:\n{}\nstop:\n{}",
@@ -335,7 +347,8 @@ mod tests {
             &root,
             "linux-builder",
             Some(managers::NIX_DARWIN_BUILDER_LABEL),
-        );
+        )
+        .unwrap();
         std::fs::create_dir_all(s.file.parent().unwrap()).unwrap();
         std::fs::write(
             &s.file,

@@ -95,12 +95,12 @@ impl Machine {
     /// The entry as one line of the machines format, `-` for defaults.
     #[must_use]
     pub fn render(&self) -> String {
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "-".to_owned()
-            } else {
-                v.join(",")
-            }
+        let list = |v: &[String]| match v.join(",") {
+            s if s.is_empty() => "-".to_owned(),
+            // A list holding just `-` (written `-,`): a lone `-` would read
+            // back as "the default" (found by the machines fuzz target).
+            s if s == "-" => "-,".to_owned(),
+            s => s,
         };
         // f64's Display prints whole numbers without a fraction ("2").
         let speed = format!("{}", self.speed_factor);
@@ -264,10 +264,9 @@ fn parse_into(
                         include: path,
                     });
                 }
-                let text = match std::fs::read_to_string(&path) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(source) => return Err(Error::Read { path, source }),
+                // Bounded and regular files only: `@/dev/zero` is refused.
+                let Some(text) = super::read_text(&path)? else {
+                    continue;
                 };
                 stack.push(path.clone());
                 let file_at = Location {
@@ -292,9 +291,10 @@ fn parse_entry(
 ) -> Result<Machine, Error> {
     let bad = |reason: String| Error::Machine {
         at: at.clone(),
-        entry: entry.to_owned(),
+        entry: crate::text::excerpt(entry),
         reason,
     };
+    let ex = |v: &str| crate::text::excerpt_n(v, 40);
     let f: Vec<&str> = entry.split_whitespace().collect();
     if f.is_empty() {
         return Err(bad(
@@ -319,14 +319,15 @@ fn parse_entry(
         None => 1,
         Some(v) => u64::from(
             v.parse::<u32>()
-                .map_err(|_| bad(format!("max jobs {v:?} is not a whole number")))?,
+                .map_err(|_| bad(format!("max jobs \"{}\" is not a whole number", ex(v))))?,
         ),
     };
     let speed_factor = match set(4) {
         None => 1.0,
         Some(v) if !dialect.float_speed => f64::from(v.parse::<u32>().map_err(|_| {
             bad(format!(
-                "speed factor {v:?} is not a whole number (Nix before 2.20 reads an integer)"
+                "speed factor \"{}\" is not a whole number (Nix before 2.20 reads an integer)",
+                ex(v)
             ))
         })?),
         Some(v) => v
@@ -334,7 +335,7 @@ fn parse_entry(
             .ok()
             .filter(|x| x.is_finite() && *x >= 0.0)
             .map(f64::from)
-            .ok_or_else(|| bad(format!("speed factor {v:?} is not a number >= 0")))?,
+            .ok_or_else(|| bad(format!("speed factor \"{}\" is not a number >= 0", ex(v))))?,
     };
     // Nix takes 0 for the default, 1 (`Machine::Machine`).
     let speed_factor = if speed_factor == 0.0 {
@@ -354,9 +355,12 @@ fn parse_entry(
                 .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
                 .with_decode_allow_trailing_bits(true),
         );
-        lenient
-            .decode(v)
-            .map_err(|e| bad(format!("public host key {v:?} is not valid base64 ({e})")))?;
+        lenient.decode(v).map_err(|e| {
+            bad(format!(
+                "public host key \"{}\" is not valid base64 ({e})",
+                ex(v)
+            ))
+        })?;
     }
     let mut systems = list(1);
     if systems.is_empty() {
@@ -468,6 +472,17 @@ mod tests {
     }
 
     #[test]
+    fn at_file_that_never_ends_is_refused() {
+        let e = p("@/dev/zero").unwrap_err();
+        assert!(
+            e.to_string().contains("/dev/zero: is a character device"),
+            "{e}"
+        );
+        let e = p(&format!("a@b - - {}", "9".repeat(1 << 20))).unwrap_err();
+        assert!(e.to_string().len() < 400, "{}", e.to_string().len());
+    }
+
+    #[test]
     fn at_file_loop_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("m");
@@ -490,6 +505,16 @@ mod tests {
         p("a@b - - - - - - aGVsbG8").unwrap();
         let e = p("a b c d e f g h i").unwrap_err();
         assert!(e.to_string().contains("9 fields"), "{e}");
+    }
+
+    #[test]
+    fn a_list_of_just_a_dash_round_trips() {
+        let m = p("a@b -, - - - -,").unwrap();
+        assert_eq!(m[0].systems, ["-"]);
+        assert_eq!(m[0].supported_features, ["-"]);
+        let back = p(&m[0].render()).unwrap();
+        assert_eq!(back[0].systems, ["-"]);
+        assert_eq!(back[0].supported_features, ["-"]);
     }
 
     #[test]

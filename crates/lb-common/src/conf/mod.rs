@@ -9,6 +9,7 @@
 //!   does not own.
 
 pub mod block;
+pub mod escape;
 pub mod machines;
 pub mod nixconf;
 pub mod sshconfig;
@@ -37,7 +38,9 @@ impl std::fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{at}: {reason}: {text:?}; fix or remove the line")]
+    /// `text` is a bounded, escaped excerpt of the line
+    /// ([`crate::text::excerpt`]), never the whole of it.
+    #[error("{at}: {reason}: \"{text}\"; fix or remove the line")]
     Syntax {
         at: Location,
         text: String,
@@ -52,7 +55,15 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{at}: bad machine entry {entry:?}: {reason}")]
+    /// The file could not be read as one (a FIFO, a device, too large, a
+    /// directory): bad input.
+    #[error("{0}")]
+    File(crate::fs::Error),
+    /// A path under `--root` that leads out of it.
+    #[error("{0}")]
+    Root(#[from] crate::paths::Error),
+    /// `entry` is a bounded, escaped excerpt.
+    #[error("{at}: bad machine entry \"{entry}\": {reason}")]
     Machine {
         at: Location,
         entry: String,
@@ -66,6 +77,19 @@ impl Classify for Error {
     fn status(&self) -> Status {
         Status::Usage
     }
+}
+
+/// A configuration file as text, following symlinks (Nix does); `None`
+/// when absent. Bounded and regular files only ([`crate::fs::read_following`]):
+/// `include /dev/zero` or a FIFO is refused, never read for ever.
+pub fn read_text(path: &std::path::Path) -> Result<Option<String>, Error> {
+    let Some(bytes) = crate::fs::read_following(path).map_err(Error::File)? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes).map(Some).map_err(|_| Error::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+    })
 }
 
 /// The builders Nix would use, and where they were set.
@@ -84,7 +108,7 @@ pub struct Builders {
 /// `$NIX_CONF_DIR` or `ROOT/etc/nix`, its includes, the last `builders`
 /// assignment, and `@FILE` entries (the default `@CONF_DIR/machines`).
 pub fn load_builders(root: &crate::paths::Root) -> Result<Builders, Error> {
-    let dir = nixconf::conf_dir(root);
+    let dir = nixconf::conf_dir(root)?;
     let conf_file = dir.join("nix.conf");
     let conf = nixconf::NixConf::load(&conf_file)?;
     let assignments: Vec<_> = conf.all("builders").cloned().collect();

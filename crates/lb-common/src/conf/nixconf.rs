@@ -36,10 +36,9 @@ pub struct NixConf {
 
 /// The nix.conf directory: `$NIX_CONF_DIR` when set (used as given), else
 /// `/etc/nix` inside the root.
-#[must_use]
-pub fn conf_dir(root: &Root) -> PathBuf {
+pub fn conf_dir(root: &Root) -> Result<PathBuf, crate::paths::Error> {
     match std::env::var_os("NIX_CONF_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
+        Some(d) if !d.is_empty() => Ok(PathBuf::from(d)),
         _ => root.system(Path::new("/etc/nix")),
     }
 }
@@ -80,10 +79,10 @@ impl NixConf {
                 include: path.to_path_buf(),
             });
         }
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && ignore_missing => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let text = match super::read_text(path)? {
+            Some(t) => t,
+            None if ignore_missing => return Ok(()),
+            None => {
                 return Err(match from {
                     Some(at) => Error::IncludeMissing {
                         at: at.clone(),
@@ -91,14 +90,8 @@ impl NixConf {
                     },
                     None => Error::Read {
                         path: path.to_path_buf(),
-                        source: e,
+                        source: std::io::ErrorKind::NotFound.into(),
                     },
-                })
-            }
-            Err(source) => {
-                return Err(Error::Read {
-                    path: path.to_path_buf(),
-                    source,
                 })
             }
         };
@@ -124,7 +117,7 @@ impl NixConf {
             let tokens: Vec<&str> = line.split_whitespace().collect();
             let syntax = |reason: &str| Error::Syntax {
                 at: at.clone(),
-                text: raw.to_owned(),
+                text: crate::text::excerpt(raw),
                 reason: reason.to_owned(),
             };
             match tokens.as_slice() {
@@ -253,6 +246,51 @@ mod tests {
             NixConf::load(&d.join("nix.conf")),
             Err(Error::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn hostile_includes_are_refused_not_read_for_ever() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let conf = d.join("nix.conf");
+        std::fs::write(&conf, "include /dev/zero\n").unwrap();
+        let e = NixConf::load(&conf).unwrap_err();
+        assert!(
+            e.to_string().contains("/dev/zero: is a character device"),
+            "{e}"
+        );
+        assert_eq!(
+            crate::exit::Classify::status(&e),
+            crate::exit::Status::Usage
+        );
+        let fifo = d.join("fifo.conf");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        std::fs::write(&conf, "!include fifo.conf\n").unwrap();
+        let e = NixConf::load(&conf).unwrap_err();
+        assert!(e.to_string().contains("is a FIFO"), "{e}");
+        // nix.conf itself a FIFO: refused, not waited on.
+        assert!(NixConf::load(&fifo).is_err());
+    }
+
+    #[test]
+    fn errors_quote_a_bounded_escaped_excerpt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("nix.conf");
+        let line = format!("\x1b[31m{}", "x".repeat(8 << 20));
+        std::fs::write(&conf, &line).unwrap();
+        let e = NixConf::load(&conf).unwrap_err().to_string();
+        assert!(e.len() < 300, "{} bytes", e.len());
+        assert!(e.contains("\\e[31m") && !e.contains('\x1b'), "{e}");
+        assert!(e.contains("(8388613 bytes in all)"), "{e}");
+        // An included file's line: the same excerpt, never the whole line.
+        std::fs::write(tmp.path().join("secret"), format!("{}\n", "s".repeat(500))).unwrap();
+        std::fs::write(&conf, "include secret\n").unwrap();
+        let e = NixConf::load(&conf).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:1:", tmp.path().join("secret").display())),
+            "{e}"
+        );
+        assert!(!e.contains(&"s".repeat(100)), "{e}");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::escape::{self, SshArg, Unrepresentable};
+
 /// The alias that lets Nix reach a builder through `ssh-ng://USER@NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostAlias {
@@ -24,34 +26,30 @@ pub struct HostAlias {
 impl HostAlias {
     /// The `Host` block. `HostKeyAlias` equals NAME: Nix writes the host key
     /// under the URI's host (NAME) into its temporary known-hosts file, and
-    /// ssh looks it up under HostKeyAlias.
-    #[must_use]
-    pub fn render(&self) -> String {
+    /// ssh looks it up under HostKeyAlias. Every value goes through
+    /// [`escape::ssh_config`]: one that ssh would read differently (a
+    /// newline starting a `ProxyCommand`, a lone `"`) is refused.
+    pub fn render(&self) -> Result<String, Unrepresentable> {
+        let arg = |what: &str, v: &str, how| escape::ssh_config(what, v, how);
+        let path = |what: &str, p: &Path, how| {
+            escape::path_text(what, p).and_then(|t| escape::ssh_config(what, t, how))
+        };
+        let name = arg("--name", &self.name, SshArg::Literal)?;
         let mut s = format!(
             "Host {name}\n  Hostname {host}\n  User {user}\n  HostKeyAlias {name}\n  Port {port}\n  IdentityFile {key}\n",
-            name = self.name,
-            host = self.hostname,
-            user = self.user,
+            host = arg("--hostname", &self.hostname, SshArg::Literal)?,
+            user = arg("--user", &self.user, SshArg::Literal)?,
             port = self.port,
-            key = quote(&self.identity_file),
+            // IdentityFile expands %-tokens and ${VAR}.
+            key = path("--key (LB_KEY)", &self.identity_file, SshArg::Tokens)?,
         );
         if let Some(kh) = &self.known_hosts {
             s.push_str("  GlobalKnownHostsFile ");
-            s.push_str(&quote(kh));
+            // GlobalKnownHostsFile takes no tokens (ssh_config(5) TOKENS).
+            s.push_str(&path("--root (LB_ROOT)", kh, SshArg::Literal)?);
             s.push('\n');
         }
-        s
-    }
-}
-
-/// A path as an ssh_config value: `%` is a token there (`%h`, `%u`...), so
-/// a literal one is written `%%`; spaces need quotes.
-fn quote(path: &Path) -> String {
-    let s = path.display().to_string().replace('%', "%%");
-    if s.contains(char::is_whitespace) {
-        format!("\"{s}\"")
-    } else {
-        s
+        Ok(s)
     }
 }
 
@@ -147,7 +145,7 @@ mod tests {
             identity_file: "/etc/nix/builder_ed25519".into(),
             known_hosts: Some("/etc/ssh/ssh_config.d/100-linux-builder.known_hosts".into()),
         };
-        insta::assert_snapshot!(a.render(), @r"
+        insta::assert_snapshot!(a.render().unwrap(), @r"
         Host linux-builder
           Hostname localhost
           User builder
@@ -201,9 +199,24 @@ mod tests {
     }
 
     #[test]
-    fn percent_in_paths_is_escaped_for_ssh() {
-        assert_eq!(quote(Path::new("/a%d/k")), "/a%%d/k");
-        assert_eq!(quote(Path::new("/a b/k")), "\"/a b/k\"");
+    fn values_are_escaped_or_refused() {
+        let mut a = HostAlias {
+            name: "lb".into(),
+            hostname: "localhost".into(),
+            user: "builder".into(),
+            port: 22,
+            identity_file: "/a%d b/k".into(),
+            known_hosts: Some("/a%d b/kh".into()),
+        };
+        let text = a.render().unwrap();
+        assert!(text.contains("  IdentityFile \"/a%%d b/k\"\n"), "{text}");
+        assert!(
+            text.contains("  GlobalKnownHostsFile \"/a%d b/kh\"\n"),
+            "{text}"
+        );
+        a.identity_file = "/etc/nix/k\"\nProxyCommand sh -c \"touch /tmp/x\"\n#".into();
+        let e = a.render().unwrap_err();
+        assert!(e.to_string().starts_with("--key (LB_KEY) "), "{e}");
     }
 
     #[test]
