@@ -230,6 +230,9 @@ mod tests {
         s.env
             .push(("X".to_owned(), "a\nExecStartPre=/bin/evil".to_owned()));
         assert!(s.unit().is_err());
+        // XML carries a newline; it cannot carry other control characters.
+        assert!(s.plist().is_ok());
+        s.env.push(("Y".to_owned(), "a\u{1b}[2J".to_owned()));
         assert!(s.plist().is_err());
     }
 }
