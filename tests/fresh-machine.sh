@@ -73,7 +73,11 @@ phase "debootstrap bookworm (minbase)" \
     debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
     || { tail -n 20 "$root.debootstrap.log" >&2; exit 1; }
 rm -f "$root.debootstrap.log"
+# Its network identity is this machine's: name servers and the hosts file
+# (debootstrap writes neither; without /etc/hosts `localhost` does not
+# resolve, which an installed machine never lacks).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/hosts "$root/etc/hosts"
 # A new machine of this place trusts what this one trusts locally (an
 # egress proxy's CA, say): update-ca-certificates picks these up when
 # set-up installs ca-certificates. Nothing else of the machine goes in.
