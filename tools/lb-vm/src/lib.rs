@@ -30,6 +30,7 @@
 
 mod process;
 mod qmp;
+mod ready;
 pub mod service;
 pub mod vm;
 
@@ -51,6 +52,7 @@ use lb_common::{ui, usage};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::ready::Readiness;
 use crate::vm::{Boot, Layout, VmSpec};
 
 /// Boot, wait for, stop and report on the builder VM.
@@ -562,41 +564,19 @@ fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-enum Readiness {
-    Ready,
-    Died(String),
-    TimedOut,
-}
-
-/// Poll for the SSH banner until `timeout`, giving up early when `dead`
-/// says the VM is gone.
-fn await_ready(
-    port: u16,
-    timeout: Duration,
-    mut dead: impl FnMut() -> Option<String>,
-) -> Readiness {
+/// Wait for the SSH banner until `timeout`, giving up early when `dead`
+/// says the VM is gone (see `ready` for why probes overlap).
+fn await_ready(port: u16, timeout: Duration, dead: impl FnMut() -> Option<String>) -> Readiness {
     let pb = spinner(format!("waiting for sshd on {}", address(port)));
-    let deadline = Instant::now() + timeout;
-    let started = Instant::now();
-    let result = loop {
-        if process::ssh_banner(port).is_some() {
-            break Readiness::Ready;
-        }
-        if let Some(why) = dead() {
-            break Readiness::Died(why);
-        }
-        if Instant::now() >= deadline {
-            break Readiness::TimedOut;
-        }
+    let result = ready::await_banner(port, timeout, dead, |waited| {
         if let Some(pb) = &pb {
             pb.set_message(format!(
                 "waiting for sshd on {} ({}s)",
                 address(port),
-                started.elapsed().as_secs()
+                waited.as_secs()
             ));
         }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    });
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -781,7 +761,7 @@ fn launch(
         }
     });
     match outcome {
-        Readiness::Ready => {
+        Readiness::Ready(_) => {
             ui::out(&address(spec.port))?;
             Ok(Status::Ok)
         }
@@ -910,7 +890,7 @@ fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
             .map(|p| format!("the VM (pid {p}) exited"))
     });
     match outcome {
-        Readiness::Ready => {
+        Readiness::Ready(_) => {
             ui::out(&address(port))?;
             Ok(Status::Ok)
         }
