@@ -28,9 +28,11 @@
 //! (`status`: not running; `--check`: would change); 2 bad usage or input
 //! (missing kernel, initrd or runner, memory below 256 MiB).
 
+mod on_demand;
 mod process;
 mod qmp;
 mod ready;
+mod relay;
 pub mod service;
 pub mod vm;
 
@@ -146,6 +148,13 @@ pub struct StartArgs {
     /// Seconds to wait for the guest's sshd
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub timeout: u64,
+    /// Listen on the port and boot the VM on the first connection (held until sshd answers)
+    #[arg(long)]
+    pub on_demand: bool,
+    /// With --on-demand: power the VM off after this long with no connection (5m, 3h)
+    #[arg(long, value_name = "DURATION", default_value = "180m",
+          value_parser = humantime::parse_duration, env = "LB_VM_IDLE")]
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -196,6 +205,13 @@ pub struct ServiceArgs {
     /// Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) instead of printing it
     #[arg(long)]
     pub install: bool,
+    /// The service listens and boots the VM on the first connection (`start --on-demand`)
+    #[arg(long)]
+    pub on_demand: bool,
+    /// With --on-demand: power the VM off after this long with no connection (5m, 3h)
+    #[arg(long, value_name = "DURATION", default_value = "180m",
+          value_parser = humantime::parse_duration, env = "LB_VM_IDLE")]
+    pub idle: Duration,
 }
 
 /// The clap definition, for man pages and completions.
@@ -641,6 +657,9 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     let spec = spec(ctx, &a.vm)?;
     let apply = Apply::from(a.change);
     let profile = profile(ctx);
+    if a.on_demand {
+        return on_demand::start(ctx, a, &spec, &profile);
+    }
     if let Some(status) = preflight(ctx, a, &spec, &profile)? {
         return Ok(status);
     }
@@ -705,15 +724,13 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     launch(l, &spec, &cmd, &state, a.timeout)
 }
 
-/// Spawn the VM detached, record it, and wait for its sshd; on failure
-/// nothing is left running.
-fn launch(
+/// Spawn the VM in its own process group with its output in the QEMU
+/// log, and record its pid and state; on failure nothing is left running.
+fn spawn_vm(
     l: &Layout,
-    spec: &VmSpec,
     cmd: &Cmd,
     state: &dyn Fn(u32) -> State,
-    timeout: u64,
-) -> anyhow::Result<Status> {
+) -> anyhow::Result<(duct::Handle, State)> {
     ui::verbose(&format!("running: {}", cmd.display()));
     let log = l.qemu_log();
     // Its own process group: a Ctrl-C meant for lb-vm must not reach the
@@ -747,6 +764,20 @@ fn launch(
         let _ = handle.wait();
         return Err(e);
     }
+    Ok((handle, st))
+}
+
+/// Spawn the VM detached, record it, and wait for its sshd; on failure
+/// nothing is left running.
+fn launch(
+    l: &Layout,
+    spec: &VmSpec,
+    cmd: &Cmd,
+    state: &dyn Fn(u32) -> State,
+    timeout: u64,
+) -> anyhow::Result<Status> {
+    let (handle, st) = spawn_vm(l, cmd, state)?;
+    let pid = st.pid;
     ui::note(&format!(
         "booting {} (pid {pid}, accel {}); console log {}",
         l.name,
@@ -874,6 +905,12 @@ fn ensure_disk(spec: &VmSpec) -> anyhow::Result<()> {
 
 fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
+    if let Some(r) = on_demand::query(l) {
+        // The listener holds every connection until the guest's sshd
+        // answers: the builder is ready to be used now.
+        ui::out(&address(r.port))?;
+        return Ok(Status::Ok);
+    }
     let state = read_state(l);
     let port = state.as_ref().map_or(ctx.builder.port, |s| s.port);
     let pid = running_pid(l);
@@ -922,6 +959,16 @@ struct StatusReport {
     workdir: PathBuf,
     /// The pid of a VM that had died behind lb-vm's back (its files were removed).
     stale_pid: Option<u32>,
+    /// `always-on` (`start`) or `on-demand` (`start --on-demand`).
+    mode: &'static str,
+    /// Whether the VM itself runs (with `on-demand`, it may be off).
+    vm_up: bool,
+    /// Connections open through the on-demand listener.
+    connections: Option<usize>,
+    /// Seconds until the on-demand listener powers the idle VM off.
+    power_off_in_secs: Option<u64>,
+    /// The on-demand listener's own report.
+    on_demand: Option<on_demand::Report>,
 }
 
 fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
@@ -929,12 +976,20 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
     let state = read_state(l);
     let pid = running_pid(l);
     let stale_pid = if pid.is_none() { clean_stale(l)? } else { None };
-    let port = state.as_ref().map_or(ctx.builder.port, |s| s.port);
-    let running = pid.is_some();
+    let listener = on_demand::query(l);
+    let port = listener.as_ref().map_or_else(
+        || state.as_ref().map_or(ctx.builder.port, |s| s.port),
+        |r| r.port,
+    );
+    let vm_up = pid.is_some();
+    // On demand, the builder runs while its listener does, and is ready:
+    // the listener holds connections until the guest's sshd answers.
+    let running = vm_up || listener.is_some();
+    let ready = listener.is_some() || (vm_up && process::ssh_banner(port).is_some());
     let r = StatusReport {
         name: l.name.clone(),
         running,
-        ready: running && process::ssh_banner(port).is_some(),
+        ready,
         pid,
         port,
         accel: state.as_ref().filter(|_| running).map(|s| s.accel.clone()),
@@ -945,6 +1000,15 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
         console_log: l.console(),
         workdir: l.dir.clone(),
         stale_pid,
+        mode: if listener.is_some() {
+            "on-demand"
+        } else {
+            "always-on"
+        },
+        vm_up,
+        connections: listener.as_ref().map(|r| r.connections),
+        power_off_in_secs: listener.as_ref().and_then(|r| r.power_off_in_secs),
+        on_demand: listener,
     };
     if a.json {
         ui::out(&serde_json::to_string_pretty(&r)?)?;
@@ -956,6 +1020,27 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
             if r.running { "yes" } else { "no" }
         ))?;
         ui::out(&format!("ready: {}", if r.ready { "yes" } else { "no" }))?;
+        ui::out(&format!("mode: {}", r.mode))?;
+        if let Some(od) = &r.on_demand {
+            ui::out(&format!(
+                "vm: {} (listener pid {}, {} boots, {} failed)",
+                od.vm.as_str(),
+                od.listener_pid,
+                od.boots,
+                od.boot_failures
+            ))?;
+            ui::out(&format!(
+                "connections: {} ({} waiting for the VM)",
+                od.connections, od.waiting
+            ))?;
+            ui::out(&format!(
+                "power-off in: {}",
+                opt(od.power_off_in_secs.map(|s| format!("{s}s")))
+            ))?;
+            if let Some(e) = &od.last_error {
+                ui::out(&format!("last error: {e}"))?;
+            }
+        }
         ui::out(&format!("pid: {}", opt(r.pid.map(|p| p.to_string()))))?;
         ui::out(&format!("port: {}", r.port))?;
         ui::out(&format!("accel: {}", opt(r.accel.clone())))?;
@@ -980,6 +1065,9 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
 
 fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
+    if let Some(status) = on_demand::stop(l, a)? {
+        return Ok(status);
+    }
     let apply = Apply::from(a.change);
     let Some(pid) = running_pid(l) else {
         if apply == Apply::Write {
@@ -1111,12 +1199,20 @@ fn config(ctx: &Ctx, a: &ConfigArgs) -> anyhow::Result<Status> {
 
 fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
     let spec = spec(ctx, &a.vm)?;
+    if a.on_demand {
+        on_demand::check_port(&spec)?;
+    }
     let l = &ctx.layout;
     let exe = std::env::current_exe().context("find lb-vm's own path for the service")?;
-    let mut argv: Vec<OsString> = vec![
-        exe.into_os_string(),
-        "start".into(),
-        "--foreground".into(),
+    let mut argv: Vec<OsString> = vec![exe.into_os_string(), "start".into(), "--foreground".into()];
+    if a.on_demand {
+        argv.extend([
+            "--on-demand".into(),
+            "--idle".into(),
+            humantime::format_duration(a.idle).to_string().into(),
+        ]);
+    }
+    argv.extend::<[OsString; 8]>([
         "--name".into(),
         l.name.clone().into(),
         "--workdir".into(),
@@ -1125,7 +1221,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         spec.port.to_string().into(),
         "--system".into(),
         spec.system.clone().into(),
-    ];
+    ]);
     match &spec.boot {
         Boot::Runner(r) => argv.extend(["--runner".into(), r.clone().into_os_string()]),
         Boot::Kernel {
@@ -1166,6 +1262,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
             .collect(),
         workdir: l.dir.display().to_string(),
         tmpdir: l.tmp().display().to_string(),
+        on_demand: a.on_demand,
     };
     let text = if a.launchd { s.plist() } else { s.unit() };
     if !a.install {
