@@ -96,6 +96,9 @@ pub struct Report {
     pub boot_failures: u64,
     /// Connections relayed to the guest so far.
     pub served: u64,
+    /// Connections that arrived while the VM powered off for idleness
+    /// (each waited for the next boot).
+    pub held_over_shutdown: u64,
     pub last_error: Option<String>,
 }
 
@@ -111,6 +114,7 @@ struct Inner {
     boots: u64,
     boot_failures: u64,
     served: u64,
+    held_over_shutdown: u64,
     last_error: Option<String>,
     quit: bool,
 }
@@ -137,6 +141,7 @@ impl Shared {
                 boots: 0,
                 boot_failures: 0,
                 served: 0,
+                held_over_shutdown: 0,
                 last_error: None,
                 quit: false,
             }),
@@ -182,6 +187,7 @@ impl Shared {
             boots: g.boots,
             boot_failures: g.boot_failures,
             served: g.served,
+            held_over_shutdown: g.held_over_shutdown,
             last_error: g.last_error.clone(),
         }
     }
@@ -204,8 +210,10 @@ impl OpenConnection {
         let mut g = s.lock();
         let failures = g.boot_failures;
         g.waiting += 1;
-        if g.phase == Phase::Off {
-            g.phase = Phase::Booting;
+        match g.phase {
+            Phase::Off => g.phase = Phase::Booting,
+            Phase::Stopping => g.held_over_shutdown += 1,
+            Phase::Booting | Phase::Up => {}
         }
         s.changed.notify_all();
         let port = loop {
@@ -911,7 +919,7 @@ mod tests {
         let waiter = std::thread::spawn(move || conn.wait_for_vm());
         // It waits: the VM is going down.
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(s.report().waiting, 1);
+        assert_eq!((s.report().waiting, s.report().held_over_shutdown), (1, 1));
         // The supervisor, once the VM is down, boots again for it.
         s.update(|g| {
             g.phase = if g.open > 0 {
