@@ -1,40 +1,47 @@
 //! Waiting for the guest's sshd: SSH banner probes that do not wait on
-//! each other.
+//! each other, and that do not pile up on a slow sshd.
 //!
 //! QEMU's user-mode forward accepts a host connection at once and only then
 //! tries the guest. Until the guest's network is up that attempt gets no
-//! answer, and a probe blocks until its read timeout or QEMU's SYN
-//! retransmit seconds later; polling one probe at a time lost up to a
-//! whole read timeout (seen here: probes blocked 3 s each, and `start`
-//! returned 3 s after sshd was up). Once the guest's network answers, a
+//! answer, and the probe waits for QEMU's SYN retransmit (3 s, then 6 s
+//! more); polling one probe at a time with a 3 s read timeout lost up to
+//! that timeout (seen here: probes blocked 3 s each, and `start` returned
+//! 3 s after the guest's "sshd ready"). Once the guest's network answers, a
 //! probe ends at once (a reset) until sshd listens, and then waits for the
-//! banner, which a loaded TCG guest takes a second or more to send: every
-//! probe makes sshd fork and re-exec itself, so probes must not pile up on
-//! it (seen here: six at once took 2.7 s to greet).
+//! banner, which a loaded TCG guest takes seconds to send (every connection
+//! makes sshd fork and re-exec itself, and the first ones wait for the
+//! kernel's RNG). Probes given up after a short wait and retried piled sshd
+//! children onto a starved guest (seen here: 17 s late under a load of 9 on
+//! 2 cores), so once the guest answers no probe is given up early.
 //!
-//! So: while the guest has not answered, a short probe (giving up after
-//! [`SHORT_READ`]) starts every [`SILENT_EVERY`], and one long probe
-//! (waiting [`LONG_READ`]) is always pending beside them, so a guest whose
-//! sshd came up together with its network, or greets slowly, is still seen.
-//! Once a probe was reset by the guest (sshd not listening yet), probes
-//! wait [`LONG_READ`] for the banner and run one at a time, the next
-//! starting [`ANSWERED_EVERY`] after the last; a second starts beside one
-//! that stays silent for [`HEDGE_AFTER`] (a lost SYN waits for QEMU's
-//! retransmit, seconds later). The first banner wins.
+//! So: while the guest has not answered, a probe starts every
+//! [`SILENT_EVERY`] while fewer than [`MAX_SILENT`] wait (their connections
+//! sit in QEMU, costing the guest nothing), each shut after
+//! [`SILENT_READ`], before QEMU's first retransmit could carry it to sshd.
+//! Once one was reset by the guest, its network is up: one probe runs at a
+//! time, waiting long for the banner, the next starting [`ANSWERED_EVERY`]
+//! after the last ended (a second beside a slow one would only make sshd
+//! slower: seen here, a second probe 1.5 s into a 3.5 s greeting). The
+//! first banner wins, and every other probe's connection is shut at once,
+//! so none reaches sshd later.
 
 use std::io::{BufRead as _, Read as _};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Between short probes while the guest's network is silent.
-pub const SILENT_EVERY: Duration = Duration::from_millis(200);
-/// Between probes once the guest's network answers.
-pub const ANSWERED_EVERY: Duration = Duration::from_millis(20);
-/// A second probe beside one silent this long, once the guest answers.
-pub const HEDGE_AFTER: Duration = Duration::from_millis(1500);
-const SHORT_READ: Duration = Duration::from_secs(1);
-const LONG_READ: Duration = Duration::from_secs(8);
+/// Between probes while the guest's network is silent.
+pub const SILENT_EVERY: Duration = Duration::from_millis(400);
+/// Probes waiting at once while the guest's network is silent.
+pub const MAX_SILENT: usize = 8;
+/// How long a probe waits before the guest's network has answered: less
+/// than QEMU's first SYN retransmit (3 s, seen here), so a probe sent
+/// before the network was up is shut before that could reach sshd.
+pub const SILENT_READ: Duration = Duration::from_millis(2900);
+/// Between probes once the guest's network answers, or QEMU refused.
+pub const ANSWERED_EVERY: Duration = Duration::from_millis(50);
+/// How long a probe waits for the banner once connected.
+const READ: Duration = Duration::from_secs(20);
 
 /// How the wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +67,25 @@ pub enum Probe {
     Refused,
 }
 
+/// The connections of probes in flight, to shut them when the wait ends.
+type Open = Arc<Mutex<Vec<TcpStream>>>;
+
 /// One probe: connect to loopback `port` and read the first line.
 #[must_use]
 pub fn probe(port: u16, read_timeout: Duration) -> Probe {
+    probe_registered(port, read_timeout, None)
+}
+
+fn probe_registered(port: u16, read_timeout: Duration, open: Option<&Open>) -> Probe {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return Probe::Refused;
     };
+    if let (Some(open), Ok(clone)) = (open, s.try_clone()) {
+        open.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(clone);
+    }
     if s.set_read_timeout(Some(read_timeout)).is_err() {
         return Probe::Closed;
     }
@@ -100,72 +119,86 @@ pub fn banner(port: u16, read_timeout: Duration) -> Option<String> {
 pub fn await_banner(
     port: u16,
     timeout: Duration,
+    gone: impl FnMut() -> Option<String>,
+    tick: impl FnMut(Duration),
+) -> Readiness {
+    let open: Open = Arc::default();
+    let result = probe_until(port, timeout, &open, gone, tick);
+    // Probes still waiting would reach sshd later and make it fork for
+    // nothing: shut them now (QEMU then drops their connection attempts).
+    for s in open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .drain(..)
+    {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    result
+}
+
+fn probe_until(
+    port: u16,
+    timeout: Duration,
+    open: &Open,
     mut gone: impl FnMut() -> Option<String>,
     mut tick: impl FnMut(Duration),
 ) -> Readiness {
     let started = Instant::now();
     let deadline = started + timeout;
-    // Each probe reports whether it was a long one and what it saw.
+    // Each probe reports whether it started after the guest answered.
     let (tx, rx) = mpsc::channel::<(bool, Probe)>();
-    let mut short_in_flight = 0usize;
-    let mut long_in_flight = 0usize;
+    let mut silent_in_flight = 0usize;
+    let mut answered_in_flight = 0usize;
     let mut answered = false;
-    let mut next_short = started;
-    let mut last_long = started;
+    let mut next = started;
     loop {
         let now = Instant::now();
-        let launch = |long: bool| {
-            let tx = tx.clone();
-            let read = if long { LONG_READ } else { SHORT_READ };
-            // A probe still running when the wait ends finishes within its
-            // timeouts and sends into a closed channel: harmless.
-            std::thread::Builder::new()
+        let room = if answered {
+            answered_in_flight == 0 && now >= next
+        } else {
+            silent_in_flight < MAX_SILENT && now >= next
+        };
+        if room {
+            let (tx, open, after_answer) = (tx.clone(), Arc::clone(open), answered);
+            // A probe still running when the wait ends is shut (above) and
+            // sends into a closed channel: harmless.
+            let spawned = std::thread::Builder::new()
                 .name("ssh-probe".to_owned())
                 .spawn(move || {
-                    let _ = tx.send((long, probe(port, read)));
+                    let read = if after_answer { READ } else { SILENT_READ };
+                    let _ = tx.send((after_answer, probe_registered(port, read, Some(&open))));
                 })
-                .is_ok()
-        };
-        if answered {
-            let in_flight = short_in_flight + long_in_flight;
-            let hedge = long_in_flight == 1 && now >= last_long + HEDGE_AFTER;
-            let room = (in_flight == 0 && now >= next_short) || (in_flight < 2 && hedge);
-            if room && launch(true) {
-                long_in_flight += 1;
-                last_long = now;
-            }
-        } else {
-            if long_in_flight == 0 && launch(true) {
-                long_in_flight += 1;
-                last_long = now;
-            }
-            if now >= next_short {
-                if launch(false) {
-                    short_in_flight += 1;
+                .is_ok();
+            if spawned {
+                if answered {
+                    answered_in_flight += 1;
+                } else {
+                    silent_in_flight += 1;
                 }
-                next_short = now + SILENT_EVERY;
+                next = now
+                    + if answered {
+                        ANSWERED_EVERY
+                    } else {
+                        SILENT_EVERY
+                    };
             }
         }
-        let wait = if answered {
-            ANSWERED_EVERY
-        } else {
-            next_short
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        };
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), ANSWERED_EVERY);
         match rx.recv_timeout(wait) {
             Ok((_, Probe::Banner(b))) => return Readiness::Ready(b),
-            Ok((long, seen)) => {
-                if long {
-                    long_in_flight -= 1;
+            Ok((after_answer, seen)) => {
+                if after_answer {
+                    answered_in_flight -= 1;
                 } else {
-                    short_in_flight -= 1;
+                    silent_in_flight -= 1;
                 }
                 if seen == Probe::Closed {
                     answered = true;
                 }
-                if answered {
-                    next_short = Instant::now() + ANSWERED_EVERY;
+                if answered || seen == Probe::Refused {
+                    next = next.min(Instant::now() + ANSWERED_EVERY);
                 }
             }
             Err(_) => {}
@@ -187,17 +220,17 @@ mod tests {
     use std::net::TcpListener;
 
     #[test]
-    fn first_banner_wins_even_behind_silent_connections() {
+    fn first_banner_wins_even_behind_silent_connections_which_are_then_shut() {
         // A listener that holds its first connections silent (as QEMU's
         // forward does before the guest answers) and greets the later ones.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
+        let (held_tx, held_rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut held = Vec::new();
             for (i, s) in l.incoming().enumerate() {
                 let mut s = s.unwrap();
                 if i < 3 {
-                    held.push(s);
+                    held_tx.send(s).unwrap();
                 } else {
                     let _ = s.write_all(b"SSH-2.0-test\r\n");
                 }
@@ -206,8 +239,15 @@ mod tests {
         let t = Instant::now();
         let r = await_banner(port, Duration::from_secs(10), || None, |_| {});
         assert_eq!(r, Readiness::Ready("SSH-2.0-test".to_owned()));
-        // Not held up by the silent ones' read timeouts.
-        assert!(t.elapsed() < SHORT_READ, "{:?}", t.elapsed());
+        // Not held up by the silent ones (they wait up to READ).
+        assert!(t.elapsed() < READ / 2, "{:?}", t.elapsed());
+        // The silent ones were shut when the wait ended: each sees its end.
+        for _ in 0..3 {
+            let mut s = held_rx.recv().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 1];
+            assert_eq!(std::io::Read::read(&mut s, &mut buf).unwrap(), 0);
+        }
     }
 
     #[test]
@@ -215,7 +255,7 @@ mod tests {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
         // Closes the first connections at once (the guest's reset before
-        // sshd listens), then greets later than a short probe waits.
+        // sshd listens), then greets slowly, as a starved TCG sshd does.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let open = Arc::new(AtomicUsize::new(0));
@@ -232,7 +272,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let now = o.fetch_add(1, Ordering::SeqCst) + 1;
                     m.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(SHORT_READ + Duration::from_millis(250));
+                    std::thread::sleep(Duration::from_secs(1));
                     let _ = s.write_all(b"SSH-2.0-slow\r\n");
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
@@ -240,8 +280,7 @@ mod tests {
         });
         let r = await_banner(port, Duration::from_secs(20), || None, |_| {});
         assert_eq!(r, Readiness::Ready("SSH-2.0-slow".to_owned()));
-        // One, or two when the hedge started beside a silent one.
-        assert!(most.load(Ordering::SeqCst) <= 2, "probes piled up on sshd");
+        assert_eq!(most.load(Ordering::SeqCst), 1, "probes piled up on sshd");
     }
 
     #[test]
