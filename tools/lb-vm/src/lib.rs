@@ -16,8 +16,10 @@
 //! `NAME.qemu.log` (QEMU's own output), `NAME.qcow2` (the disk, unless
 //! `--disk`), `NAME.state.json` (port, accelerator, start time and command
 //! line, for `status`), `NAME.accel` (the KVM probe's cached verdict) and
-//! `NAME.tmp/` (the runner's TMPDIR). `service --install` writes the
-//! launchd plist or systemd unit under `--root`.
+//! `NAME.tmp/` (the runner's TMPDIR). `start --on-demand` (see
+//! `on_demand`) adds `NAME.listener.pid`, `NAME.ctl` (its control socket)
+//! and `NAME.on-demand.log`. `service --install` writes the launchd plist
+//! or systemd unit under `--root`.
 //!
 //! Prints on stdout: `127.0.0.1:PORT` once ready (`start`, `wait`), the
 //! status, the configuration or the service file; messages go to stderr.
@@ -80,7 +82,7 @@ impl HasGlobal for Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT
+    /// Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)
     Start(StartArgs),
     /// Wait until the running builder's sshd answers, printing 127.0.0.1:PORT
     Wait(WaitArgs),
