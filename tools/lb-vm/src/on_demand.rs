@@ -608,38 +608,51 @@ enum Next {
     Quit,
 }
 
+/// Wait until the supervisor has something to do, and say what. Decided
+/// under the lock, so a connection sees every phase change at once.
+fn next_step(shared: &Shared, vm: Option<&RunningVm>) -> Next {
+    let mut g = shared.lock();
+    loop {
+        if g.quit {
+            break Next::Quit;
+        }
+        if let Some(why) = vm.and_then(RunningVm::exited) {
+            break Next::Died(why);
+        }
+        match g.phase {
+            Phase::Booting if vm.is_none() => break Next::Boot,
+            Phase::Up if g.open == 0 && g.idle_since.elapsed() >= shared.idle => {
+                // Decided under the lock: a connection arriving
+                // from now on waits for the next boot.
+                g.phase = Phase::Stopping;
+                break Next::PowerOff;
+            }
+            _ => {}
+        }
+        // With the VM off nothing happens until a connection or a
+        // stop request notifies: the idle listener sleeps.
+        g = if vm.is_some() {
+            shared
+                .changed
+                .wait_timeout(g, TICK)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0
+        } else {
+            shared
+                .changed
+                .wait(g)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+    }
+}
+
 /// The VM's life, in one thread: boot when asked, power off when idle,
 /// notice a VM that exits by itself, power off and return on quit.
 fn supervise(b: &Boots, shared: &Arc<Shared>) {
     let l = &b.ctx.layout;
     let mut vm: Option<RunningVm> = None;
     loop {
-        let next = {
-            let mut g = shared.lock();
-            loop {
-                if g.quit {
-                    break Next::Quit;
-                }
-                if let Some(why) = vm.as_ref().and_then(RunningVm::exited) {
-                    break Next::Died(why);
-                }
-                match g.phase {
-                    Phase::Booting if vm.is_none() => break Next::Boot,
-                    Phase::Up if g.open == 0 && g.idle_since.elapsed() >= shared.idle => {
-                        // Decided under the lock: a connection arriving
-                        // from now on waits for the next boot.
-                        g.phase = Phase::Stopping;
-                        break Next::PowerOff;
-                    }
-                    _ => {}
-                }
-                g = shared
-                    .changed
-                    .wait_timeout(g, TICK)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
-            }
-        };
+        let next = next_step(shared, vm.as_ref());
         match next {
             Next::Quit => {
                 if let Some(v) = vm.take() {
