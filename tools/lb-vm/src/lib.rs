@@ -794,7 +794,11 @@ fn launch(
         }
     });
     match outcome {
-        Readiness::Ready(_) => {
+        Readiness::Ready(greeting) => {
+            ui::verbose(&format!(
+                "sshd answered (its greeting took {:.2} s)",
+                greeting.took.as_secs_f64()
+            ));
             ui::out(&address(spec.port))?;
             Ok(Status::Ok)
         }

@@ -844,10 +844,11 @@ fn boot(b: &Boots, shared: &Shared) -> Result<RunningVm, String> {
         |_| {},
     );
     match outcome {
-        Readiness::Ready(_) => {
+        Readiness::Ready(greeting) => {
             event(&format!(
-                "sshd answered {:.2} s after the boot began; relaying",
-                started.elapsed().as_secs_f64()
+                "sshd answered {:.2} s after the boot began (its greeting took {:.2} s); relaying",
+                started.elapsed().as_secs_f64(),
+                greeting.took.as_secs_f64()
             ));
             Ok(vm)
         }

@@ -43,11 +43,21 @@ pub const ANSWERED_EVERY: Duration = Duration::from_millis(50);
 /// How long a probe waits for the banner once connected.
 const READ: Duration = Duration::from_secs(20);
 
+/// sshd's greeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Greeting {
+    /// The banner line.
+    pub banner: String,
+    /// From the winning probe's connection to its banner: sshd's own
+    /// greeting time (through QEMU's forward), which any client waits too.
+    pub took: Duration,
+}
+
 /// How the wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
-    /// sshd greeted: the banner line.
-    Ready(String),
+    /// sshd greeted.
+    Ready(Greeting),
     /// `gone` reported why the VM cannot become ready.
     Died(String),
     TimedOut,
@@ -56,8 +66,8 @@ pub enum Readiness {
 /// What one probe saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// The first line, starting `SSH-`.
-    Banner(String),
+    /// The first line, starting `SSH-`, and how long it took to come.
+    Banner(Greeting),
     /// Connected, then closed or reset without a banner: the guest's
     /// network answered (sshd not listening yet), or not an SSH server.
     Closed,
@@ -89,9 +99,13 @@ fn probe_registered(port: u16, read_timeout: Duration, open: Option<&Open>) -> P
     if s.set_read_timeout(Some(read_timeout)).is_err() {
         return Probe::Closed;
     }
+    let connected = Instant::now();
     let mut line = String::new();
     match std::io::BufReader::new(s.take(256)).read_line(&mut line) {
-        Ok(_) if line.starts_with("SSH-") => Probe::Banner(line.trim_end().to_owned()),
+        Ok(_) if line.starts_with("SSH-") => Probe::Banner(Greeting {
+            banner: line.trim_end().to_owned(),
+            took: connected.elapsed(),
+        }),
         Err(e)
             if matches!(
                 e.kind(),
@@ -108,7 +122,7 @@ fn probe_registered(port: u16, read_timeout: Duration, open: Option<&Open>) -> P
 #[must_use]
 pub fn banner(port: u16, read_timeout: Duration) -> Option<String> {
     match probe(port, read_timeout) {
-        Probe::Banner(b) => Some(b),
+        Probe::Banner(g) => Some(g.banner),
         _ => None,
     }
 }
@@ -187,7 +201,7 @@ fn probe_until(
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(1), ANSWERED_EVERY);
         match rx.recv_timeout(wait) {
-            Ok((_, Probe::Banner(b))) => return Readiness::Ready(b),
+            Ok((_, Probe::Banner(g))) => return Readiness::Ready(g),
             Ok((after_answer, seen)) => {
                 if after_answer {
                     answered_in_flight -= 1;
@@ -238,7 +252,10 @@ mod tests {
         });
         let t = Instant::now();
         let r = await_banner(port, Duration::from_secs(10), || None, |_| {});
-        assert_eq!(r, Readiness::Ready("SSH-2.0-test".to_owned()));
+        assert!(
+            matches!(&r, Readiness::Ready(g) if g.banner == "SSH-2.0-test"),
+            "{r:?}"
+        );
         // Not held up by the silent ones (they wait up to READ).
         assert!(t.elapsed() < READ / 2, "{:?}", t.elapsed());
         // The silent ones were shut when the wait ended: each sees its end.
@@ -278,8 +295,13 @@ mod tests {
                 });
             }
         });
-        let r = await_banner(port, Duration::from_secs(20), || None, |_| {});
-        assert_eq!(r, Readiness::Ready("SSH-2.0-slow".to_owned()));
+        let outcome = await_banner(port, Duration::from_secs(20), || None, |_| {});
+        // The greeting's own time is what the server took.
+        assert!(
+            matches!(&outcome, Readiness::Ready(greeting)
+                if greeting.banner == "SSH-2.0-slow" && greeting.took >= Duration::from_secs(1)),
+            "{outcome:?}"
+        );
         assert_eq!(most.load(Ordering::SeqCst), 1, "probes piled up on sshd");
     }
 
