@@ -48,6 +48,9 @@ use crate::{process, qmp, relay, Ctx, StartArgs, StopArgs};
 const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the supervisor looks at the VM and the idle clock.
 const TICK: Duration = Duration::from_millis(100);
+/// How long the readiness probe's session may wait for a client (sshd's
+/// LoginGraceTime is 120 s; far less keeps it well clear of that).
+const SESSION_FRESH: Duration = Duration::from_secs(10);
 
 /// Where the VM is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +120,10 @@ struct Inner {
     held_over_shutdown: u64,
     last_error: Option<String>,
     quit: bool,
+    /// The session the readiness probe opened (sshd greeted on it, which
+    /// takes a loaded TCG guest seconds), the bytes read from it, and when:
+    /// the first client to be relayed gets it instead of a new connection.
+    session: Option<(TcpStream, Vec<u8>, Instant)>,
 }
 
 /// The state every thread shares; `changed` wakes waiters on any change.
@@ -144,6 +151,7 @@ impl Shared {
                 held_over_shutdown: 0,
                 last_error: None,
                 quit: false,
+                session: None,
             }),
             changed: Condvar::new(),
             port,
@@ -202,10 +210,19 @@ impl Shared {
 /// One open client connection; closing it may start the idle clock.
 struct OpenConnection(Arc<Shared>);
 
+/// Where a client's bytes go.
+#[derive(Debug)]
+enum Guest {
+    /// A new connection to the guest's forward.
+    Port(u16),
+    /// The readiness probe's session: replay the bytes, then relay.
+    Session(TcpStream, Vec<u8>),
+}
+
 impl OpenConnection {
-    /// Wait until the VM is up (booting it if it is off) and return the
-    /// guest's port; `None` when the boot failed or the listener stops.
-    fn wait_for_vm(&self) -> Option<u16> {
+    /// Wait until the VM is up (booting it if it is off) and say where to
+    /// relay; `None` when the boot failed or the listener stops.
+    fn wait_for_vm(&self) -> Option<Guest> {
         let s = &self.0;
         let mut g = s.lock();
         let failures = g.boot_failures;
@@ -222,7 +239,12 @@ impl OpenConnection {
             }
             if g.phase == Phase::Up {
                 g.served += 1;
-                break g.guest_port;
+                break match g.session.take() {
+                    Some((stream, bytes, at)) if at.elapsed() < SESSION_FRESH => {
+                        Some(Guest::Session(stream, bytes))
+                    }
+                    _ => g.guest_port.map(Guest::Port),
+                };
             }
             g = s
                 .changed
@@ -566,17 +588,27 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 
 fn serve_connection(conn: &OpenConnection, client: &TcpStream) {
     let _ = client.set_nodelay(true);
-    let Some(port) = conn.wait_for_vm() else {
+    let Some(guest) = conn.wait_for_vm() else {
         // The boot failed or lb-vm stops: the client sees the connection
         // close (it has not seen a banner yet).
         return;
     };
-    match TcpStream::connect(("127.0.0.1", port)) {
-        Ok(guest) => {
-            let _ = guest.set_nodelay(true);
-            relay::relay(client, &guest);
+    match guest {
+        Guest::Session(session, greeting) => {
+            // sshd's banner, read by the probe, then the session as is.
+            let mut to_client = client;
+            if std::io::Write::write_all(&mut to_client, &greeting).is_ok() {
+                let _ = session.set_nodelay(true);
+                relay::relay(client, &session);
+            }
         }
-        Err(e) => event(&format!("connect to the guest on {}: {e}", address(port))),
+        Guest::Port(port) => match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(session) => {
+                let _ = session.set_nodelay(true);
+                relay::relay(client, &session);
+            }
+            Err(e) => event(&format!("connect to the guest on {}: {e}", address(port))),
+        },
     }
 }
 
@@ -663,6 +695,7 @@ fn supervise(b: &Boots, shared: &Arc<Shared>) {
                     g.phase = Phase::Off;
                     g.vm_pid = None;
                     g.guest_port = None;
+                    g.session = None;
                 });
                 return;
             }
@@ -675,6 +708,7 @@ fn supervise(b: &Boots, shared: &Arc<Shared>) {
                     g.phase = Phase::Off;
                     g.vm_pid = None;
                     g.guest_port = None;
+                    g.session = None;
                     g.last_error = Some(why);
                 });
             }
@@ -690,6 +724,7 @@ fn supervise(b: &Boots, shared: &Arc<Shared>) {
                 shared.update(|g| {
                     g.vm_pid = None;
                     g.guest_port = None;
+                    g.session = None;
                     // Connections that came during the shutdown boot it again.
                     g.phase = if g.open > 0 {
                         Phase::Booting
@@ -699,13 +734,14 @@ fn supervise(b: &Boots, shared: &Arc<Shared>) {
                 });
             }
             Next::Boot => match boot(b, shared) {
-                Ok(v) => {
+                Ok((v, (session, greeting))) => {
                     shared.update(|g| {
                         g.phase = Phase::Up;
                         g.vm_pid = Some(v.pid);
                         g.guest_port = Some(v.guest_port);
                         g.boots += 1;
                         g.idle_since = Instant::now();
+                        g.session = Some((session, greeting, Instant::now()));
                     });
                     vm = Some(v);
                 }
@@ -787,9 +823,10 @@ impl RunningVm {
     }
 }
 
-/// Boot the VM with its forward on a private port and wait for its sshd.
-/// On failure nothing is left running and the error says why.
-fn boot(b: &Boots, shared: &Shared) -> Result<RunningVm, String> {
+/// Boot the VM with its forward on a private port and wait for its sshd;
+/// returns the VM and the session sshd greeted on. On failure nothing is
+/// left running and the error says why.
+fn boot(b: &Boots, shared: &Shared) -> Result<(RunningVm, (TcpStream, Vec<u8>)), String> {
     let l = &b.ctx.layout;
     let mut spec = b.spec.clone();
     spec.port = private_port();
@@ -850,7 +887,7 @@ fn boot(b: &Boots, shared: &Shared) -> Result<RunningVm, String> {
                 started.elapsed().as_secs_f64(),
                 greeting.took.as_secs_f64()
             ));
-            Ok(vm)
+            Ok((vm, greeting.session))
         }
         Readiness::Died(why) => {
             let quit = shared.quitting();
@@ -947,7 +984,7 @@ mod tests {
             g.phase = Phase::Up;
             g.guest_port = Some(4242);
         });
-        assert_eq!(waiter.join().unwrap(), Some(4242));
+        assert!(matches!(waiter.join().unwrap(), Some(Guest::Port(4242))));
         let r = s.report();
         assert_eq!((r.connections, r.waiting, r.served), (0, 0, 1));
     }
@@ -964,13 +1001,40 @@ mod tests {
             g.phase = Phase::Off;
             g.boot_failures += 1;
         });
-        assert_eq!(w.join().unwrap(), None);
+        assert!(w.join().unwrap().is_none());
         let conn = s.open();
         let w = std::thread::spawn(move || conn.wait_for_vm());
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(s.report().vm, Phase::Booting, "no retry");
         s.update(|g| g.quit = true);
-        assert_eq!(w.join().unwrap(), None);
+        assert!(w.join().unwrap().is_none());
+    }
+
+    #[test]
+    fn the_first_client_gets_the_probe_session_while_it_is_fresh() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let session = || TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let s = Arc::new(Shared::new(1, Duration::from_secs(60)));
+        s.update(|g| {
+            g.phase = Phase::Up;
+            g.guest_port = Some(4242);
+            g.session = Some((session(), b"SSH-2.0-x\r\n".to_vec(), Instant::now()));
+        });
+        let first = s.open();
+        let second = s.open();
+        assert!(
+            matches!(first.wait_for_vm(), Some(Guest::Session(_, ref b)) if b == b"SSH-2.0-x\r\n")
+        );
+        assert!(matches!(second.wait_for_vm(), Some(Guest::Port(4242))));
+        // A session left waiting too long (sshd would time it out) is not used.
+        s.update(|g| {
+            g.session = Some((
+                session(),
+                b"SSH-2.0-x\r\n".to_vec(),
+                Instant::now().checked_sub(SESSION_FRESH).unwrap(),
+            ));
+        });
+        assert!(matches!(s.open().wait_for_vm(), Some(Guest::Port(4242))));
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! first banner wins, and every other probe's connection is shut at once,
 //! so none reaches sshd later.
 
-use std::io::{BufRead as _, Read as _};
+use std::io::Read as _;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,17 +44,21 @@ pub const ANSWERED_EVERY: Duration = Duration::from_millis(50);
 const READ: Duration = Duration::from_secs(20);
 
 /// sshd's greeting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Greeting {
     /// The banner line.
     pub banner: String,
     /// From the winning probe's connection to its banner: sshd's own
     /// greeting time (through QEMU's forward), which any client waits too.
     pub took: Duration,
+    /// The probe's connection, still open (no read timeout), and every byte
+    /// read from it (the banner line): a session sshd has already paid
+    /// for, which the on-demand listener hands to the first client.
+    pub session: (TcpStream, Vec<u8>),
 }
 
 /// How the wait ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Readiness {
     /// sshd greeted.
     Ready(Greeting),
@@ -64,7 +68,7 @@ pub enum Readiness {
 }
 
 /// What one probe saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Probe {
     /// The first line, starting `SSH-`, and how long it took to come.
     Banner(Greeting),
@@ -96,25 +100,60 @@ fn probe_registered(port: u16, read_timeout: Duration, open: Option<&Open>) -> P
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(clone);
     }
+    let seen = read_banner(&s, read_timeout);
+    if let (Some(open), Probe::Banner(_)) = (open, &seen) {
+        // The winner's connection is handed on, not shut with the others.
+        let me = s.local_addr().ok();
+        open.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|o| o.local_addr().ok() != me);
+    }
+    seen
+}
+
+/// Read the first line from `s`: the SSH banner, keeping the connection
+/// and the bytes read.
+fn read_banner(s: &TcpStream, read_timeout: Duration) -> Probe {
     if s.set_read_timeout(Some(read_timeout)).is_err() {
         return Probe::Closed;
     }
     let connected = Instant::now();
-    let mut line = String::new();
-    match std::io::BufReader::new(s.take(256)).read_line(&mut line) {
-        Ok(_) if line.starts_with("SSH-") => Probe::Banner(Greeting {
-            banner: line.trim_end().to_owned(),
-            took: connected.elapsed(),
-        }),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Probe::Silent
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let mut reader = s;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Probe::Closed,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Probe::Silent
+            }
+            Err(_) => return Probe::Closed,
         }
-        _ => Probe::Closed,
+        if let Some(end) = got.iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&got[..end]).trim_end().to_owned();
+            if !line.starts_with("SSH-") || s.set_read_timeout(None).is_err() {
+                return Probe::Closed;
+            }
+            let Ok(session) = s.try_clone() else {
+                return Probe::Closed;
+            };
+            return Probe::Banner(Greeting {
+                banner: line,
+                took: connected.elapsed(),
+                session: (session, got),
+            });
+        }
+        if got.len() > 255 {
+            // RFC 4253: the version line is at most 255 bytes.
+            return Probe::Closed;
+        }
     }
 }
 
@@ -208,10 +247,10 @@ fn probe_until(
                 } else {
                     silent_in_flight -= 1;
                 }
-                if seen == Probe::Closed {
+                if matches!(seen, Probe::Closed) {
                     answered = true;
                 }
-                if answered || seen == Probe::Refused {
+                if answered || matches!(seen, Probe::Refused) {
                     next = next.min(Instant::now() + ANSWERED_EVERY);
                 }
             }
@@ -306,6 +345,29 @@ mod tests {
     }
 
     #[test]
+    fn the_winning_session_stays_open_for_the_caller() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(b"SSH-2.0-test\r\n").unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut line).unwrap();
+            s.write_all(format!("got {line}").as_bytes()).unwrap();
+        });
+        let Readiness::Ready(g) = await_banner(port, Duration::from_secs(10), || None, |_| {})
+        else {
+            panic!("no banner");
+        };
+        let (mut session, bytes) = g.session;
+        assert_eq!(bytes, b"SSH-2.0-test\r\n");
+        session.write_all(b"SSH-2.0-client\n").unwrap();
+        let mut rest = String::new();
+        session.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "got SSH-2.0-client\n");
+    }
+
+    #[test]
     fn gone_and_timeout_end_the_wait() {
         // Nobody listens: refused at once, every time.
         let port = TcpListener::bind("127.0.0.1:0")
@@ -319,9 +381,12 @@ mod tests {
             || Some("QEMU exited".to_owned()),
             |_| {},
         );
-        assert_eq!(r, Readiness::Died("QEMU exited".to_owned()));
+        assert!(
+            matches!(&r, Readiness::Died(why) if why == "QEMU exited"),
+            "{r:?}"
+        );
         let r = await_banner(port, Duration::from_millis(200), || None, |_| {});
-        assert_eq!(r, Readiness::TimedOut);
+        assert!(matches!(r, Readiness::TimedOut), "{r:?}");
     }
 
     #[test]
@@ -335,6 +400,6 @@ mod tests {
         });
         assert_eq!(banner(port, Duration::from_secs(1)), None);
         let r = await_banner(port, Duration::from_millis(300), || None, |_| {});
-        assert_eq!(r, Readiness::TimedOut);
+        assert!(matches!(r, Readiness::TimedOut), "{r:?}");
     }
 }
