@@ -7,7 +7,7 @@
 
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
-TOOLS    := lb-keys lb-vm lb-sshcfg lb-nixconf lb-ping lb-copy
+TOOLS    := lb-keys lb-vm lb-sshcfg lb-nixconf lb-ping lb-copy lb-doctor
 # Where the tools are: empty means on PATH (after `make install`).
 BIN      ?=
 
@@ -78,16 +78,10 @@ setup:
 	$(BIN)lb-vm start --if-not-running --workdir $(WORKDIR) --keys $(KEYS) --runner $(RUNNER)
 	$(BIN)lb-ping --explain $(NAME)
 
-# Every check, then a ping that explains: exit 0 only if all is healthy.
+# Every check and a ping of every builder, one overview with fixes (lb-doctor):
+# exit 0 only if all is healthy.
 doctor:
-	@rc=0; \
-	$(BIN)lb-keys check $(KEYS) || rc=1; \
-	$(BIN)lb-sshcfg check || rc=1; \
-	$(BIN)lb-nixconf check || rc=1; \
-	$(BIN)lb-vm status --workdir $(WORKDIR) || rc=1; \
-	$(BIN)lb-ping --explain $(NAME) || rc=1; \
-	if [ $$rc = 0 ]; then echo "doctor: all healthy"; else echo "doctor: problems found (above)"; fi; \
-	exit $$rc
+	$(BIN)lb-doctor --workdir $(WORKDIR) --keys $(KEYS)
 
 # The main job (README): set up this machine, build the tools and the test
 # VM, then run the walkthrough in a scratch root with the tools only.

@@ -4,7 +4,9 @@
 # and only here: the tests themselves write into scratch roots.
 #
 # What it changes on the machine (README, "What make setup-host changes"):
-#   1. installs the Debian packages below (Nix 2.8, OpenSSH, QEMU, ...);
+#   1. installs the Debian packages below (Nix 2.8, OpenSSH, QEMU, ...;
+#      debootstrap makes the Debian trixie and sid roots holding Nix 2.26
+#      and 2.34 for the test matrix and the demo, tests/nix/make-root.sh);
 #   2. what Debian's nix-setup-systemd would give, which a fresh machine
 #      lacks because it is only a Recommends of nix-bin: groups nix-users
 #      and nixbld, build users nixbld1..nixbld10 (members of nixbld), and
@@ -29,7 +31,7 @@ fi
 
 packages=(nix-bin openssh-server openssh-client qemu-system-x86 qemu-utils busybox-static
           cpio kmod xz-utils zstd libssl-dev pkg-config ca-certificates make gcc libc6-dev
-          procps util-linux passwd strace jq python3 git)
+          procps util-linux passwd strace jq python3 git debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

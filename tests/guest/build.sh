@@ -1,29 +1,55 @@
 #!/usr/bin/env bash
 # Build the lb test guest: a Linux kernel and a gzip'd cpio initramfs that
 # QEMU boots into a tiny Nix remote builder (sshd on port 22 + nix-daemon,
-# user `builder`), assembled from this machine's Debian 12 packages.
+# user `builder`), assembled from Debian packages.
 #
-#   tests/guest/build.sh [OUTDIR]      (default: $LB_GUEST_DIR or <repo>/target/guest)
+#   tests/guest/build.sh [--nix 2.8|2.26|2.34] [OUTDIR]
+#
+# --nix (or $LB_GUEST_NIX) chooses the Nix generation in the guest: 2.8 is
+# this machine's Debian 12 `nix-bin`; 2.26 and 2.34 come from a Debian
+# trixie or sid root made by tests/nix/make-root.sh (its nix, nix-daemon,
+# the build hook /usr/libexec/nix/build-remote and the libraries ldd lists
+# inside that root). Default 2.8. OUTDIR defaults to $LB_GUEST_DIR, else
+# <repo>/target/guest for 2.8 and <repo>/target/guest-nix-GEN for the others.
 #
 # Writes OUTDIR/vmlinuz (Debian's bzImage), OUTDIR/vmlinux (the same kernel
 # uncompressed, which boots faster), OUTDIR/initrd.gz and OUTDIR/stamp, and
 # prints the kernel path to boot (vmlinux if it could be made) and the
 # initrd path on stdout (nothing else goes to stdout). The stamp
 # hashes every input (this directory, the Debian package versions, the host
-# files copied in), so an unchanged guest is not rebuilt. See README.md.
+# files copied in, the Nix root's stamp), so an unchanged guest is not
+# rebuilt. See README.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=${1:-${LB_GUEST_DIR:-$repo/target/guest}}
 
 say() { echo "guest: $*" >&2; }
 die() { echo "guest: error: $*" >&2; exit 1; }
 
+gen=${LB_GUEST_NIX:-2.8}
+while (($#)); do
+    case $1 in
+        --nix) (($# >= 2)) || { echo "guest: --nix needs 2.8, 2.26 or 2.34" >&2; exit 2; }; gen=$2; shift 2 ;;
+        --nix=*) gen=${1#--nix=}; shift ;;
+        -*) echo "guest: unknown option $1 (usage: build.sh [--nix 2.8|2.26|2.34] [OUTDIR])" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
+case $gen in
+    2.8) suite=bookworm default_out=$repo/target/guest ;;
+    2.26) suite=trixie default_out=$repo/target/guest-nix-2.26 ;;
+    2.34) suite=sid default_out=$repo/target/guest-nix-2.34 ;;
+    *) echo "guest: unknown Nix generation '$gen': give 2.8, 2.26 or 2.34" >&2; exit 2 ;;
+esac
+out=${1:-${LB_GUEST_DIR:-$default_out}}
+
 # --- host prerequisites -----------------------------------------------------
 
-# Guest parts come from these installed packages; tools from the others.
-guest_pkgs=(busybox-static openssh-server nix-bin)
+# Guest parts come from these installed packages (Nix from the generation's
+# root, which is this machine for 2.8); tools from the others.
+guest_pkgs=(busybox-static openssh-server)
+[[ $suite != bookworm ]] || guest_pkgs+=(nix-bin)
 missing=()
 for p in "${guest_pkgs[@]}" cpio kmod gzip; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' ||
@@ -65,18 +91,36 @@ if [[ ${sig:-} != "$apt_lists_sig" || -z ${kver:-} ]]; then
     echo "$apt_lists_sig $kpkg $kver" >"$out/cache/kernel-pkg"
 fi
 
-# Host files copied into the guest: the programs and every library they
-# load (busybox-static has none). /usr/bin/nix is one binary behind all the
-# nix-* names.
-programs=(/bin/busybox /usr/sbin/sshd /usr/bin/nix)
-mapfile -t libs < <(
-    for p in "${programs[@]}"; do ldd "$p" 2>/dev/null || true; done |
-        awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' |
-        sort -u
-    # dlopen()ed by nix before builds (else "unable to load nss_dns backend").
-    ls /lib/x86_64-linux-gnu/libnss_dns.so.2 2>/dev/null || true
+# The root holding this generation's Nix: / for 2.8 (this machine's own),
+# else a Debian root made (once, cached) by tests/nix/make-root.sh.
+nixroot=$(bash "$repo/tests/nix/make-root.sh" "$suite")
+[[ -x $nixroot/usr/bin/nix ]] || die "no $nixroot/usr/bin/nix (is nix-bin installed there?)"
+in_nixroot() { if [[ $nixroot == / ]]; then "$@"; else chroot "$nixroot" "$@"; fi; }
+# nix-bin's files: nix, its nix-* links, /usr/libexec/nix/build-remote and
+# (2.34) /usr/libexec/nix-nswrapper.
+mapfile -t nix_files < <(in_nixroot dpkg -L nix-bin | grep -E '^/usr/(bin/nix|libexec/nix)')
+nix_programs=(/usr/bin/nix)
+for f in "${nix_files[@]}"; do
+    [[ -f $nixroot$f && ! -L $nixroot$f && $f != /usr/bin/nix ]] && nix_programs+=("$f")
+done
+
+# Files copied into the guest: the programs and every library they load
+# (busybox-static has none), this machine's for busybox and sshd, the Nix
+# root's for Nix. /usr/bin/nix is one binary behind all the nix-* names.
+programs=(/bin/busybox /usr/sbin/sshd)
+lib_paths() { # lib_paths PROGRAM...: the libraries ldd lists, one a line
+    for p in "$@"; do ldd "$p" 2>/dev/null || true; done |
+        awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }'
+}
+mapfile -t libs < <(lib_paths "${programs[@]}" | sort -u)
+mapfile -t nix_libs < <(
+    {
+        in_nixroot bash -c "$(declare -f lib_paths); lib_paths ${nix_programs[*]}"
+        # dlopen()ed by nix before builds (else "unable to load nss_dns backend").
+        in_nixroot bash -c 'ls /lib/x86_64-linux-gnu/libnss_dns.so.2 2>/dev/null || true'
+    } | sort -u
 )
-((${#libs[@]} > 0)) || die "ldd found no libraries for ${programs[*]}"
+((${#libs[@]} > 0 && ${#nix_libs[@]} > 0)) || die "ldd found no libraries for ${programs[*]} ${nix_programs[*]}"
 
 # The stamp: this directory's files, the package versions, and size and
 # mtime of each copied host file (libraries come from many packages; a
@@ -86,8 +130,11 @@ stamp=$(
         echo "lb-guest stamp v1"
         cd "$here" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
         dpkg-query -W "${guest_pkgs[@]}"
+        echo "nix $gen $(in_nixroot dpkg-query -W nix-bin)"
+        cat "$nixroot/.lb-stamp" 2>/dev/null || true
         echo "kernel $kpkg $kver"
         stat -L -c '%n %s %Y' "${programs[@]}" "${libs[@]}"
+        for f in "${nix_programs[@]}" "${nix_libs[@]}"; do stat -L -c '%n %s %Y' "$nixroot$f"; done
     } | sha256sum | cut -d' ' -f1
 )
 
@@ -106,7 +153,7 @@ fi
 # --- build ------------------------------------------------------------------
 
 started=$SECONDS
-say "building into $out (kernel $kpkg $kver)"
+say "building into $out (kernel $kpkg $kver, Nix $gen from ${nixroot})"
 # We hold the lock: any earlier temp dir is left over from a killed build.
 rm -rf "$out"/.tmp.*
 tmp=$(mktemp -d "$out/.tmp.XXXXXX")
@@ -144,7 +191,7 @@ kmods=$(find "$tmp/kernel/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n
 [[ -n $kmods ]] || die "no modules in $deb"
 
 root=$tmp/root
-mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/libexec/nix,etc/lb-guest,lib/modules}
+mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/libexec/nix,usr/lib/modules,etc/lb-guest}
 # Merged /usr, as on the host, so both spellings of library paths work.
 for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
 mkdir -p "$root"/{proc,sys,dev,run,tmp,root,var/keys,var/empty,var/log,home/builder}
@@ -205,20 +252,31 @@ for a in $(/bin/busybox --list-full); do
     [[ -e $root/$a || -L $root/$a ]] || ln -s /usr/bin/busybox "$root/$a"
 done
 cp /usr/sbin/sshd "$root/usr/sbin/sshd"
-rm -f "$root/usr/bin/nix"
-cp /usr/bin/nix "$root/usr/bin/nix"
-# nix-daemon, nix-store, ... and libexec/nix/build-remote, which a build
-# sent over ssh-ng needs (without it: "unexpected EOF reading a line").
-while IFS= read -r f; do
-    case $f in /usr/bin/nix?* | /usr/libexec/nix/?*) ;; *) continue ;; esac
-    [[ -L $f ]] || continue
-    rm -f "$root$f"
-    ln -s "$(readlink "$f")" "$root$f"
-done < <(dpkg -L nix-bin)
-[[ -L $root/usr/libexec/nix/build-remote ]] || die "nix-bin has no /usr/libexec/nix/build-remote"
+# nix, nix-daemon, nix-store, ... and libexec/nix/build-remote, which a build
+# sent over ssh-ng needs (without it: "unexpected EOF reading a line"), all
+# from the generation's root.
+for f in "${nix_files[@]}"; do
+    if [[ -L $nixroot$f ]]; then
+        rm -f "$root$f"
+        ln -s "$(readlink "$nixroot$f")" "$root$f"
+    elif [[ -f $nixroot$f ]]; then
+        mkdir -p "$root$(dirname "$f")"
+        rm -f "$root$f"
+        cp "$nixroot$f" "$root$f"
+    fi
+done
+[[ -L $root/usr/libexec/nix/build-remote ]] || die "nix-bin ($gen) has no /usr/libexec/nix/build-remote"
+# This machine's libraries first, then the Nix root's over them: where both
+# have a library (libc, libcrypto...), the root's is the newer release of
+# the same soname, which the older sshd and busybox also load.
 for l in "${libs[@]}"; do
     mkdir -p "$root$(dirname "$l")"
     cp -L "$l" "$root$l"
+done
+for l in "${nix_libs[@]}"; do
+    mkdir -p "$root$(dirname "$l")"
+    rm -f "$root$l"
+    cp -L "$nixroot$l" "$root$l"
 done
 
 # Configuration (passwd, sshd_config, nix.conf, /init...) and the fixed,

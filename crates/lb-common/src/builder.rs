@@ -1,7 +1,7 @@
 //! The builder's identity: one struct every tool uses, and the flags (with
 //! `LB_*` environment variables) that set it, identical in every tool.
 //!
-//! Defaults follow the nixpkgs `darwin.linux-builder` (see REFERENCE.md:
+//! Defaults follow the nixpkgs `darwin.linux-builder` (see docs/reference.md:
 //! nixos/modules/profiles/nix-builder-vm.nix and nix-darwin's
 //! modules/nix/linux-builder.nix).
 

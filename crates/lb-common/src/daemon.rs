@@ -2,7 +2,7 @@
 //!
 //! Facts from NixOS/nix `src/libstore/worker-protocol.hh`,
 //! `remote-store.cc` (`initConnection`, `processStderr`), `daemon.cc` and
-//! `libutil/serialise.cc` (`readString`, `readError`); see REFERENCE.md
+//! `libutil/serialise.cc` (`readString`, `readError`); see docs/reference.md
 //! "Worker protocol":
 //!
 //! - integers are u64 little-endian; a string is its u64 length, the bytes

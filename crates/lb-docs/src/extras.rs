@@ -43,6 +43,7 @@ pub const VM: Extra = Extra {
     exit_notes: &[
         "start exits 0 when the VM is ready (its sshd answers), 1 when it could not start or did not become ready; with --if-not-running an already running builder is success.",
         "status exits 1 when the VM is not running.",
+        "check exits 1 when it finds a problem (down, a known QEMU crash in its log, disk size, TMPDIR, an exposed port, the alias's port), one line each with its fix.",
     ],
     environment: &[
         ("TMPDIR", "Where the nixpkgs runner keeps temporary files (set by lb-vm for --runner)."),
@@ -96,7 +97,7 @@ pub const NIXCONF: Extra = Extra {
 };
 
 pub const PING: Extra = Extra {
-    exit_notes: &["Exits 0 if every builder answered, 1 if any failed, 2 for bad usage or a configuration it cannot parse."],
+    exit_notes: &["Exits 0 if every builder answered, 1 if any failed (with --health: or cannot take builds: store nearly full, not trusted, another system or missing features), 2 for bad usage or a configuration it cannot parse."],
     environment: &[("NIX_CONF_DIR", "Where the builders are read from (default /etc/nix, under --root).")],
     files: &[("/etc/nix/nix.conf", "The builders pinged when none is named.")],
     examples: &[
@@ -116,5 +117,21 @@ pub const COPY: Extra = Extra {
     examples: &[
         ("Build on the builder's store and bring the outputs home:", "nix build --eval-store auto --store ssh-ng://builder@linux-builder .#pkg --json | lb-copy --out-link result"),
         ("Copy paths listed one per line:", "lb-copy --from ssh-ng://builder@linux-builder < paths.txt"),
+    ],
+};
+
+pub const DOCTOR: Extra = Extra {
+    exit_notes: &["Exits 0 only when every step is healthy; 1 when any step found a problem (each printed with its fix)."],
+    environment: &[("NIX_CONF_DIR", "Where the builders are read from (default /etc/nix, under --root).")],
+    files: &[
+        ("/etc/nix/nix.conf", "The builders pinged, and the trust of the build user."),
+        ("/etc/nix/builder_ed25519", "The key checked by the keys step."),
+        ("/etc/ssh/ssh_config", "Where the alias is resolved from (ssh -G)."),
+        ("WORKDIR", "The VM's files: NAME.pid, NAME.state.json, NAME.qcow2, NAME.qemu.log."),
+    ],
+    examples: &[
+        ("After `make install` and the setup (as root: the daemon's key and files are root's):", "sudo lb-doctor --workdir /var/lib/linux-builder"),
+        ("The same as JSON, for scripts:", "sudo lb-doctor --workdir /var/lib/linux-builder --json | jq '.steps[] | select(.status == \"failed\")'"),
+        ("A builder that is not a VM on this machine:", "sudo lb-doctor --no-vm --name remote-builder"),
     ],
 };

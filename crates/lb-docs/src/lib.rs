@@ -1,4 +1,4 @@
-//! Man pages and shell completions for the six tools, generated from their
+//! Man pages and shell completions for the seven tools, generated from their
 //! clap definitions plus hand-written EXIT STATUS, ENVIRONMENT, FILES and
 //! EXAMPLES sections. `tests/drift.rs` fails when the committed files in
 //! `man/` differ from what the code generates.
@@ -70,7 +70,7 @@ fn flag_environment(cmd: &clap::Command) -> Vec<(String, String)> {
     out
 }
 
-/// The six tools with their hand-written sections.
+/// The seven tools with their hand-written sections.
 #[must_use]
 pub fn tools() -> Vec<(clap::Command, Extra)> {
     vec![
@@ -80,6 +80,7 @@ pub fn tools() -> Vec<(clap::Command, Extra)> {
         (lb_nixconf::command(), extras::NIXCONF),
         (lb_ping::command(), extras::PING),
         (lb_copy::command(), extras::COPY),
+        (lb_doctor::command(), extras::DOCTOR),
     ]
 }
 
@@ -134,7 +135,7 @@ fn render_extra(cmd: &clap::Command, extra: &Extra) -> Roff {
     }
     section(&mut r, "SEE ALSO");
     r.text([roman(
-        "lb-keys(1), lb-vm(1), lb-sshcfg(1), lb-nixconf(1), lb-ping(1), lb-copy(1), nix.conf(5), ssh_config(5)",
+        "lb-keys(1), lb-vm(1), lb-sshcfg(1), lb-nixconf(1), lb-ping(1), lb-copy(1), lb-doctor(1), nix.conf(5), ssh_config(5)",
     )]);
     r
 }

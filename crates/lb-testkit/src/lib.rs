@@ -5,17 +5,24 @@
 //!   temporary host key, logging in the host's `builder` account with the
 //!   authorized key the test chooses;
 //! - [`ensure_nix_daemon`]: the host's nix daemon, started if none answers;
+//! - [`fleet::Fleet`]: several such servers, each a builder of its own on
+//!   a loopback address (127.0.0.2:22, ...) with a Nix store of its own;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
-//!   test process and shared, killed when the process ends.
+//!   test process and shared, killed when the process ends;
+//! - [`NixGen`] and [`nix_matrix!`]: the Nix generations (2.8, 2.26, 2.34)
+//!   on both sides, builder guest and host-side Nix, one test each.
 //!
 //! A missing prerequisite is a test failure naming the command that
 //! installs it, never a silent skip.
 
+pub mod fleet;
 mod keys;
+mod nixgen;
 mod sshd;
 pub mod vm;
 
 pub use keys::{keygen, KeyPair};
+pub use nixgen::NixGen;
 pub use sshd::Sshd;
 pub use vm::Vm;
 
@@ -66,9 +73,13 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// Wait until `port` on loopback sends an SSH banner; returns it.
+/// Wait until `port` on 127.0.0.1 sends an SSH banner; returns it.
 pub fn wait_for_ssh_banner(port: u16, timeout: Duration) -> Result<String, String> {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_for_ssh_banner_at(([127, 0, 0, 1], port).into(), timeout)
+}
+
+/// Wait until `addr` sends an SSH banner; returns it.
+pub fn wait_for_ssh_banner_at(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("never tried");
     while Instant::now() < deadline {
@@ -79,9 +90,7 @@ pub fn wait_for_ssh_banner(port: u16, timeout: Duration) -> Result<String, Strin
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Err(format!(
-        "no SSH banner on 127.0.0.1:{port} after {timeout:?}: {last}"
-    ))
+    Err(format!("no SSH banner on {addr} after {timeout:?}: {last}"))
 }
 
 /// Read one line from a fresh connection.

@@ -1,14 +1,18 @@
 //! A real OpenSSH server for one test.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::{keygen, KeyPair, BUILDER_USER, SETUP_HINT};
 
-/// `sshd -D` on a free loopback port; killed when dropped.
+/// `sshd -D` on a free loopback port (or the address [`Sshd::start_at`]
+/// is given); killed when dropped.
 #[derive(Debug)]
 pub struct Sshd {
+    /// The address it listens on: 127.0.0.1 unless started with [`Sshd::start_at`].
+    pub address: IpAddr,
     pub port: u16,
     /// The server's host key pair (public part: `host_key.public`).
     pub host_key: KeyPair,
@@ -28,6 +32,15 @@ impl Sshd {
     /// As [`Sshd::start`], with extra sshd_config lines.
     #[must_use]
     pub fn start_with(authorized: Option<&str>, extra_config: &str) -> Self {
+        let port = crate::free_port();
+        Self::start_at((Ipv4Addr::LOCALHOST, port).into(), authorized, extra_config)
+    }
+
+    /// As [`Sshd::start_with`], listening on `listen`: a loopback address
+    /// other than 127.0.0.1 (all of 127/8 is loopback) makes a host of its
+    /// own, e.g. 127.0.0.2:22 for one builder of a fleet.
+    #[must_use]
+    pub fn start_at(listen: SocketAddr, authorized: Option<&str>, extra_config: &str) -> Self {
         crate::require_program("/usr/sbin/sshd", "openssh-server");
         require_builder_account();
         // sshd insists on its privilege-separation directory.
@@ -49,12 +62,11 @@ impl Sshd {
             authorized.map(|k| format!("{k}\n")).unwrap_or_default(),
         )
         .expect("write authorized_keys");
-        let port = crate::free_port();
         let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,
             format!(
-                "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {auth}\n\
+                "ListenAddress {listen}\nHostKey {hk}\nAuthorizedKeysFile {auth}\n\
                  PidFile {pid}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nAllowUsers {BUILDER_USER}\nLogLevel VERBOSE\n\
                  Subsystem sftp internal-sftp\n{extra_config}\n",
@@ -74,15 +86,29 @@ impl Sshd {
             .spawn()
             .expect("spawn sshd");
         let sshd = Sshd {
-            port,
+            address: listen.ip(),
+            port: listen.port(),
             host_key,
             dir,
             child,
         };
-        if let Err(e) = crate::wait_for_ssh_banner(port, Duration::from_secs(10)) {
+        if let Err(e) = crate::wait_for_ssh_banner_at(listen, Duration::from_secs(10)) {
             panic!("{e}\nsshd log:\n{}", sshd.log());
         }
         sshd
+    }
+
+    /// Where it listens.
+    #[must_use]
+    pub fn socket_addr(&self) -> SocketAddr {
+        (self.address, self.port).into()
+    }
+
+    /// The listening process's id (to stop it with SIGSTOP: a builder that
+    /// accepts connections and then never answers).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Replace the authorized keys.
@@ -117,8 +143,9 @@ impl Sshd {
         std::fs::write(
             &p,
             format!(
-                "Host {alias}\n  Hostname 127.0.0.1\n  Port {port}\n  User {BUILDER_USER}\n  HostKeyAlias {alias}\n  \
+                "Host {alias}\n  Hostname {address}\n  Port {port}\n  User {BUILDER_USER}\n  HostKeyAlias {alias}\n  \
                  IdentityFile {id}\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                address = self.address,
                 port = self.port,
                 id = identity.display(),
                 kh = self.known_hosts(alias).display(),

@@ -84,8 +84,16 @@ impl Vm {
     /// Boot a VM of our own (slow: prefer [`Vm::shared`]).
     #[must_use]
     pub fn boot() -> Vm {
-        crate::require_program("qemu-system-x86_64", "qemu-system-x86");
         let (kernel, initrd) = guest_images();
+        Vm::boot_images(&kernel, &initrd)
+    }
+
+    /// Boot a VM of our own from these guest images (one Nix generation's:
+    /// [`crate::NixGen::guest_images`]).
+    #[must_use]
+    pub fn boot_images(kernel: &Path, initrd: &Path) -> Vm {
+        crate::require_program("qemu-system-x86_64", "qemu-system-x86");
+        let (kernel, initrd) = (kernel.to_path_buf(), initrd.to_path_buf());
         let base = workspace_dir().join("target/lb-testkit");
         std::fs::create_dir_all(&base).expect("create target/lb-testkit");
         let dir = tempfile::Builder::new()

@@ -106,6 +106,7 @@ complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand show" -l json -d '
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand show" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand show" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand show" -s h -l help -d 'Print help'
+complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l trust-user -d 'Also require USER to be a trusted user of this Nix [default: SUDO_USER or USER, when --root is /]' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l user -d 'The user Nix logs into the builder as' -r

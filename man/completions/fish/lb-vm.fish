@@ -42,6 +42,7 @@ complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "start" -d 'Boot the bui
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'
+complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "check" -d 'Find what users of builder VMs hit (down, crashed, disk size, TMPDIR, exposed port, alias port); one line per problem, exit 1 if any'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "config" -d 'Print the effective settings and the exact command that boots the VM'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "service" -d 'Print or install a launchd/systemd service that keeps the builder running'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -122,6 +123,21 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l check -d 'Change no
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l disk -d 'The disk image to compare with --disk-size [default: WORKDIR/NAME.qcow2]' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l disk-size -d 'The configured disk size in MiB (the nixpkgs builder\'s diskSize)' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l user -d 'The user Nix logs into the builder as' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l hostname -d 'The host the builder\'s sshd is reached at' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l port -d 'The port the builder\'s sshd is reached at' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l key -d 'The private key the Nix daemon logs in with (under --root)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -s h -l help -d 'Print help'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l runner -d 'A nixpkgs VM runner (run-nixos-vm or create-builder) to run instead of a kernel' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l kernel -d 'The guest kernel to boot (with --initrd)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l initrd -d 'The guest initrd to boot (with --kernel)' -r -F
@@ -180,10 +196,11 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l on-demand -d 'Th
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s h -l help -d 'Print help'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "config" -d 'Print the effective settings and the exact command that boots the VM'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "service" -d 'Print or install a launchd/systemd service that keeps the builder running'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop config service help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "check" -d 'Find what users of builder VMs hit (down, crashed, disk size, TMPDIR, exposed port, alias port); one line per problem, exit 1 if any'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "config" -d 'Print the effective settings and the exact command that boots the VM'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "service" -d 'Print or install a launchd/systemd service that keeps the builder running'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,7 +1,9 @@
 //! The manual's walkthrough, chained through the six tools in a scratch
 //! root against the test builder VM, asserting on real state after every
 //! step; then the chain again (nothing changes), then uninstall (the root
-//! is back to what it was).
+//! is back to what it was). Once per Nix generation (lb_testkit::NixGen)
+//! on both sides: the guest's daemon, and the host's `nix` and lb-copy
+//! with that generation's Nix and store.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -9,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
 
-use lb_testkit::{
-    ensure_nix_daemon, free_port, scratch_root, vm::guest_images, workspace_dir, NIX_TEST_OPTIONS,
-};
+use lb_testkit::{free_port, nix_matrix, scratch_root, workspace_dir, NixGen, NIX_TEST_OPTIONS};
 
 /// The directory holding the tools' binaries (built by `cargo test
 /// --workspace`; built here when this test runs alone).
@@ -30,6 +30,7 @@ fn bin_dir() -> PathBuf {
 }
 
 struct Chain {
+    gen: NixGen,
     root: tempfile::TempDir,
     work: tempfile::TempDir,
     port: u16,
@@ -70,9 +71,10 @@ fn text(b: &[u8]) -> String {
 }
 
 impl Chain {
-    fn new() -> Self {
-        let (kernel, initrd) = guest_images();
+    fn new(gen: NixGen) -> Self {
+        let (kernel, initrd) = gen.guest_images();
         Chain {
+            gen,
             root: scratch_root(),
             work: tempfile::Builder::new()
                 .prefix("lb-e2e-work.")
@@ -97,6 +99,19 @@ impl Chain {
     /// and the Makefile pass it.
     fn tool(&self, name: &str) -> Command {
         let mut c = Command::new(self.bin.join(name));
+        self.identity(&mut c);
+        c
+    }
+
+    /// A tool that runs Nix (lb-copy), with this generation as the host's
+    /// Nix: its nix, nix-store, daemon and store.
+    fn nix_tool(&self, name: &str) -> Command {
+        let mut c = self.gen.command(self.bin.join(name));
+        self.identity(&mut c);
+        c
+    }
+
+    fn identity(&self, c: &mut Command) {
         c.env("LB_ROOT", self.root())
             .env("LB_NAME", "linux-builder")
             .env("LB_HOSTNAME", "127.0.0.1")
@@ -113,7 +128,6 @@ impl Chain {
                 ),
             )
             .env_remove("NIX_CONF_DIR");
-        c
     }
 
     fn run(&self, name: &str, args: &[&str]) -> Output {
@@ -128,8 +142,9 @@ impl Chain {
         out
     }
 
+    /// This generation's host-side nix.
     fn nix(&self) -> Command {
-        let mut c = Command::new("nix");
+        let mut c = self.gen.command("nix");
         c.args(NIX_TEST_OPTIONS)
             .env("NIX_CONF_DIR", self.root().join("etc/nix"))
             .env(
@@ -228,7 +243,7 @@ impl Chain {
             line.starts_with("ssh-ng://builder@linux-builder x86_64-linux "),
             "{line}"
         );
-        let cfg = self.nix().args(["show-config"]).output().unwrap();
+        let cfg = self.nix().args(self.gen.config_show()).output().unwrap();
         assert!(cfg.status.success(), "{}", text(&cfg.stderr));
         let cfg = text(&cfg.stdout);
         assert!(
@@ -244,8 +259,18 @@ impl Chain {
         let ping = self.run("lb-ping", &["--json"]);
         let ping: serde_json::Value = serde_json::from_slice(&ping.stdout).unwrap();
         assert_eq!(ping[0]["ok"], true, "{ping}");
-        assert_eq!(ping[0]["nix_version"], "2.8.0", "{ping}");
-        assert_eq!(ping[0]["protocol"], "1.34", "{ping}");
+        assert_eq!(
+            ping[0]["nix_version"],
+            self.gen.version().as_str(),
+            "{ping}"
+        );
+        assert_eq!(ping[0]["protocol"], self.gen.protocol(), "{ping}");
+        let trusted = if self.gen.reports_trust() {
+            "yes"
+        } else {
+            "unknown"
+        };
+        assert_eq!(ping[0]["trusted"], trusted, "{ping}");
     }
 
     /// Steps 6 and 7: a delegated build, and a build on the builder's store
@@ -267,8 +292,8 @@ impl Chain {
         );
         // Nix 2.8 has no --print-out-paths; its --json names the outputs.
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let delegated = PathBuf::from(json[0]["outputs"]["out"].as_str().unwrap());
-        let delegated = std::fs::read_to_string(&delegated).unwrap();
+        let delegated = json[0]["outputs"]["out"].as_str().unwrap();
+        let delegated = std::fs::read_to_string(self.gen.host_path(delegated)).unwrap();
 
         // 7. built on the builder's store, absent here until lb-copy
         let build = self
@@ -294,11 +319,14 @@ impl Chain {
         let json: serde_json::Value = serde_json::from_slice(&build.stdout).unwrap();
         let path = json[0]["outputs"]["out"].as_str().unwrap().to_owned();
         assert!(
-            !Path::new(&path).exists(),
+            !self.gen.host_path(&path).exists(),
             "{path} should exist only on the builder"
         );
+        // lb-copy with this generation as the host's Nix (its nix copy,
+        // daemon and store).
+        self.gen.ensure_daemon();
         let mut copy = self
-            .tool("lb-copy")
+            .nix_tool("lb-copy")
             .arg("--no-check-sigs")
             .env("NIX_CONF_DIR", self.root().join("etc/nix"))
             .stdin(Stdio::piped())
@@ -311,7 +339,7 @@ impl Chain {
         let out = copy.wait_with_output().unwrap();
         assert!(out.status.success(), "lb-copy: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout).trim(), path);
-        let copied = std::fs::read_to_string(&path).unwrap();
+        let copied = std::fs::read_to_string(self.gen.host_path(&path)).unwrap();
         (delegated, copied)
     }
 }
@@ -328,10 +356,10 @@ impl Drop for Chain {
     }
 }
 
-#[test]
-fn walkthrough_end_to_end_then_again_then_uninstalled() {
-    ensure_nix_daemon();
-    let chain = Chain::new();
+nix_matrix! {
+fn walkthrough_end_to_end_then_again_then_uninstalled(gen) {
+    gen.ensure_daemon();
+    let chain = Chain::new(gen);
     // The machine's configuration before the walkthrough.
     std::fs::create_dir_all(chain.root().join("etc/nix")).unwrap();
     std::fs::write(
@@ -407,4 +435,5 @@ fn walkthrough_end_to_end_then_again_then_uninstalled() {
         strip(&before),
         "uninstall did not restore the root"
     );
+}
 }

@@ -76,7 +76,11 @@ const UNREACHABLE_MARKS: &[&str] = &[
 pub fn classify(uri: &str, stderr: &str, valid: usize, total: usize) -> Error {
     let t = tail(stderr);
     let ping_arg = ping_arg(uri);
-    if stderr.contains("lacks a valid signature") {
+    // Nix 2.8 says "lacks a valid signature"; 2.26 and later "lacks a
+    // signature by a trusted key" (src/libstore/local-store.cc of each tag).
+    if stderr.contains("lacks a valid signature")
+        || stderr.contains("lacks a signature by a trusted key")
+    {
         Error::Unsigned {
             uri: uri.to_owned(),
             tail: t,
@@ -310,6 +314,12 @@ mod tests {
         let unsigned = "copying path '/nix/store/x' from 'ssh-ng://b@h'...\nerror: cannot add path '/nix/store/x' because it lacks a valid signature\n";
         let e = classify("ssh-ng://b@h", unsigned, 0, 1);
         assert!(matches!(e, Error::Unsigned { .. }));
+        let unsigned_2_26 =
+            "error: cannot add path '/nix/store/x' because it lacks a signature by a trusted key\n";
+        assert!(matches!(
+            classify("ssh-ng://b@h", unsigned_2_26, 0, 1),
+            Error::Unsigned { .. }
+        ));
         let msg = e.to_string();
         for way in [
             "--no-check-sigs",

@@ -1,7 +1,7 @@
 //! Reading what `nix build --json`, `nix path-info --json` or a plain list
 //! printed, into the store paths to bring home.
 //!
-//! Shapes accepted (REFERENCE.md "Output formats", and captured from Nix
+//! Shapes accepted (docs/reference.md "Output formats", and captured from Nix
 //! 2.8 under `tests/fixtures`):
 //!
 //! - `nix build --json`: one array; each element is
@@ -10,7 +10,11 @@
 //!   `{"path": P}` for a store-path installable before 2.18, or a bare
 //!   string `P` after;
 //! - `nix path-info --json`: an array of objects with `path` (up to 2.18),
-//!   or an object keyed by path, values info objects or `null` (2.19+);
+//!   or an object keyed by path, values info objects or `null` (2.19+;
+//!   2.33+ add `version: 1` and `storeDir` inside each info);
+//! - `nix path-info --json --json-format 2` (2.33+; seen here with 2.34.8):
+//!   `{"version": 2, "storeDir": S, "info": {BASENAME: info or null}}`,
+//!   the paths being `S/BASENAME`;
 //! - plain store paths, one per line (`nix path-info`, `nix-build`).
 //!
 //! Several JSON documents in one input (`nix build --json a; nix build
@@ -246,7 +250,32 @@ fn kind(v: &Value) -> &'static str {
 /// Is this object keyed by store paths (`nix path-info --json`, 2.19+)
 /// rather than a single build entry?
 fn keyed_by_path(o: &serde_json::Map<String, Value>) -> bool {
-    !o.contains_key("outputs") && !o.contains_key("path")
+    !o.contains_key("outputs") && !o.contains_key("path") && !is_versioned(o)
+}
+
+/// `nix path-info --json --json-format 2` (2.33+): a `version` number, the
+/// `storeDir` and the infos keyed by base name under `info`. Store paths
+/// never lack the `/` a key would need to be `version` or `info`, so no
+/// keyed object is taken for one.
+fn is_versioned(o: &serde_json::Map<String, Value>) -> bool {
+    o.get("version").is_some_and(Value::is_u64) && o.get("info").is_some_and(Value::is_object)
+}
+
+/// The (path, info) pairs of a versioned path-info document: `storeDir`
+/// (the local store when absent) joined to each base name.
+fn versioned_entries<'a>(
+    o: &'a serde_json::Map<String, Value>,
+    store: &str,
+) -> Vec<(String, &'a Value)> {
+    let dir = o.get("storeDir").and_then(Value::as_str).unwrap_or(store);
+    o.get("info")
+        .and_then(Value::as_object)
+        .map(|info| {
+            info.iter()
+                .map(|(base, v)| (format!("{}/{base}", dir.trim_end_matches('/')), v))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The paths an input names, in order, as the elements `nix build` would
@@ -294,8 +323,13 @@ pub fn wanted(
                         .enumerate()
                         .map(|(i, v)| (format!("{doc_at}element {}", i + 1), v))
                         .collect(),
-                    Value::Object(o) if keyed_by_path(o) => {
-                        for (path, info) in o {
+                    Value::Object(o) if keyed_by_path(o) || is_versioned(o) => {
+                        let entries: Vec<(String, &Value)> = if is_versioned(o) {
+                            versioned_entries(o, store)
+                        } else {
+                            o.iter().map(|(p, v)| (p.clone(), v)).collect()
+                        };
+                        for (path, info) in entries {
                             if !matches!(info, Value::Object(_) | Value::Null) {
                                 return Err(Error::Shape {
                                     source_name: source_name.to_owned(),
@@ -305,7 +339,7 @@ pub fn wanted(
                                     ),
                                 });
                             }
-                            push(path, None, *next_index)?;
+                            push(&path, None, *next_index)?;
                             *next_index += 1;
                         }
                         continue;
@@ -364,13 +398,22 @@ pub fn check_selection(selection: &[String], seen: &BTreeSet<String>) -> Result<
 /// - `{"path": P, ...}` gains `"copied": bool`;
 /// - a bare string `P` becomes `{"path": P, "copied": bool}`;
 /// - a keyed object's value gains `"copied": bool` (`null` becomes
-///   `{"copied": bool}`);
+///   `{"copied": bool}`), and so does each value under a versioned
+///   document's `info`;
 /// - plain lines become an array of `{"path": P, "copied": bool}`.
 ///
 /// Several documents in one input become one array of them.
 #[must_use]
 pub fn annotate(doc: &Document, selection: &[String], copied: &dyn Fn(&str) -> bool) -> Value {
     let flag = |p: &str| Value::Bool(copied(p));
+    let flagged_info = |info: &Value, p: &str| {
+        let mut info = match info {
+            Value::Object(i) => i.clone(),
+            _ => serde_json::Map::new(),
+        };
+        info.insert("copied".to_owned(), flag(p));
+        Value::Object(info)
+    };
     let path_obj = |p: &str| serde_json::json!({"path": p, "copied": copied(p)});
     let entry = |v: &Value| -> Value {
         match v {
@@ -406,16 +449,23 @@ pub fn annotate(doc: &Document, selection: &[String], copied: &dyn Fn(&str) -> b
                     Value::Array(items) => Value::Array(items.iter().map(entry).collect()),
                     Value::Object(o) if keyed_by_path(o) => Value::Object(
                         o.iter()
-                            .map(|(p, info)| {
-                                let mut info = match info {
-                                    Value::Object(i) => i.clone(),
-                                    _ => serde_json::Map::new(),
-                                };
-                                info.insert("copied".to_owned(), flag(p));
-                                (p.clone(), Value::Object(info))
-                            })
+                            .map(|(p, info)| (p.clone(), flagged_info(info, p)))
                             .collect(),
                     ),
+                    Value::Object(o) if is_versioned(o) => {
+                        let dir = o
+                            .get("storeDir")
+                            .and_then(Value::as_str)
+                            .map_or_else(store_dir, str::to_owned);
+                        let mut o = o.clone();
+                        if let Some(Value::Object(info)) = o.get_mut("info") {
+                            for (base, v) in info.iter_mut() {
+                                let p = format!("{}/{base}", dir.trim_end_matches('/'));
+                                *v = flagged_info(v, &p);
+                            }
+                        }
+                        Value::Object(o)
+                    }
                     other => entry(other),
                 })
                 .collect();
@@ -502,6 +552,41 @@ mod tests {
             v.to_string(),
             format!(r#"{{"{A}":{{"copied":true,"narSize":1}},"{A}-b":{{"copied":false}}}}"#)
         );
+    }
+
+    /// `nix path-info --json --json-format 2`, as Nix 2.34.8 printed it
+    /// here (one valid path, one invalid).
+    #[test]
+    fn path_info_version_2() {
+        let text = r#"{"info":{"mcsmbql926vn90chhgl0vrs9xl1f439h-lb-fixture-one":{"ca":null,"deriver":"7gpldwpr3zn79yzss5ikcrf0qzd8knq3-lb-fixture-one.drv","narHash":"sha256-/lc9ASTwWw48d92RxfZ132t674WJXuCYdNfOuog6oKA=","narSize":120,"references":[],"registrationTime":1796155113,"signatures":[],"storeDir":"/nix/store","ultimate":true,"version":2},"00000000000000000000000000000000-absent":null},"storeDir":"/nix/store","version":2}"#;
+        let one = "/nix/store/mcsmbql926vn90chhgl0vrs9xl1f439h-lb-fixture-one";
+        let absent = "/nix/store/00000000000000000000000000000000-absent";
+        let w = all(text).unwrap();
+        assert_eq!(
+            w.iter().map(|w| w.path.as_str()).collect::<Vec<_>>(),
+            [absent, one]
+        );
+        let v = annotate(&parse(text, "x").unwrap(), &[], &|p| p == one);
+        assert_eq!(v["version"], 2);
+        assert_eq!(
+            v["info"]["mcsmbql926vn90chhgl0vrs9xl1f439h-lb-fixture-one"]["copied"],
+            true
+        );
+        assert_eq!(
+            v["info"]["00000000000000000000000000000000-absent"]["copied"],
+            false
+        );
+        // Its storeDir is where the paths are: another store's is refused.
+        let elsewhere = text.replace(
+            r#""storeDir":"/nix/store","version":2}"#,
+            r#""storeDir":"/other/store","version":2}"#,
+        );
+        let e = all(&elsewhere).unwrap_err();
+        assert!(e.to_string().contains("outside the store"), "{e}");
+        // The version-1 default of 2.33+ is the keyed shape with two more
+        // fields in each info.
+        let v1 = format!(r#"{{"{one}":{{"narSize":120,"storeDir":"/nix/store","version":1}}}}"#);
+        assert_eq!(all(&v1).unwrap()[0].path, one);
     }
 
     #[test]

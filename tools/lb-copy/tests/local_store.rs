@@ -30,24 +30,29 @@ fn lb_copy(root: &Path) -> Command {
     c
 }
 
-#[test]
-fn host_daemon_answers_query_valid_paths() {
-    ensure_nix_daemon();
-    let root = scratch_root();
-    let present = lb_testkit::build_local(root.path(), "lb-copy-qvp-present");
-    let stream = UnixStream::connect(NIX_DAEMON_SOCKET).unwrap();
-    let mut client = daemon::handshake(stream).unwrap();
-    assert_eq!(
-        client
-            .query_valid_paths(&[ABSENT, present.as_str()])
-            .unwrap(),
-        vec![present.clone()]
-    );
-    // The connection stays usable: a second question, and an empty one.
-    assert!(client.query_valid_paths(&[ABSENT]).unwrap().is_empty());
-    let none: [&str; 0] = [];
-    assert!(client.query_valid_paths(&none).unwrap().is_empty());
-    assert!(client.is_valid_path(&present).unwrap());
+// Each generation's host daemon (2.8: protocol 1.34; 2.26 and 2.34: 1.38,
+// with the feature-set exchange) over its socket.
+lb_testkit::nix_matrix! {
+    fn host_daemon_answers_query_valid_paths(gen) {
+        gen.ensure_daemon();
+        let root = scratch_root();
+        let present = gen.build_local(root.path(), "lb-copy-qvp-present");
+        let stream = UnixStream::connect(gen.daemon_socket()).unwrap();
+        let mut client = daemon::handshake(stream).unwrap();
+        assert_eq!(daemon::version_string(client.info.daemon_version), gen.protocol());
+        assert_eq!(client.info.nix_version.as_deref(), Some(gen.version().as_str()));
+        assert_eq!(
+            client
+                .query_valid_paths(&[ABSENT, present.as_str()])
+                .unwrap(),
+            vec![present.clone()]
+        );
+        // The connection stays usable: a second question, and an empty one.
+        assert!(client.query_valid_paths(&[ABSENT]).unwrap().is_empty());
+        let none: [&str; 0] = [];
+        assert!(client.query_valid_paths(&none).unwrap().is_empty());
+        assert!(client.is_valid_path(&present).unwrap());
+    }
 }
 
 #[test]

@@ -390,6 +390,29 @@ impl Problem {
 }
 
 pub fn check(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Status> {
+    let problems = problems(ctx, a)?;
+    if problems.is_empty() {
+        let with = a
+            .keys
+            .as_deref()
+            .map(|k| format!(", matches {}", k.display()))
+            .unwrap_or_default();
+        ui::note(&format!(
+            "{}: installed, mode 0600, group {}{with}",
+            ctx.installed().private.display(),
+            a.group.group
+        ));
+        Ok(Status::Ok)
+    } else {
+        for p in &problems {
+            ui::error(p);
+        }
+        Ok(Status::Failed)
+    }
+}
+
+/// `check`'s findings, one line each with its fix.
+pub fn problems(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Vec<String>> {
     if let Some(keys) = &a.keys {
         pair::check_dir(keys)?;
         if !keys.exists() {
@@ -441,24 +464,7 @@ pub fn check(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Status> {
         }
     }
 
-    if problems.is_empty() {
-        let with = a
-            .keys
-            .as_deref()
-            .map(|k| format!(", matches {}", k.display()))
-            .unwrap_or_default();
-        ui::note(&format!(
-            "{}: installed, mode 0600, group {}{with}",
-            target.private.display(),
-            a.group.group
-        ));
-        Ok(Status::Ok)
-    } else {
-        for p in &problems {
-            ui::error(&p.0);
-        }
-        Ok(Status::Failed)
-    }
+    Ok(problems.into_iter().map(|p| p.0).collect())
 }
 
 /// The installed private key: a regular file, 0600, in the group. True
@@ -572,7 +578,7 @@ fn check_private_matches(
             problems.push(Problem::new(
                 &target.private,
                 format!(
-                    "cannot read it as uid {} to verify it matches {}",
+                    "cannot read it as uid {} to verify it matches {} (as it should be: the Nix daemon runs as root and reads it)",
                     nix::unistd::geteuid(),
                     target.public.display()
                 ),

@@ -254,6 +254,32 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
+/// `check`'s problems for `lb-doctor`: the installed pair of the builder
+/// `args` names (under `root`), and given `keys`, that it is the key there.
+pub fn problems(
+    root: Option<&std::path::Path>,
+    args: &BuilderArgs,
+    keys: Option<PathBuf>,
+) -> anyhow::Result<Vec<String>> {
+    let root = lb_common::paths::Root::new(root)?;
+    let builder = args.resolve(&root)?;
+    let ctx = install::Ctx {
+        root,
+        builder,
+        global: Global::default(),
+        key_arg: args.key.clone(),
+    };
+    install::problems(
+        &ctx,
+        &CheckArgs {
+            keys,
+            group: GroupArg {
+                group: DEFAULT_GROUP.to_owned(),
+            },
+        },
+    )
+}
+
 /// The arguments that re-run a step of this tool as another process
 /// (under sudo): this binary, the global flags that matter, then `rest`.
 /// Environment variables do not survive sudo, so settings are passed as

@@ -967,7 +967,9 @@ fn unprivileged_install_names_the_sudo_command_and_it_works() {
     // check cannot read the root-owned key as builder, and says to use sudo.
     let out = as_builder(&s, &["check", "./keys"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read it as uid"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read it as uid"), "{err}");
+    assert!(err.contains("the Nix daemon runs as root"), "{err}");
 }
 
 #[test]

@@ -26,9 +26,12 @@
 //! (malformed nix.conf lines with file:line, include loops, unreadable
 //! includes, bad builders entries, bad host keys or flags).
 
+mod alias;
 mod body;
 mod daemon;
+mod daemon_ps;
 pub mod darwin;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -80,7 +83,7 @@ pub enum Command {
     /// Print the builders Nix would use, one per builder with every field named
     Show(ShowArgs),
     /// Exit 1 with one line per problem in the builders configuration
-    Check,
+    Check(CheckArgs),
     /// Restart the Nix daemon so it rereads nix.conf
     RestartDaemon(RestartArgs),
 }
@@ -134,6 +137,13 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckArgs {
+    /// Also require USER to be a trusted user of this Nix [default: SUDO_USER or USER, when --root is /]
+    #[arg(long, value_name = "USER", env = "LB_TRUST_USER")]
+    pub trust_user: Option<String>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RestartArgs {
     #[command(flatten)]
@@ -159,7 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Install(args) => install(&cli.builder, &root, args),
         Command::Remove(args) => remove(&cli.builder.name, &root, args.change),
         Command::Show(args) => show(&root, args.json),
-        Command::Check => check(&cli.builder, &root),
+        Command::Check(a) => check(&cli.builder, &root, a),
         Command::RestartDaemon(args) => restart_daemon(Apply::from(args.change)),
     }
 }
@@ -180,6 +190,15 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     if !(args.speed_factor.is_finite() && args.speed_factor > 0.0) {
         return Err(usage!(
             "--speed-factor {}: give a positive number",
+            args.speed_factor
+        ));
+    }
+    if args.speed_factor.fract() != 0.0 {
+        // machines.cc before 2.20 reads field 5 as an unsigned int and then
+        // refuses the whole builders list ("failed to convert column #4 ...
+        // to 'unsigned int'", seen here with 2.8); 2.20 made it a float.
+        ui::warn(&format!(
+            "--speed-factor {}: Nix before 2.20 reads only whole numbers there and then ignores every builder in the list; give a whole number unless all clients run Nix 2.20 or later",
             args.speed_factor
         ));
     }
@@ -493,7 +512,24 @@ fn key_problems(machine: &Machine, key: &str) -> Option<String> {
     None
 }
 
-fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
+/// What `check` finds, split as `lb-doctor` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Problems {
+    /// The builders configuration, its key files and aliases.
+    pub conf: Vec<String>,
+    /// Whether the build user is trusted here.
+    pub trust: Vec<String>,
+    /// The running daemon against the configuration.
+    pub daemon: Vec<String>,
+    /// The file read and what was found, for the summary line.
+    pub summary: String,
+    /// What was compared about the daemon, for its summary line.
+    pub daemon_summary: String,
+}
+
+/// `check`'s problems, one line each with its fix.
+#[allow(clippy::too_many_lines)] // one list of checks, in the order they are reported
+pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Problems> {
     lb_common::builder::validate_name(&args.name)?;
     let builders = load_builders(root)?;
     let mut problems = Vec::new();
@@ -519,6 +555,7 @@ fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
     for m in &builders.machines {
         let host = m.host();
         let at = &m.at;
+        let before = problems.len();
         match m.uri.split_once("://") {
             Some(("ssh-ng" | "ssh", _)) => {}
             Some((scheme, _)) => problems.push(format!(
@@ -553,39 +590,91 @@ fn check(args: &BuilderArgs, root: &Root) -> anyhow::Result<Status> {
                 problems.push(format!("{at}: {p}"));
             }
         }
+        // Whether ssh reaches it matters once the entry itself is right.
+        if problems.len() == before {
+            problems.extend(alias::problem(root, m));
+        }
     }
     let conf = NixConf::load(&builders.conf_file)?;
+    let user = opts
+        .trust_user
+        .clone()
+        .or_else(|| root.is_real().then(trust::build_user).flatten());
+    let mut trust_problems = Vec::new();
+    if let Some(user) = user {
+        token("--trust-user", &user)?;
+        trust_problems = trust::problems(&conf, &builders.conf_file, &user, root.is_real());
+    }
     let conf_dir = builders.conf_file.parent().unwrap_or(Path::new("/"));
-    match daemon::running_for(conf_dir) {
+    let platform = Platform::current()?;
+    let running = if platform.os == lb_common::platform::Os::MacOs {
+        daemon_ps::running_for(conf_dir)
+    } else {
+        daemon::running_for(conf_dir)
+    };
+    let mut daemon_problems = Vec::new();
+    let mut daemon_summary = format!(
+        "no running nix-daemon reads {}: not compared",
+        conf_dir.display()
+    );
+    match running {
         Some(d) => {
+            daemon_summary = format!(
+                "nix-daemon (pid {}) started after {} last changed",
+                d.pid,
+                builders.conf_file.display()
+            );
             if let Some(changed) = newest_mtime(&conf.files) {
                 if changed > d.started {
-                    problems.push(format!(
+                    daemon_problems.push(format!(
                         "{} changed after the running nix-daemon (pid {}) started: the change is not in effect yet; run lb-nixconf restart-daemon ({})",
                         builders.conf_file.display(),
                         d.pid,
-                        Cmd::from_argv(&Platform::current()?.restart_daemon()).display()
+                        Cmd::from_argv(&platform.restart_daemon()).display()
                     ));
                 }
             }
+        }
+        None if root.is_real() && std::env::var_os("NIX_CONF_DIR").is_none() => {
+            daemon_problems.push(format!(
+                "no nix-daemon is running: Nix cannot build or reach builders through it; start it: {}",
+                Cmd::from_argv(&platform.restart_daemon()).display()
+            ));
         }
         None => ui::verbose(&format!(
             "no running nix-daemon reads {}; not comparing its start with nix.conf",
             conf_dir.display()
         )),
     }
-    for p in &problems {
-        ui::out(p)?;
-    }
-    if problems.is_empty() {
-        ui::note(&format!(
-            "{}: {} builder(s), no problems",
+    Ok(Problems {
+        conf: problems,
+        trust: trust_problems,
+        daemon: daemon_problems,
+        daemon_summary,
+        summary: format!(
+            "{}: {} builder(s)",
             builders.conf_file.display(),
             builders.machines.len()
-        ));
+        ),
+    })
+}
+
+fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Status> {
+    let found = problems(args, root, opts)?;
+    let all: Vec<&String> = found
+        .conf
+        .iter()
+        .chain(&found.trust)
+        .chain(&found.daemon)
+        .collect();
+    for p in &all {
+        ui::out(p)?;
+    }
+    if all.is_empty() {
+        ui::note(&format!("{}, no problems", found.summary));
         Ok(Status::Ok)
     } else {
-        ui::note(&format!("{} problem(s)", problems.len()));
+        ui::note(&format!("{} problem(s)", all.len()));
         Ok(Status::Failed)
     }
 }

@@ -133,6 +133,23 @@ fn line_with_every_field() {
 }
 
 #[test]
+fn fractional_speed_factor_warns_about_nix_before_2_20() {
+    let out = bare()
+        .args(["line", "--speed-factor", "1.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--speed-factor 1.5: Nix before 2.20"), "{err}");
+    let out = bare()
+        .args(["line", "--speed-factor", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
 fn bad_flags_exit_2_naming_them() {
     let cases: &[(&[&str], &str)] = &[
         (&["--host-key", "aGVsbG8gd29ybGQK"], "--host-key"),
@@ -548,9 +565,10 @@ fn show_follows_includes_at_files_and_nix_conf_dir() {
         format!("{}:2", s.root.join("etc/nix/builders.conf").display())
     );
     let f1 = &v[2];
+    // A set, sorted, as Nix 2.20 and later read it.
     assert_eq!(
         f1["systems"],
-        serde_json::json!(["x86_64-linux", "i686-linux"])
+        serde_json::json!(["i686-linux", "x86_64-linux"])
     );
     assert_eq!(f1["speed_factor"], 1.5);
     assert_eq!(f1["ssh_key"], "/k1");
@@ -596,6 +614,11 @@ fn check_reports_each_problem_on_its_line() {
     let s = Scratch::new();
     let key = s.write("etc/nix/builder_ed25519", "not really a key\n");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The alias ssh reaches the builder by (lb-sshcfg's job).
+    s.write(
+        "etc/ssh/ssh_config",
+        "Host linux-builder\n  Hostname 127.0.0.1\n  Port 31022\n",
+    );
     s.cmd().arg("install").assert().success();
 
     // The machine's daemon reads /etc/nix, not this scratch root: its

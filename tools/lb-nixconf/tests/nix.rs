@@ -1,13 +1,17 @@
-//! The real Nix (2.8 here) reads the same files: `nix show-config` with
-//! `NIX_CONF_DIR` pointing into a scratch root must report what `install`
-//! wrote, and the `builders` value it reports, parsed with the shared
-//! machines parser, must be what `lb-nixconf show --json` says.
+//! The real Nix of each generation (lb_testkit::NixGen: 2.8, 2.26, 2.34)
+//! reads the same files: `nix show-config` (2.8) or `nix config show`
+//! (2.20+) with `NIX_CONF_DIR` pointing into a scratch root must report
+//! what `install` wrote; the `builders` value it reports, parsed with the
+//! shared machines parser, must be what `lb-nixconf show --json` says; and
+//! the machines format must be read by each Nix as lb-common's parser reads
+//! it for that version (the build hook lists the machines it parsed).
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use lb_common::conf::machines;
+use lb_common::conf::machines::{self, Dialect};
 use lb_common::conf::Location;
+use lb_testkit::{nix_matrix, NixGen};
 
 fn lb(root: &Path) -> Command {
     let mut c = Command::cargo_bin("lb-nixconf").unwrap();
@@ -25,12 +29,13 @@ fn lb(root: &Path) -> Command {
     c
 }
 
-/// `nix show-config` as a map, reading only ROOT/etc/nix (no user files,
-/// no NIX_CONFIG).
-fn show_config(root: &Path) -> std::collections::BTreeMap<String, String> {
+/// `nix show-config` / `nix config show` of `gen` as a map, reading only
+/// ROOT/etc/nix (no user files, no NIX_CONFIG).
+fn show_config(gen: NixGen, root: &Path) -> std::collections::BTreeMap<String, String> {
     lb_testkit::require_program("nix", "nix-bin");
-    let out = std::process::Command::new("nix")
-        .arg("show-config")
+    let out = gen
+        .command("nix")
+        .args(gen.config_show())
         .args(["--extra-experimental-features", "nix-command"])
         .env("NIX_CONF_DIR", root.join("etc/nix"))
         .env("NIX_USER_CONF_FILES", root.join("no-user.conf"))
@@ -41,7 +46,8 @@ fn show_config(root: &Path) -> std::collections::BTreeMap<String, String> {
         .unwrap();
     assert!(
         out.status.success(),
-        "nix show-config: {}",
+        "{gen}: nix {:?}: {}",
+        gen.config_show(),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
@@ -59,8 +65,8 @@ fn scratch() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
-#[test]
-fn nix_reads_what_install_wrote() {
+nix_matrix! {
+fn nix_reads_what_install_wrote(gen) {
     let (_dir, root) = scratch();
     let conf = root.join("etc/nix/nix.conf");
     std::fs::write(&conf, "substituters =\ntrusted-users = root\n").unwrap();
@@ -92,7 +98,7 @@ fn nix_reads_what_install_wrote() {
         .find_map(|l| l.strip_prefix("builders = "))
         .unwrap()
         .to_owned();
-    let nix = show_config(&root);
+    let nix = show_config(gen, &root);
     assert_eq!(nix["builders"], written);
     assert_eq!(nix["builders-use-substitutes"], "true");
     assert_eq!(nix["trusted-users"], "root alice bob");
@@ -113,11 +119,12 @@ fn nix_reads_what_install_wrote() {
         std::fs::read_to_string(&conf).unwrap(),
         "substituters =\ntrusted-users = root\n"
     );
-    let nix = show_config(&root);
+    let nix = show_config(gen, &root);
     assert_eq!(
         nix["builders"],
         format!("@{}/etc/nix/machines", root.display())
     );
+}
 }
 
 /// The fields both sides name, with feature sets sorted (Nix keeps them in
@@ -146,14 +153,14 @@ fn normalise(v: &serde_json::Value) -> serde_json::Value {
     v
 }
 
-#[test]
-fn show_json_matches_what_nix_reports() {
+nix_matrix! {
+fn show_json_matches_what_nix_reports(gen) {
     let (_dir, root) = scratch();
     let d = root.join("etc/nix");
     let machines_file = d.join("machines.more");
     std::fs::write(
         &machines_file,
-        "# builders from a file\nssh://m1@file1 x86_64-linux,i686-linux /k1 2 1.5 nixos-test,kvm\n\n  ssh-ng://m2@file2 - - - - - benchmark # trailing\n",
+        "# builders from a file\nssh://m1@file1 x86_64-linux,i686-linux /k1 2 3 nixos-test,kvm\n\n  ssh-ng://m2@file2 - - - - - benchmark # trailing\n",
     )
     .unwrap();
     std::fs::create_dir_all(d.join("conf.d")).unwrap();
@@ -171,7 +178,7 @@ fn show_json_matches_what_nix_reports() {
     )
     .unwrap();
 
-    let nix = show_config(&root);
+    let nix = show_config(gen, &root);
     let value = &nix["builders"];
     let at = Location {
         file: "nix show-config".into(),
@@ -180,6 +187,11 @@ fn show_json_matches_what_nix_reports() {
     let this_system = lb_common::platform::Platform::current()
         .unwrap()
         .nix_system();
+    // The value as every generation reports it (the nix.conf layer:
+    // include, !include, comments, the later assignment winning), read as
+    // today's Nix reads it, like lb-nixconf does. Nix before 2.29 would
+    // read its `; @FILE` as a machine named "@FILE" (the pieces were never
+    // trimmed): nix_reads_the_machines_format_as_lb_common_does.
     let from_nix = machines::parse(value, &this_system, &at, &machines::resolve_as_given).unwrap();
     let from_nix: Vec<serde_json::Value> = from_nix
         .iter()
@@ -202,4 +214,167 @@ fn show_json_matches_what_nix_reports() {
     assert_eq!(ours.len(), 4);
     assert_eq!(ours[0]["uri"], "ssh-ng://a@h1");
     assert_eq!(ours[3]["uri"], "ssh-ng://m2@file2");
+}
+}
+
+/// The machines each case's Nix lists when no machine fits the build
+/// (build-remote.cc "Failed to find a machine for remote build!"), in its
+/// own format: `(systems, maxjobs, supported, mandatory)`, the lists
+/// joined with ", " and, from 2.20 on, in brackets; `None` when Nix
+/// refused the builders value.
+fn machines_nix_lists(gen: NixGen, root: &Path, machines_text: &str) -> Option<Vec<String>> {
+    let d = root.join("etc/nix");
+    std::fs::write(d.join("machines"), machines_text).unwrap();
+    std::fs::write(
+        d.join("nix.conf"),
+        format!(
+            "substituters =\nbuilders = @{}\nexperimental-features = nix-command\nsandbox = false\n",
+            d.join("machines").display()
+        ),
+    )
+    .unwrap();
+    let expr = root.join("nowhere.nix");
+    std::fs::write(
+        &expr,
+        format!(
+            "derivation {{ name = \"lb-nowhere-{}\"; system = \"lb-nowhere-linux\"; builder = \"/bin/sh\"; }}\n",
+            machines_text.len()
+        ),
+    )
+    .unwrap();
+    let out = gen
+        .command("nix")
+        .args(["build", "--max-jobs", "0", "--no-link", "-f"])
+        .arg(&expr)
+        .env("NIX_CONF_DIR", &d)
+        .env("NIX_USER_CONF_FILES", root.join("no-user.conf"))
+        .env("NO_COLOR", "1")
+        .env_remove("NIX_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{gen}: a lb-nowhere-linux build succeeded"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    // No colour on a pipe, but make sure.
+    let err: String = {
+        let mut s = String::new();
+        let mut esc = false;
+        for c in err.chars() {
+            match (esc, c) {
+                (false, '\x1b') => esc = true,
+                (true, c) if c.is_ascii_alphabetic() => esc = false,
+                (true, _) => {}
+                (false, c) => s.push(c),
+            }
+        }
+        s
+    };
+    if err.contains("machine specification") || err.contains("speed factor must be") {
+        return None;
+    }
+    // With no machine at all, Nix does not ask the build hook.
+    let Some(at) = err.find("available machines:") else {
+        assert!(
+            err.contains("lb-nowhere-linux"),
+            "{gen}: neither a machine list nor a refusal for {machines_text:?}:\n{err}"
+        );
+        return Some(Vec::new());
+    };
+    Some(
+        err[at..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('('))
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The same list from lb-common's parser, as that version prints it.
+fn machines_we_list(gen: NixGen, machines_text: &str) -> Option<Vec<String>> {
+    let at = Location {
+        file: "machines".into(),
+        line: 0,
+    };
+    let version = gen.version();
+    let this_system = lb_common::platform::Platform::current()
+        .unwrap()
+        .nix_system();
+    let parsed = machines::parse_as(
+        machines_text,
+        &this_system,
+        &at,
+        &machines::resolve_as_given,
+        Dialect::for_version(&version),
+    )
+    .ok()?;
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v.join(", ")
+    };
+    Some(
+        parsed
+            .iter()
+            .map(|m| {
+                if gen == NixGen::V2_8 {
+                    format!(
+                        "({}, {}, {}, {})",
+                        m.systems.join(", "),
+                        m.max_jobs,
+                        sorted(&m.supported_features),
+                        sorted(&m.mandatory_features)
+                    )
+                } else {
+                    format!(
+                        "([{}], {}, [{}], [{}])",
+                        m.systems.join(", "),
+                        m.max_jobs,
+                        sorted(&m.supported_features),
+                        sorted(&m.mandatory_features)
+                    )
+                }
+            })
+            .collect(),
+    )
+}
+
+nix_matrix! {
+    /// Cases where versions differ (crates/lb-common/tests/
+    /// nix_machines_cases.rs has Nix's own tests): each real Nix accepts or
+    /// refuses them, and lists the same fields, as lb-common's parser does
+    /// for its version.
+    fn nix_reads_the_machines_format_as_lb_common_does(gen) {
+        let (_dir, root) = scratch();
+        let cases = [
+            // Systems: a list as written before 2.20, a sorted set after.
+            "nix@h1 x86_64-linux,i686-linux,x86_64-linux - 8 3 kvm,big-parallel benchmark\n",
+            // A fractional speed factor: refused before 2.20.
+            "nix@h2 - - 2 1.5\n",
+            "nix@h9 - - 2 0\n",
+            // `;` after `#`: an entry before 2.29, a comment after.
+            "# comment ; nix@h3 aarch64-linux\n",
+            "# c ; nix@h4 ; nix@h5 - - 3\nnix@h6\n",
+            // A piece of only blanks: refused before 2.29 (never trimmed).
+            "  # indented comment\nnix@h6\n",
+            "nix@h6\n   \n",
+            // `@FILE` after a blank: a machine called "@/..." before 2.29.
+            "nix@h6 ; @/nonexistent/machines\n",
+            // Nix's getMachinesWithCommentsAndSemicolonSeparator: refused
+            // before 2.29 (the entry "this is still that comment").
+            "# This is a comment ; this is still that comment\nnix@scratchy ; nix@itchy\n",
+            // Refused by every version (getMachinesWithIncorrectFormat).
+            "nix@h7 - - eight\n",
+            "nix@h7 - - 8 -3\n",
+            "nix@h7 - - 8 3 - - BAD_BASE64\n",
+        ];
+        for case in cases {
+            let nix = machines_nix_lists(gen, &root, case);
+            let ours = machines_we_list(gen, case);
+            assert_eq!(ours, nix, "{gen} ({}) reads {case:?}", gen.version());
+        }
+    }
 }

@@ -28,6 +28,20 @@ pub fn explain(r: &Report) -> String {
             if st.ok { "ok" } else { "FAILED" }
         );
     }
+    if let Some(h) = &r.health {
+        for f in &h.findings {
+            let _ = writeln!(
+                s,
+                "  {:<9} {}  {}",
+                f.aspect.name(),
+                if f.ok { "ok    " } else { "FAILED" },
+                f.message
+            );
+            if let Some(fix) = &f.fix {
+                let _ = writeln!(s, "            fix: {fix}");
+            }
+        }
+    }
     if r.ok {
         let _ = writeln!(
             s,
@@ -154,6 +168,17 @@ pub fn advice(r: &Report) -> (String, String) {
         Some(Cause::Ssh) => (
             "the SSH handshake failed: no common algorithm, or the server closed the connection".to_owned(),
             format!("ssh -v {host} true   (see where OpenSSH stops)"),
+        ),
+        Some(Cause::DiskLow | Cause::NotTrusted | Cause::SystemMismatch | Cause::FeatureMissing) => {
+            let f = r.health.as_ref().and_then(crate::health::Health::first_problem);
+            (
+                f.map_or_else(|| "the builder cannot take builds".to_owned(), |f| f.message.clone()),
+                f.and_then(|f| f.fix.clone()).unwrap_or_default(),
+            )
+        }
+        Some(Cause::Health) => (
+            "the builder did not answer the health probe (df, nix show-config)".to_owned(),
+            format!("ssh {host} 'df -Pk /nix/store; nix show-config'   (see what it prints)"),
         ),
         Some(Cause::Config) | None => (
             "the builder could not be resolved from the configuration".to_owned(),

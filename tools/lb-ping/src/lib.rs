@@ -15,6 +15,7 @@
 //! | `exec` | runs `nix-daemon --stdio` (or the URI's `remote-program`, `--store` for `remote-store`) |
 //! | `daemon-handshake` | worker protocol 1.34 to 1.38: Nix version, trust |
 //! | `is-valid-path` | one cheap request proving the channel works |
+//! | `health` | with `--health` only: one more command over the same session reads the builder's free store space and `min-free`, `trusted-users`, `system` and `system-features`, and judges them against the entry |
 //!
 //! Reads: nix.conf (`$NIX_CONF_DIR` or `ROOT/etc/nix`, includes, `builders`
 //! and `@FILE` machines files), the ssh_config and known_hosts files ssh
@@ -37,12 +38,18 @@
 //!   "failed_stage": null,                 // or a stage name from the table
 //!   "cause": null,                        // or: refused, unreachable, timeout, name, host-key-mismatch,
 //!                                         //  host-key-unknown, key-unreadable, auth-refused, program-missing,
-//!                                         //  not-a-daemon, daemon-too-old, daemon-error, protocol, ssh, config
+//!                                         //  not-a-daemon, daemon-too-old, daemon-error, protocol, ssh, config,
+//!                                         //  (--health) disk-low, not-trusted, system-mismatch, feature-missing, health
 //!   "error": null,                        // the one-line error
 //!   "nix_version": "2.8.0", "protocol": "1.34",
 //!   "trusted": "unknown",                 // yes | no | unknown (protocol < 1.35 does not say)
 //!   "total_ms": 84.1,
-//!   "stages": [{"stage": "resolve", "ms": 3.2, "ok": true}, ...]}]   // up to the failed one
+//!   "stages": [{"stage": "resolve", "ms": 3.2, "ok": true}, ...],   // up to the failed one
+//!   // the builders entry's own fields (Nix's defaults for a URI given on the command line),
+//!   // so an overview of a fleet can show what each builder is for:
+//!   "systems": ["aarch64-linux"], "max_jobs": 4, "speed_factor": 1.0,
+//!   "supported_features": ["kvm", "big-parallel"], "mandatory_features": [],
+//!   "health": null}]                      // with --health: what the builder said, and the findings
 //! ```
 //!
 //! `--explain` prints each builder's stages with their timings and, for
@@ -66,7 +73,8 @@ use lb_common::ssh::{self, ExpectedHostKey};
 use lb_common::{ui, usage};
 use serde::Serialize;
 
-mod explain;
+pub mod explain;
+pub mod health;
 
 /// Ping builders over SSH and the Nix daemon protocol, naming the step that fails.
 #[derive(Debug, Parser)]
@@ -88,6 +96,9 @@ pub struct Cli {
     /// Show every stage with its timing, and for a failure its likely cause and fix
     #[arg(long)]
     pub explain: bool,
+    /// Also read the builder's free store space, trusted-users, system and features over the same session, and fail if builds there cannot work
+    #[arg(long, env = "LB_PING_HEALTH")]
+    pub health: bool,
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -123,6 +134,7 @@ pub enum Stage {
     Exec,
     DaemonHandshake,
     IsValidPath,
+    Health,
 }
 
 impl Stage {
@@ -137,6 +149,7 @@ impl Stage {
             Stage::Exec => "exec",
             Stage::DaemonHandshake => "daemon-handshake",
             Stage::IsValidPath => "is-valid-path",
+            Stage::Health => "health",
         }
     }
 }
@@ -160,6 +173,11 @@ pub enum Cause {
     Protocol,
     Ssh,
     Config,
+    DiskLow,
+    NotTrusted,
+    SystemMismatch,
+    FeatureMissing,
+    Health,
 }
 
 /// One stage's timing.
@@ -187,6 +205,13 @@ pub struct Report {
     pub trusted: Trust,
     pub total_ms: f64,
     pub stages: Vec<StageTime>,
+    pub systems: Vec<String>,
+    pub max_jobs: u64,
+    pub speed_factor: f64,
+    pub supported_features: Vec<String>,
+    pub mandatory_features: Vec<String>,
+    /// With `--health`: what the builder said about itself, and the findings.
+    pub health: Option<health::Health>,
     /// Details `--explain` shows (host key lines, remote stderr); not in JSON.
     #[serde(skip)]
     pub detail: Detail,
@@ -332,7 +357,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             .iter()
             .map(|t| {
                 let root = &root;
-                scope.spawn(move || ping(t, root, timeout))
+                let opts = Options { health: cli.health };
+                scope.spawn(move || ping_with(t, root, timeout, opts))
             })
             .collect();
         handles
@@ -421,6 +447,12 @@ impl Pinger {
                 trusted: Trust::Unknown,
                 total_ms: 0.0,
                 stages: Vec::new(),
+                systems: t.machine.systems.clone(),
+                max_jobs: t.machine.max_jobs,
+                speed_factor: t.machine.speed_factor,
+                supported_features: t.machine.supported_features.clone(),
+                mandatory_features: t.machine.mandatory_features.clone(),
+                health: None,
                 detail: Detail {
                     timeout,
                     ..Detail::default()
@@ -469,12 +501,25 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
+/// What a ping does beyond the stages every ping runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Run the `health` stage (see [`health`]).
+    pub health: bool,
+}
+
 /// Ping one builder; never fails, the report says what happened.
 #[must_use]
 pub fn ping(t: &Target, root: &Root, timeout: Duration) -> Report {
+    ping_with(t, root, timeout, Options::default())
+}
+
+/// [`ping`] with options.
+#[must_use]
+pub fn ping_with(t: &Target, root: &Root, timeout: Duration, opts: Options) -> Report {
     let mut p = Pinger::new(t, timeout);
     let deadline = p.started + timeout;
-    let ok = stages(t, root, deadline, &mut p).is_ok();
+    let ok = stages(t, root, deadline, opts, &mut p).is_ok();
     p.finish(ok)
 }
 
@@ -496,7 +541,13 @@ fn ssh_fail(e: &ssh::Error) -> Fail {
     (cause, e.to_string())
 }
 
-fn stages(t: &Target, root: &Root, deadline: Instant, p: &mut Pinger) -> Result<(), ()> {
+fn stages(
+    t: &Target,
+    root: &Root,
+    deadline: Instant,
+    opts: Options,
+    p: &mut Pinger,
+) -> Result<(), ()> {
     let m = &t.machine;
     // resolve
     let resolved = p.step(
@@ -591,6 +642,11 @@ fn stages(t: &Target, root: &Root, deadline: Instant, p: &mut Pinger) -> Result<
         .is_valid_path("/nix/store/00000000000000000000000000000000-lb-ping")
         .map_err(|e| daemon_fail(&e, client.stream_mut(), &command, &addr, p));
     p.step(Stage::IsValidPath, probe)?;
+    if opts.health {
+        let (found, judged) = health::stage(&conn, m, client.info.trust);
+        p.report.health = found;
+        p.step(Stage::Health, judged)?;
+    }
     Ok(())
 }
 

@@ -107,6 +107,7 @@ pub fn problems(root: &Root, builder: &Builder, layout: &Layout) -> anyhow::Resu
             builder.key.display()
         ));
     }
+    out.extend(crate::reach::problems(&resolved, builder));
     if let Some(p) = known_hosts_problem(&resolved, builder) {
         out.push(p);
     }

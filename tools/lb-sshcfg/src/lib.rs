@@ -36,6 +36,7 @@
 
 mod check;
 pub mod layout;
+mod reach;
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +144,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Uninstall { change, force } => uninstall(&cli.builder.name, &root, change, force),
     }
+}
+
+/// `check`'s problems for `lb-doctor`, one line each with its fix.
+pub fn problems(root: &Root, args: &BuilderArgs) -> anyhow::Result<Vec<String>> {
+    let builder = args.resolve(root)?;
+    check::problems(root, &builder, &Layout::new(root, &builder.name))
 }
 
 /// A file we are about to change, as found before changing anything.

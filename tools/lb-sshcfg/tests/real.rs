@@ -199,7 +199,7 @@ fn host_key_alias_mismatch_fails_nix_store_ping_and_check_names_it() {
         s.sshd.log()
     );
 
-    // The classic mistake (REFERENCE.md): HostKeyAlias not the URI's host.
+    // The classic mistake (docs/reference.md): HostKeyAlias not the URI's host.
     s.set_host_key_alias("linux-builder");
     let o = s.nix_store_ping();
     assert!(!o.status.success(), "ping succeeded despite the mismatch");

@@ -30,6 +30,7 @@
 //! (`status`: not running; `--check`: would change); 2 bad usage or input
 //! (missing kernel, initrd or runner, memory below 256 MiB).
 
+pub mod check;
 mod on_demand;
 mod process;
 mod qmp;
@@ -90,6 +91,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL
     Stop(StopArgs),
+    /// Find what users of builder VMs hit (down, crashed, disk size, TMPDIR, exposed port, alias port); one line per problem, exit 1 if any
+    Check(CheckArgs),
     /// Print the effective settings and the exact command that boots the VM
     Config(ConfigArgs),
     /// Print or install a launchd/systemd service that keeps the builder running
@@ -171,6 +174,21 @@ pub struct StatusArgs {
     /// Print the status as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The disk image to compare with --disk-size [default: WORKDIR/NAME.qcow2]
+    #[arg(long, value_name = "IMG")]
+    pub disk: Option<PathBuf>,
+    /// The configured disk size in MiB (the nixpkgs builder's diskSize)
+    #[arg(
+        long,
+        value_name = "MIB",
+        env = "LB_VM_DISK_SIZE",
+        default_value_t = 20480
+    )]
+    pub disk_size: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -269,9 +287,81 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Wait(a) => wait(&ctx, &a),
         Command::Status(a) => status(&ctx, &a),
         Command::Stop(a) => stop(&ctx, &a),
+        Command::Check(a) => {
+            let problems = check_problems(&ctx, &a)?;
+            for p in &problems {
+                ui::out(p)?;
+            }
+            if problems.is_empty() {
+                ui::note(&format!(
+                    "{}: runs and answers, no problems",
+                    ctx.layout.name
+                ));
+                Ok(Status::Ok)
+            } else {
+                ui::note(&format!("{} problem(s)", problems.len()));
+                Ok(Status::Failed)
+            }
+        }
         Command::Config(a) => config(&ctx, &a),
         Command::Service(a) => service(&ctx, &a),
     }
+}
+
+/// `check`'s problems for the builder `args` names in `workdir`, for
+/// `lb-doctor`: one line each, with its fix.
+pub fn problems(
+    global_root: Option<&Path>,
+    args: &BuilderArgs,
+    workdir: &Path,
+    a: &CheckArgs,
+) -> anyhow::Result<Vec<String>> {
+    let root = Root::new(global_root)?;
+    let builder = args.resolve(&root)?;
+    let dir =
+        std::path::absolute(workdir).with_context(|| format!("--workdir {}", workdir.display()))?;
+    let ctx = Ctx {
+        root,
+        layout: Layout {
+            dir,
+            name: builder.name.clone(),
+        },
+        builder,
+        platform: Platform::current()?,
+    };
+    check_problems(&ctx, a)
+}
+
+fn check_problems(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Vec<String>> {
+    let l = &ctx.layout;
+    let running = if let Some(r) = on_demand::query(l) {
+        check::Running {
+            pid: Some(r.listener_pid),
+            port: r.port,
+            on_demand: true,
+        }
+    } else {
+        let pid = running_pid(l);
+        let port = read_state(l)
+            .filter(|_| pid.is_some())
+            .map_or(ctx.builder.port, |s| s.port);
+        check::Running {
+            pid,
+            port,
+            on_demand: false,
+        }
+    };
+    check::problems(
+        &ctx.root,
+        &ctx.builder,
+        &ctx.platform,
+        l,
+        running,
+        &check::Expect {
+            disk: a.disk.as_ref().map(std::path::absolute).transpose()?,
+            disk_size: a.disk_size,
+        },
+    )
 }
 
 fn input_file(flag: &str, path: &Path, what: &str) -> anyhow::Result<PathBuf> {

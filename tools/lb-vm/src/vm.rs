@@ -178,7 +178,7 @@ impl VmSpec {
     }
 
     /// The runner command (`None` for a kernel boot): the nixpkgs runner's
-    /// environment contract (see REFERENCE.md, "nixpkgs builder").
+    /// environment contract (see docs/reference.md, "nixpkgs builder").
     #[must_use]
     pub fn runner_command(&self) -> Option<Cmd> {
         let Boot::Runner(runner) = &self.boot else {

@@ -190,6 +190,15 @@ fn four_connections_in_one_boot_idle_power_off_and_a_connection_during_it() {
         !w.join("od.pid").exists(),
         "the VM runs before any connection"
     );
+    // `check` (and lb-doctor through it) finds an off VM behind a
+    // listener healthy, without booting it.
+    lb_vm(&s)
+        .args(["--name", "od", "--port", &port.to_string(), "check"])
+        .args(["--disk-size", "1024"])
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(status_json(&s, "od").1["on_demand"]["vm"], "off");
 
     // Four connections opened together: all held during the one boot.
     let mut conns: Vec<_> = (0..4).map(|_| connect(port)).collect();

@@ -12,6 +12,9 @@
 //! 6. supported features, comma-separated
 //! 7. mandatory features, comma-separated
 //! 8. base64 of the host's public key line
+//!
+//! Where Nix versions read it differently, [`Dialect`] says which way
+//! ([`parse`] reads as today's Nix does; [`parse_as`] as a given version).
 
 use std::path::{Path, PathBuf};
 
@@ -121,37 +124,135 @@ impl Machine {
     }
 }
 
-/// Parse a `builders` value. `this_system` fills an empty systems field;
-/// `at` says where the value came from. `@FILE` entries are read from
-/// `resolve(FILE)`.
+/// How one Nix version reads the machines format where versions differ
+/// (src/libstore/machines.cc of each tag; the cases are Nix's own tests,
+/// crates/lb-common/tests/nix_machines_cases.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    /// The speed factor is a float (2.20 on, "Convert `Machine::speedFactor`
+    /// from a non-neg int to a non-neg float"); before, an unsigned
+    /// integer, so `1.5` is refused.
+    pub float_speed: bool,
+    /// The systems are a set, sorted and without duplicates (2.20 on,
+    /// "Make `Machine::systemTypes` a set not vector"); before, the list
+    /// as written.
+    pub systems_set: bool,
+    /// `#` comments out the rest of the line, `;` included, and each entry
+    /// is trimmed before it is looked at (2.29 on: "Fix `;` and `#` bug in
+    /// machine file parsing" and "Fix another machine config parsing
+    /// bug"). Before, the value was split on `;` and newlines first and
+    /// each piece cut at its `#` but never trimmed (its `trim` result was
+    /// dropped): a `;` ended a comment and what followed was an entry, a
+    /// piece of only blanks (an indented comment, a blank line) was
+    /// refused ("store URL was not found", seen here with 2.8 and 2.26),
+    /// and `@FILE` counted only at the piece's first character.
+    pub comment_to_line_end: bool,
+}
+
+impl Dialect {
+    /// Today's Nix (2.29 and later).
+    pub const LATEST: Dialect = Dialect {
+        float_speed: true,
+        systems_set: true,
+        comment_to_line_end: true,
+    };
+
+    /// Nix before 2.20 (Debian 12's 2.8).
+    pub const BEFORE_2_20: Dialect = Dialect {
+        float_speed: false,
+        systems_set: false,
+        comment_to_line_end: false,
+    };
+
+    /// How Nix `version` (`2.8.0`, `2.26.3`, `2.34.8pre`...) reads it;
+    /// an unreadable version reads as today's.
+    #[must_use]
+    pub fn for_version(version: &str) -> Dialect {
+        let mut parts = version.split('.');
+        let major: Option<u64> = parts.next().and_then(|p| p.parse().ok());
+        let minor: Option<u64> = parts.next().and_then(|p| {
+            p.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|d| d.parse().ok())
+        });
+        match (major, minor) {
+            (Some(2), Some(m)) => Dialect {
+                float_speed: m >= 20,
+                systems_set: m >= 20,
+                comment_to_line_end: m >= 29,
+            },
+            (Some(0 | 1), _) => Dialect::BEFORE_2_20,
+            _ => Dialect::LATEST,
+        }
+    }
+}
+
+/// Parse a `builders` value as today's Nix does. `this_system` fills an
+/// empty systems field; `at` says where the value came from. `@FILE`
+/// entries are read from `resolve(FILE)`.
 pub fn parse(
     text: &str,
     this_system: &str,
     at: &Location,
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> Result<Vec<Machine>, Error> {
-    let mut out = Vec::new();
-    parse_into(text, this_system, at, resolve, &mut Vec::new(), &mut out)?;
-    Ok(out)
+    parse_as(text, this_system, at, resolve, Dialect::LATEST)
 }
 
-fn parse_into(
+/// [`parse`] as the Nix of `dialect` reads it.
+pub fn parse_as(
     text: &str,
     this_system: &str,
     at: &Location,
     resolve: &dyn Fn(&str) -> PathBuf,
+    dialect: Dialect,
+) -> Result<Vec<Machine>, Error> {
+    let mut out = Vec::new();
+    let ctx = Ctx {
+        this_system,
+        resolve,
+        dialect,
+    };
+    parse_into(text, &ctx, at, &mut Vec::new(), &mut out)?;
+    Ok(out)
+}
+
+struct Ctx<'a> {
+    this_system: &'a str,
+    resolve: &'a dyn Fn(&str) -> PathBuf,
+    dialect: Dialect,
+}
+
+fn parse_into(
+    text: &str,
+    ctx: &Ctx<'_>,
+    at: &Location,
     stack: &mut Vec<PathBuf>,
     out: &mut Vec<Machine>,
 ) -> Result<(), Error> {
+    let (this_system, resolve) = (ctx.this_system, ctx.resolve);
     // Lines are counted for messages; `;` separates entries within a line.
     for (n, line) in text.split('\n').enumerate() {
         let here = Location {
             file: at.file.clone(),
             line: if at.line == 0 { n + 1 } else { at.line },
         };
+        // Today's Nix cuts the comment off the line first; older Nix cut
+        // each `;`-separated entry at its own `#` (see [`Dialect`]).
+        let line = if ctx.dialect.comment_to_line_end {
+            line.find('#').map_or(line, |i| &line[..i])
+        } else {
+            line
+        };
         for entry in line.split(';') {
-            let entry = entry.trim();
-            let entry = entry.find('#').map_or(entry, |i| &entry[..i]).trim();
+            let entry = if ctx.dialect.comment_to_line_end {
+                entry.trim()
+            } else if entry.is_empty() {
+                // tokenizeString skips empty pieces.
+                continue;
+            } else {
+                entry.find('#').map_or(entry, |i| &entry[..i])
+            };
             if entry.is_empty() {
                 continue;
             }
@@ -173,23 +274,34 @@ fn parse_into(
                     file: path,
                     line: 0,
                 };
-                parse_into(&text, this_system, &file_at, resolve, stack, out)?;
+                parse_into(&text, ctx, &file_at, stack, out)?;
                 stack.pop();
                 continue;
             }
-            out.push(parse_entry(entry, this_system, &here)?);
+            out.push(parse_entry(entry, this_system, &here, ctx.dialect)?);
         }
     }
     Ok(())
 }
 
-fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine, Error> {
+fn parse_entry(
+    entry: &str,
+    this_system: &str,
+    at: &Location,
+    dialect: Dialect,
+) -> Result<Machine, Error> {
     let bad = |reason: String| Error::Machine {
         at: at.clone(),
         entry: entry.to_owned(),
         reason,
     };
     let f: Vec<&str> = entry.split_whitespace().collect();
+    if f.is_empty() {
+        return Err(bad(
+            "only blanks, no store URI (Nix before 2.29 refuses such an entry; remove it)"
+                .to_owned(),
+        ));
+    }
     if f.len() > 8 {
         return Err(bad(format!("{} fields, at most 8", f.len())));
     }
@@ -202,19 +314,33 @@ fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine,
                 .collect()
         })
     };
+    // An `unsigned int` in every version (machines.cc `parseUnsignedIntField`).
     let max_jobs = match set(3) {
         None => 1,
-        Some(v) => v
-            .parse()
-            .map_err(|_| bad(format!("max jobs {v:?} is not a whole number")))?,
+        Some(v) => u64::from(
+            v.parse::<u32>()
+                .map_err(|_| bad(format!("max jobs {v:?} is not a whole number")))?,
+        ),
     };
     let speed_factor = match set(4) {
         None => 1.0,
+        Some(v) if !dialect.float_speed => f64::from(v.parse::<u32>().map_err(|_| {
+            bad(format!(
+                "speed factor {v:?} is not a whole number (Nix before 2.20 reads an integer)"
+            ))
+        })?),
         Some(v) => v
-            .parse::<f64>()
+            .parse::<f32>()
             .ok()
             .filter(|x| x.is_finite() && *x >= 0.0)
-            .ok_or_else(|| bad(format!("speed factor {v:?} is not a number")))?,
+            .map(f64::from)
+            .ok_or_else(|| bad(format!("speed factor {v:?} is not a number >= 0")))?,
+    };
+    // Nix takes 0 for the default, 1 (`Machine::Machine`).
+    let speed_factor = if speed_factor == 0.0 {
+        1.0
+    } else {
+        speed_factor
     };
     // Nix refuses the whole builders list when field 8 is not base64
     // (machines.cc `ensureBase64`; seen here with 2.8: "bad machine
@@ -235,6 +361,10 @@ fn parse_entry(entry: &str, this_system: &str, at: &Location) -> Result<Machine,
     let mut systems = list(1);
     if systems.is_empty() {
         systems.push(this_system.to_owned());
+    }
+    if dialect.systems_set {
+        systems.sort();
+        systems.dedup();
     }
     Ok(Machine {
         uri: f[0].to_owned(),
@@ -292,7 +422,8 @@ mod tests {
         assert_eq!(m[0].max_jobs, 1);
         assert_eq!(m[1].max_jobs, 2);
         assert_eq!(m[1].ssh_key, None);
-        assert_eq!(m[2].systems, ["x86_64-linux", "i686-linux"]);
+        // A set from 2.20 on: sorted (machines.cc, `tokenizeString<StringSet>`).
+        assert_eq!(m[2].systems, ["i686-linux", "x86_64-linux"]);
         assert!((m[2].speed_factor - 2.0).abs() < f64::EPSILON);
         assert_eq!(m[2].supported_features, ["kvm", "big-parallel"]);
         assert_eq!(m[2].mandatory_features, ["benchmark"]);
@@ -300,10 +431,28 @@ mod tests {
     }
 
     #[test]
-    fn comment_ends_only_its_entry() {
-        // machines.cc splits on `\n;` first, then cuts each entry at `#`.
+    fn comment_ends_its_line_from_2_29_its_entry_before() {
+        // 2.29+ cut the line at `#`; before, machines.cc split on `\n;`
+        // first, then cut each entry at `#`.
         let m = p("a@h # c ; b@h2").unwrap();
-        assert_eq!(m.iter().map(Machine::host).collect::<Vec<_>>(), ["h", "h2"]);
+        assert_eq!(m.iter().map(Machine::host).collect::<Vec<_>>(), ["h"]);
+        let old = parse_as(
+            "a@h # c ; b@h2",
+            "x86_64-linux",
+            &at(),
+            &resolve_as_given,
+            Dialect::for_version("2.26.3"),
+        )
+        .unwrap();
+        assert_eq!(
+            old.iter().map(Machine::host).collect::<Vec<_>>(),
+            ["h", "h2"]
+        );
+        assert_eq!(Dialect::for_version("2.8.0"), Dialect::BEFORE_2_20);
+        assert_eq!(Dialect::for_version("2.34.8"), Dialect::LATEST);
+        assert_eq!(Dialect::for_version("2.29.0pre"), Dialect::LATEST);
+        assert!(!Dialect::for_version("2.28.4").comment_to_line_end);
+        assert!(Dialect::for_version("2.28.4").float_speed);
     }
 
     #[test]
