@@ -51,13 +51,15 @@ pub const VM: Extra = Extra {
     ],
     files: &[(
         "WORKDIR",
-        "The builder's working directory: pid file, QMP socket, console log, disk image and state file.",
+        "The builder's working directory: pid file, QMP socket, console log, disk image and state file; with --on-demand also NAME.listener.pid, the control socket NAME.ctl and the detached listener's log NAME.on-demand.log.",
     )],
     examples: &[
         ("Boot the builder from a kernel and initrd, wait until ready, print HOST:PORT:", "lb-vm start --kernel bzImage --initrd initrd --keys ./keys"),
         ("Boot the nixpkgs builder:", "lb-vm start --runner $(nix build --print-out-paths nixpkgs#darwin.linux-builder)/bin/create-builder"),
         ("Show the QEMU command line and settings:", "lb-vm config --json"),
         ("Run it as a launchd daemon:", "lb-vm service --launchd --install"),
+        ("Listen on 127.0.0.1:31023, boot on the first connection, power off after 30 minutes idle (a runner forwards 31022 itself):", "lb-vm start --on-demand --idle 30m --port 31023 --runner .../create-builder"),
+        ("The same as a launchd daemon:", "lb-vm service --launchd --on-demand --port 31023 --runner .../create-builder --install"),
         ("Stop it cleanly:", "lb-vm stop"),
     ],
 };

@@ -38,7 +38,7 @@ complete -c lb-vm -n "__fish_lb_vm_needs_command" -s v -l verbose -d 'Say more o
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -s h -l help -d 'Print help'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -s V -l version -d 'Print version'
-complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT'
+complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'
@@ -59,6 +59,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l accel -d 'QEMU acc
 kvm\t''
 tcg\t''"
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l timeout -d 'Seconds to wait for the guest\'s sshd' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l idle -d 'With --on-demand: power the VM off after this long with no connection (5m, 3h)' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l user -d 'The user Nix logs into the builder as' -r
@@ -74,6 +75,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l check -d 'Change n
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l foreground -d 'Stay attached: become the VM process (for launchd and systemd)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l if-not-running -d 'Succeed (exit 0) when this builder is already running'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l ephemeral -d 'Start from a fresh disk: delete the disk image first'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l on-demand -d 'Listen on the port and boot the VM on the first connection (held until sshd answers)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s h -l help -d 'Print help'
@@ -176,6 +178,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l accel -d 'QEMU a
 kvm\t''
 tcg\t''"
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l label -d 'The launchd label [default: org.lb-vm.NAME; nix-darwin\'s own builder is org.nixos.linux-builder]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l idle -d 'With --on-demand: power the VM off after this long with no connection (5m, 3h)' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l user -d 'The user Nix logs into the builder as' -r
@@ -192,10 +195,11 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l launchd -d 'A la
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l systemd -d 'A systemd unit (Linux), NAME.service'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l install -d 'Write it to /Library/LaunchDaemons or /etc/systemd/system (under --root) and (re)load it, instead of printing it'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l uninstall -d 'Unload the service and remove its file'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l on-demand -d 'The service listens and boots the VM on the first connection (`start --on-demand`)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s h -l help -d 'Print help'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'

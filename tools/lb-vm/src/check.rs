@@ -236,6 +236,10 @@ pub struct Running {
     pub pid: Option<u32>,
     /// The port it forwards (recorded, else the configured one).
     pub port: u16,
+    /// An on-demand listener holds the port (`pid` is the listener): a
+    /// banner probe would boot the VM, and connections are held until sshd
+    /// answers, so the port answers by construction.
+    pub on_demand: bool,
 }
 
 /// Every problem found, one line each.
@@ -271,7 +275,7 @@ pub fn problems(
             out.push(line);
         }
         Some(pid) => {
-            if crate::process::ssh_banner(port).is_none() {
+            if !running.on_demand && crate::process::ssh_banner(port).is_none() {
                 out.push(format!(
                     "{name} runs (pid {pid}) but no sshd answers on 127.0.0.1:{port}: still booting, or the guest is stuck; \
                      wait with `lb-vm wait --workdir {}`, see {}",

@@ -16,8 +16,10 @@
 //! `NAME.qemu.log` (QEMU's own output), `NAME.qcow2` (the disk, unless
 //! `--disk`), `NAME.state.json` (port, accelerator, start time and command
 //! line, for `status`), `NAME.accel` (the KVM probe's cached verdict) and
-//! `NAME.tmp/` (the runner's TMPDIR). `service --install` writes the
-//! launchd plist or systemd unit under `--root`.
+//! `NAME.tmp/` (the runner's TMPDIR). `start --on-demand` (see
+//! `on_demand`) adds `NAME.listener.pid`, `NAME.ctl` (its control socket)
+//! and `NAME.on-demand.log`. `service --install` writes the launchd plist
+//! or systemd unit under `--root`.
 //!
 //! Prints on stdout: `127.0.0.1:PORT` once ready (`start`, `wait`), the
 //! status, the configuration or the service file; messages go to stderr.
@@ -29,9 +31,12 @@
 //! (missing kernel, initrd or runner, memory below 256 MiB).
 
 pub mod check;
+mod on_demand;
 mod port;
 mod process;
 mod qmp;
+mod ready;
+mod relay;
 pub mod runner;
 pub mod service;
 pub mod supervisor;
@@ -55,6 +60,7 @@ use lb_common::{ui, usage};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::ready::Readiness;
 use crate::vm::{Boot, Layout, VmSpec};
 
 /// Boot, wait for, stop and report on the builder VM.
@@ -80,7 +86,7 @@ impl HasGlobal for Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT
+    /// Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)
     Start(StartArgs),
     /// Wait until the running builder's sshd answers, printing 127.0.0.1:PORT
     Wait(WaitArgs),
@@ -150,6 +156,13 @@ pub struct StartArgs {
     /// Seconds to wait for the guest's sshd
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub timeout: u64,
+    /// Listen on the port and boot the VM on the first connection (held until sshd answers)
+    #[arg(long)]
+    pub on_demand: bool,
+    /// With --on-demand: power the VM off after this long with no connection (5m, 3h)
+    #[arg(long, value_name = "DURATION", default_value = "180m",
+          value_parser = humantime::parse_duration, env = "LB_VM_IDLE")]
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -224,6 +237,13 @@ pub struct ServiceArgs {
     /// The launchd label [default: org.lb-vm.NAME; nix-darwin's own builder is org.nixos.linux-builder]
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
+    /// The service listens and boots the VM on the first connection (`start --on-demand`)
+    #[arg(long)]
+    pub on_demand: bool,
+    /// With --on-demand: power the VM off after this long with no connection (5m, 3h)
+    #[arg(long, value_name = "DURATION", default_value = "180m",
+          value_parser = humantime::parse_duration, env = "LB_VM_IDLE")]
+    pub idle: Duration,
 }
 
 /// The clap definition, for man pages and completions.
@@ -329,16 +349,29 @@ pub fn problems(
 
 fn check_problems(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Vec<String>> {
     let l = &ctx.layout;
-    let pid = running_pid(l);
-    let port = read_state(l)
-        .filter(|_| pid.is_some())
-        .map_or(ctx.builder.port, |s| s.port);
+    let running = if let Some(r) = on_demand::query(l) {
+        check::Running {
+            pid: Some(r.listener_pid),
+            port: r.port,
+            on_demand: true,
+        }
+    } else {
+        let pid = running_pid(l);
+        let port = read_state(l)
+            .filter(|_| pid.is_some())
+            .map_or(ctx.builder.port, |s| s.port);
+        check::Running {
+            pid,
+            port,
+            on_demand: false,
+        }
+    };
     check::problems(
         &ctx.root,
         &ctx.builder,
         &ctx.platform,
         l,
-        check::Running { pid, port },
+        running,
         &check::Expect {
             disk: a.disk.as_ref().map(std::path::absolute).transpose()?,
             disk_size: a.disk_size,
@@ -725,14 +758,10 @@ fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-enum Readiness {
-    Ready,
-    Died(String),
-    TimedOut,
-}
-
-/// Poll for the SSH banner until `timeout`, giving up early when `dead`
-/// says the VM is gone.
+/// Wait for the SSH banner until `timeout`, giving up early when `dead`
+/// says the VM is gone (see `ready` for why probes overlap). A banner
+/// counts only while our VM lives and owns the listener: another builder
+/// or an sshd answering on the port must not pass as ours.
 fn await_ready(
     port: u16,
     vm: u32,
@@ -740,42 +769,29 @@ fn await_ready(
     mut dead: impl FnMut() -> Option<String>,
 ) -> Readiness {
     let pb = spinner(format!("waiting for sshd on {}", address(port)));
-    let deadline = Instant::now() + timeout;
-    let started = Instant::now();
-    let result = loop {
-        // Our QEMU alive first: a banner from whatever else holds the port
-        // (another builder, an sshd) must not pass as ours.
-        if let Some(why) = dead() {
-            break Readiness::Died(why);
-        }
-        if port::ssh_banner(port).is_some() {
-            if port::listener_is(port, vm) == Some(false) {
-                let who = process::port_owner(port).unwrap_or_default();
-                break Readiness::Died(format!(
-                    "an SSH server that is not this VM ({who}) answers on {}",
-                    address(port)
-                ));
-            }
-            if dead().is_none() {
-                break Readiness::Ready;
-            }
-        }
-        if Instant::now() >= deadline {
-            break Readiness::TimedOut;
-        }
+    let result = ready::await_banner(port, timeout, &mut dead, |waited| {
         if let Some(pb) = &pb {
             pb.set_message(format!(
                 "waiting for sshd on {} ({}s)",
                 address(port),
-                started.elapsed().as_secs()
+                waited.as_secs()
             ));
         }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    });
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    result
+    match result {
+        Readiness::Ready(_) if port::listener_is(port, vm) == Some(false) => {
+            let who = process::port_owner(port).unwrap_or_default();
+            Readiness::Died(format!(
+                "an SSH server that is not this VM ({who}) answers on {}",
+                address(port)
+            ))
+        }
+        Readiness::Ready(_) => dead().map_or(result, Readiness::Died),
+        other => other,
+    }
 }
 
 /// Refuse (or accept) a running builder, a taken port, missing QEMU or
@@ -910,6 +926,9 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     let spec = spec(ctx, &a.vm)?;
     let apply = Apply::from(a.change);
     let profile = profile(ctx);
+    if a.on_demand {
+        return on_demand::start(ctx, a, &spec, &profile);
+    }
     if let Some(status) = preflight(ctx, a, &spec, &profile)? {
         return Ok(status);
     }
@@ -982,15 +1001,13 @@ fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
     launch(l, &spec, &cmd, &state, a.timeout)
 }
 
-/// Spawn the VM detached, record it, and wait for its sshd; on failure
-/// nothing is left running.
-fn launch(
+/// Spawn the VM in its own process group with its output in the QEMU
+/// log, and record its pid and state; on failure nothing is left running.
+fn spawn_vm(
     l: &Layout,
-    spec: &VmSpec,
     cmd: &Cmd,
     state: &dyn Fn(u32) -> State,
-    timeout: u64,
-) -> anyhow::Result<Status> {
+) -> anyhow::Result<(duct::Handle, State)> {
     ui::verbose(&format!("running: {}", cmd.display()));
     let log = l.qemu_log();
     // Its own process group: a Ctrl-C meant for lb-vm must not reach the
@@ -1024,6 +1041,20 @@ fn launch(
         let _ = handle.wait();
         return Err(e);
     }
+    Ok((handle, st))
+}
+
+/// Spawn the VM detached, record it, and wait for its sshd; on failure
+/// nothing is left running.
+fn launch(
+    l: &Layout,
+    spec: &VmSpec,
+    cmd: &Cmd,
+    state: &dyn Fn(u32) -> State,
+    timeout: u64,
+) -> anyhow::Result<Status> {
+    let (handle, st) = spawn_vm(l, cmd, state)?;
+    let pid = st.pid;
     ui::note(&format!(
         "booting {} (pid {pid}, accel {}); console log {}",
         l.name,
@@ -1041,7 +1072,11 @@ fn launch(
         },
     );
     match outcome {
-        Readiness::Ready => {
+        Readiness::Ready(greeting) => {
+            ui::verbose(&format!(
+                "sshd answered (its greeting took {:.2} s)",
+                greeting.took.as_secs_f64()
+            ));
             ui::out(&address(spec.port))?;
             Ok(Status::Ok)
         }
@@ -1154,6 +1189,12 @@ fn ensure_disk(spec: &VmSpec) -> anyhow::Result<()> {
 
 fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
+    if let Some(r) = on_demand::query(l) {
+        // The listener holds every connection until the guest's sshd
+        // answers: the builder is ready to be used now.
+        ui::out(&address(r.port))?;
+        return Ok(Status::Ok);
+    }
     let state = read_state(l);
     let port = state.as_ref().map_or(ctx.builder.port, |s| s.port);
     let pid = running_pid(l);
@@ -1171,7 +1212,7 @@ fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
             .map(|p| format!("the VM (pid {p}) exited"))
     });
     match outcome {
-        Readiness::Ready => {
+        Readiness::Ready(_) => {
             ui::out(&address(port))?;
             Ok(Status::Ok)
         }
@@ -1203,6 +1244,16 @@ struct StatusReport {
     workdir: PathBuf,
     /// The pid of a VM that had died behind lb-vm's back (its files were removed).
     stale_pid: Option<u32>,
+    /// `always-on` (`start`) or `on-demand` (`start --on-demand`).
+    mode: &'static str,
+    /// Whether the VM itself runs (with `on-demand`, it may be off).
+    vm_up: bool,
+    /// Connections open through the on-demand listener.
+    connections: Option<usize>,
+    /// Seconds until the on-demand listener powers the idle VM off.
+    power_off_in_secs: Option<u64>,
+    /// The on-demand listener's own report.
+    on_demand: Option<on_demand::Report>,
 }
 
 fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
@@ -1210,12 +1261,20 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
     let state = read_state(l);
     let pid = running_pid(l);
     let stale_pid = if pid.is_none() { clean_stale(l)? } else { None };
-    let port = state.as_ref().map_or(ctx.builder.port, |s| s.port);
-    let running = pid.is_some();
+    let listener = on_demand::query(l);
+    let port = listener.as_ref().map_or_else(
+        || state.as_ref().map_or(ctx.builder.port, |s| s.port),
+        |r| r.port,
+    );
+    let vm_up = pid.is_some();
+    // On demand, the builder runs while its listener does, and is ready:
+    // the listener holds connections until the guest's sshd answers.
+    let running = vm_up || listener.is_some();
+    let ready = listener.is_some() || (vm_up && process::ssh_banner(port).is_some());
     let r = StatusReport {
         name: l.name.clone(),
         running,
-        ready: pid.is_some_and(|p| port::ours_answers(port, p)),
+        ready: ready && (listener.is_some() || pid.is_some_and(|p| port::ours_answers(port, p))),
         pid,
         port,
         accel: state.as_ref().filter(|_| running).map(|s| s.accel.clone()),
@@ -1226,6 +1285,15 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
         console_log: l.console(),
         workdir: l.dir.clone(),
         stale_pid,
+        mode: if listener.is_some() {
+            "on-demand"
+        } else {
+            "always-on"
+        },
+        vm_up,
+        connections: listener.as_ref().map(|r| r.connections),
+        power_off_in_secs: listener.as_ref().and_then(|r| r.power_off_in_secs),
+        on_demand: listener,
     };
     if a.json {
         ui::out(&serde_json::to_string_pretty(&r)?)?;
@@ -1237,6 +1305,27 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
             if r.running { "yes" } else { "no" }
         ))?;
         ui::out(&format!("ready: {}", if r.ready { "yes" } else { "no" }))?;
+        ui::out(&format!("mode: {}", r.mode))?;
+        if let Some(od) = &r.on_demand {
+            ui::out(&format!(
+                "vm: {} (listener pid {}, {} boots, {} failed)",
+                od.vm.as_str(),
+                od.listener_pid,
+                od.boots,
+                od.boot_failures
+            ))?;
+            ui::out(&format!(
+                "connections: {} ({} waiting for the VM)",
+                od.connections, od.waiting
+            ))?;
+            ui::out(&format!(
+                "power-off in: {}",
+                opt(od.power_off_in_secs.map(|s| format!("{s}s")))
+            ))?;
+            if let Some(e) = &od.last_error {
+                ui::out(&format!("last error: {e}"))?;
+            }
+        }
         ui::out(&format!("pid: {}", opt(r.pid.map(|p| p.to_string()))))?;
         ui::out(&format!("port: {}", r.port))?;
         ui::out(&format!("accel: {}", opt(r.accel.clone())))?;
@@ -1261,6 +1350,9 @@ fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
 
 fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
     let l = &ctx.layout;
+    if let Some(status) = on_demand::stop(l, a)? {
+        return Ok(status);
+    }
     let apply = Apply::from(a.change);
     // launchd (KeepAlive) or systemd (Restart=) runs it: a kill would be
     // undone; a clean power-down exits 0, which neither restarts.
@@ -1424,12 +1516,20 @@ const SERVICE_PATH: &str = "/nix/var/nix/profiles/default/bin:/run/current-syste
 
 /// `lb-vm start --foreground ...` as the service runs it.
 fn service_argv(ctx: &Ctx, a: &ServiceArgs, spec: &VmSpec) -> anyhow::Result<Vec<OsString>> {
+    if a.on_demand {
+        on_demand::check_port(spec)?;
+    }
     let l = &ctx.layout;
     let exe = std::env::current_exe().context("find lb-vm's own path for the service")?;
-    let mut argv: Vec<OsString> = vec![
-        exe.into_os_string(),
-        "start".into(),
-        "--foreground".into(),
+    let mut argv: Vec<OsString> = vec![exe.into_os_string(), "start".into(), "--foreground".into()];
+    if a.on_demand {
+        argv.extend([
+            "--on-demand".into(),
+            "--idle".into(),
+            humantime::format_duration(a.idle).to_string().into(),
+        ]);
+    }
+    argv.extend::<[OsString; 8]>([
         "--name".into(),
         l.name.clone().into(),
         "--workdir".into(),
@@ -1438,7 +1538,7 @@ fn service_argv(ctx: &Ctx, a: &ServiceArgs, spec: &VmSpec) -> anyhow::Result<Vec
         spec.port.to_string().into(),
         "--system".into(),
         spec.system.clone().into(),
-    ];
+    ]);
     let opt = |flag: &str, v: Option<String>| -> Vec<OsString> {
         v.map(|v| vec![flag.into(), v.into()]).unwrap_or_default()
     };
@@ -1513,6 +1613,7 @@ fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
         workdir: l.dir.display().to_string(),
         tmpdir: l.tmp().display().to_string(),
         env,
+        on_demand: a.on_demand,
     };
     let text = if a.launchd { s.plist()? } else { s.unit()? };
     if !a.install {

@@ -1,6 +1,5 @@
 //! Processes and ports: is a pid still our QEMU, who holds a port, signals.
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -83,15 +82,7 @@ pub fn port_owner(port: u16) -> Option<String> {
 /// them, so only the banner proves sshd is up.
 #[must_use]
 pub fn ssh_banner(port: u16) -> Option<String> {
-    use std::io::{BufRead, Read};
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(s.take(256))
-        .read_line(&mut line)
-        .ok()?;
-    line.starts_with("SSH-").then(|| line.trim_end().to_owned())
+    crate::ready::banner(port, Duration::from_secs(3))
 }
 
 #[cfg(test)]

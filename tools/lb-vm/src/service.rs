@@ -3,6 +3,19 @@
 //! store with `/bin/wait4path /nix/store`, KeepAlive, RunAtLoad) and a
 //! systemd unit. Both restart the VM only when it fails: a clean power-down
 //! (`lb-vm stop`) exits 0 and stays down.
+//!
+//! With `--on-demand` the service runs `lb-vm start --foreground
+//! --on-demand`: lb-vm holds the builder's port itself under KeepAlive /
+//! Restart=on-failure, rather than launchd's socket activation (`Sockets`).
+//! Activation would hand lb-vm the socket only through
+//! `launch_activate_socket`, a C call needing FFI that cannot be run off
+//! macOS, and launchd would still need lb-vm resident to relay and to
+//! count idle time; lb-vm holding the socket is one code path on both
+//! systems, tested here for real, and the idle listener holds a few MB.
+//! Stopping the service must reach lb-vm only, so it powers the guest off
+//! cleanly over QMP: systemd gets `KillMode=mixed` (SIGTERM to lb-vm,
+//! SIGKILL to what is left only after the timeout), and both managers wait
+//! 90 s (lb-vm allows 30 s for the power button, then 30 s after SIGTERM).
 
 use std::fmt::Write as _;
 
@@ -23,7 +36,13 @@ pub struct ServiceSpec {
     pub tmpdir: String,
     /// More environment (`NIX_SSL_CERT_FILE`, `PATH`).
     pub env: Vec<(String, String)>,
+    /// `argv` runs `start --on-demand`: lb-vm must get the stop signal itself.
+    pub on_demand: bool,
 }
+
+/// How long a service manager waits for an on-demand lb-vm to power the
+/// VM off before killing it.
+const ON_DEMAND_STOP_SECS: u32 = 90;
 
 impl ServiceSpec {
     #[must_use]
@@ -92,6 +111,12 @@ impl ServiceSpec {
         s.push_str(
             "  <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n  <key>RunAtLoad</key>\n  <true/>\n",
         );
+        if self.on_demand {
+            let _ = writeln!(
+                s,
+                "  <key>ExitTimeOut</key>\n  <integer>{ON_DEMAND_STOP_SECS}</integer>"
+            );
+        }
         let _ = writeln!(
             s,
             "  <key>StandardOutPath</key>\n  <string>{0}</string>\n  <key>StandardErrorPath</key>\n  <string>{0}</string>",
@@ -111,15 +136,23 @@ impl ServiceSpec {
             .iter()
             .map(|a| escape::unit_word("an argument of the command", a))
             .collect::<Result<Vec<_>, _>>()?;
+        let (what, stop) = if self.on_demand {
+            (
+                ", on demand",
+                format!("KillMode=mixed\nTimeoutStopSec={ON_DEMAND_STOP_SECS}\n"),
+            )
+        } else {
+            ("", "TimeoutStopSec=60\n".to_owned())
+        };
         let mut env = String::new();
         let tmp = [("TMPDIR".to_owned(), self.tmpdir.clone())];
         for (k, v) in tmp.iter().chain(&self.env) {
             let _ = writeln!(env, "Environment={}", escape::unit_env(k, k, v)?);
         }
         Ok(format!(
-            "[Unit]\nDescription=Linux builder VM for Nix ({name})\nAfter=network.target\nRequiresMountsFor=/nix/store\n\n\
+            "[Unit]\nDescription=Linux builder VM for Nix ({name}{what})\nAfter=network.target\nRequiresMountsFor=/nix/store\n\n\
              [Service]\nExecStart={exec}\nWorkingDirectory={wd}\n{env}\
-             Restart=on-failure\nRestartSec=5\nTimeoutStopSec=60\n\n\
+             Restart=on-failure\nRestartSec=5\n{stop}\n\
              [Install]\nWantedBy=multi-user.target\n",
             // --name is validated: letters, digits, `.`, `_`, `-`.
             name = self.name,
@@ -159,7 +192,98 @@ mod tests {
             .collect(),
             workdir: "/var/lib/linux-builder".to_owned(),
             tmpdir: "/var/lib/linux-builder/linux-builder.tmp".to_owned(),
+            on_demand: false,
         }
+    }
+
+    fn on_demand_spec() -> ServiceSpec {
+        let mut s = spec();
+        s.argv = [
+            "/usr/local/bin/lb-vm",
+            "start",
+            "--foreground",
+            "--on-demand",
+            "--idle",
+            "3h",
+            "--name",
+            "linux-builder",
+            "--workdir",
+            "/var/lib/linux-builder",
+            "--port",
+            "31023",
+            "--runner",
+            "/nix/store/r/bin/create-builder",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        s.on_demand = true;
+        s
+    }
+
+    #[test]
+    fn launchd_plist_on_demand() {
+        insta::assert_snapshot!(on_demand_spec().plist().unwrap(), @r#"
+        <?xml version="1.0" encoding="UTF-8"?>
+        <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+        <plist version="1.0">
+        <dict>
+          <key>Label</key>
+          <string>org.lb-vm.linux-builder</string>
+          <key>ProgramArguments</key>
+          <array>
+            <string>/bin/sh</string>
+            <string>-c</string>
+            <string>/bin/wait4path /nix/store &amp;&amp; exec /usr/local/bin/lb-vm start --foreground --on-demand --idle 3h --name linux-builder --workdir /var/lib/linux-builder --port 31023 --runner /nix/store/r/bin/create-builder</string>
+          </array>
+          <key>WorkingDirectory</key>
+          <string>/var/lib/linux-builder</string>
+          <key>EnvironmentVariables</key>
+          <dict>
+            <key>TMPDIR</key>
+            <string>/var/lib/linux-builder/linux-builder.tmp</string>
+            <key>NIX_SSL_CERT_FILE</key>
+            <string>/etc/ssl/certs/ca-certificates.crt</string>
+          </dict>
+          <key>KeepAlive</key>
+          <dict>
+            <key>SuccessfulExit</key>
+            <false/>
+          </dict>
+          <key>RunAtLoad</key>
+          <true/>
+          <key>ExitTimeOut</key>
+          <integer>90</integer>
+          <key>StandardOutPath</key>
+          <string>/var/log/org.lb-vm.linux-builder.log</string>
+          <key>StandardErrorPath</key>
+          <string>/var/log/org.lb-vm.linux-builder.log</string>
+        </dict>
+        </plist>
+        "#);
+    }
+
+    #[test]
+    fn systemd_unit_on_demand() {
+        insta::assert_snapshot!(on_demand_spec().unit().unwrap(), @r#"
+        [Unit]
+        Description=Linux builder VM for Nix (linux-builder, on demand)
+        After=network.target
+        RequiresMountsFor=/nix/store
+
+        [Service]
+        ExecStart=/usr/local/bin/lb-vm start --foreground --on-demand --idle 3h --name linux-builder --workdir /var/lib/linux-builder --port 31023 --runner /nix/store/r/bin/create-builder
+        WorkingDirectory=/var/lib/linux-builder
+        Environment="TMPDIR=/var/lib/linux-builder/linux-builder.tmp"
+        Environment="NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+        Restart=on-failure
+        RestartSec=5
+        KillMode=mixed
+        TimeoutStopSec=90
+
+        [Install]
+        WantedBy=multi-user.target
+        "#);
     }
 
     #[test]

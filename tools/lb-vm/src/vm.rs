@@ -55,6 +55,21 @@ impl Layout {
     pub fn disk(&self) -> PathBuf {
         self.file("qcow2")
     }
+    /// The on-demand listener's pid.
+    #[must_use]
+    pub fn listener_pid(&self) -> PathBuf {
+        self.file("listener.pid")
+    }
+    /// The on-demand listener's control socket (`status`, `stop`).
+    #[must_use]
+    pub fn control(&self) -> PathBuf {
+        self.file("ctl")
+    }
+    /// The detached on-demand listener's log (its boots, power-offs, failures).
+    #[must_use]
+    pub fn listener_log(&self) -> PathBuf {
+        self.file("on-demand.log")
+    }
     /// TMPDIR for the runner (not under /tmp: macOS cleans /tmp after 3 days).
     #[must_use]
     pub fn tmp(&self) -> PathBuf {
