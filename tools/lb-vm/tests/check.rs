@@ -140,7 +140,7 @@ fn tmpdir_under_tmp_is_named_on_macos_only() {
     // A launchd plist (recorded shape) whose TMPDIR is under /tmp.
     let plist = root
         .path()
-        .join(format!("Library/LaunchDaemons/org.nixos.{NAME}.plist"));
+        .join(format!("Library/LaunchDaemons/org.lb-vm.{NAME}.plist"));
     std::fs::create_dir_all(plist.parent().unwrap()).unwrap();
     std::fs::write(
         &plist,

@@ -435,16 +435,31 @@ fn runner_failed_boot_retry_and_sigterm() {
 #[test]
 fn refusals_dry_run_and_service_files() {
     let s = setup();
-    let runner = failing_once_runner(&s, 1);
-    // The runner's baked-in 31022 cannot be the listener's port.
+    let baked = lb_testkit::free_port();
+    let runner = failing_once_runner(&s, baked);
+    // The runner's baked-in port (read from its script) cannot be the
+    // listener's port.
     lb_vm(&s)
-        .args(["start", "--on-demand", "--port", "31022", "--runner"])
+        .args([
+            "start",
+            "--on-demand",
+            "--port",
+            &baked.to_string(),
+            "--runner",
+        ])
         .arg(&runner)
         .assert()
         .code(2)
         .stderr(predicate::str::contains("baked in"));
     lb_vm(&s)
-        .args(["service", "--systemd", "--on-demand", "--runner"])
+        .args([
+            "service",
+            "--systemd",
+            "--on-demand",
+            "--port",
+            &baked.to_string(),
+            "--runner",
+        ])
         .arg(&runner)
         .assert()
         .code(2)
@@ -504,9 +519,7 @@ fn refusals_dry_run_and_service_files() {
         .unwrap();
     let plist = String::from_utf8_lossy(&out.stdout);
     assert!(
-        plist.contains(
-            "<string>--on-demand</string>\n    <string>--idle</string>\n    <string>3h</string>"
-        ),
+        plist.contains(" start --foreground --on-demand --idle 3h "),
         "{plist}"
     );
     assert!(plist.contains("<key>ExitTimeOut</key>"), "{plist}");
