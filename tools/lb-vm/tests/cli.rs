@@ -145,6 +145,8 @@ fn missing_keys_dir_is_bad_input() {
     let s = scratch();
     lb_vm(&s)
         .args(["start", "--accel", "tcg", "--keys", "/no/such/keys"])
+        // A free port: the default 31022 may be another builder's.
+        .args(["--port", &lb_testkit::free_port().to_string()])
         .args(boot_args(&s))
         .assert()
         .code(2)
