@@ -32,16 +32,31 @@ fi
 packages=(nix-bin openssh-server openssh-client qemu-system-x86 qemu-utils busybox-static
           cpio kmod xz-utils zstd libssl-dev pkg-config ca-certificates make gcc libc6-dev
           procps util-linux passwd strace jq python3 git debootstrap sudo lsof)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
+find_missing() {
+    missing=()
+    local p
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+}
+find_missing
+updated=
+# Twice at most: installing one package can make apt remove another that
+# was installed (seen here: bookworm's qemu-system-x86 removed a
+# backported qemu-utils it conflicts with); the second round puts back
+# what the first took away, and a third would not do better.
+for _ in 1 2; do
+    ((${#missing[@]})) || break
     say "installing ${missing[*]}"
-    apt-get update -q
+    [[ -n $updated ]] || { apt-get update -q; updated=1; }
     # --force-confold: keep a configuration file the user has (never prompt).
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         -o Dpkg::Options::=--force-confold "${missing[@]}"
+    find_missing
+done
+if ((${#missing[@]})); then
+    say "still not installed after apt-get install: ${missing[*]}; install them by hand and run again"
+    exit 1
 fi
 
 changed=0
