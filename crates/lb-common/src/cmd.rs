@@ -259,7 +259,7 @@ pub fn exists(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
-/// Commands that keep running: [`Cmd::spawn`] and [`Cmd::exec`].
+/// Commands that keep running: [`Cmd::spawn`] and [`Cmd::replace_process`].
 mod spawn;
 pub use spawn::{Child, Sink};
 

@@ -1,5 +1,5 @@
 //! Commands that outlive the call: a child started in the background
-//! ([`Cmd::spawn`]) and the process replaced by a command ([`Cmd::exec`]).
+//! ([`Cmd::spawn`]) and the process replaced by a command ([`Cmd::replace_process`]).
 //! [`Cmd::run`] covers everything that runs to completion; these two are
 //! for a VM and its supervisors (lb-vm), which must keep running.
 
@@ -104,7 +104,7 @@ impl Cmd {
     /// supervises the program itself. Returns only when the exec failed,
     /// with why.
     #[must_use]
-    pub fn exec(&self) -> Error {
+    pub fn replace_process(&self) -> Error {
         use std::os::unix::process::CommandExt as _;
         crate::ui::verbose(&format!("exec: {}", self.display()));
         let mut c = std::process::Command::new(&self.program);
@@ -166,9 +166,9 @@ mod tests {
     }
 
     #[test]
-    fn exec_of_a_missing_program_returns_why() {
+    fn replacing_by_a_missing_program_returns_why() {
         // A failed exec returns; a working one would replace the test.
-        let e = Cmd::new("lb-no-such-program").exec();
+        let e = Cmd::new("lb-no-such-program").replace_process();
         assert!(matches!(e, Error::NotFound { .. }), "{e}");
     }
 }

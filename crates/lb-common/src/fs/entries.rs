@@ -38,7 +38,7 @@ fn op<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Op
 ///
 /// # Errors
 /// `create DIR: ...` when it cannot be created.
-pub fn create_dir_all(dir: &Path) -> Result<(), OpError> {
+pub fn ensure_dir(dir: &Path) -> Result<(), OpError> {
     std::fs::create_dir_all(dir).map_err(op("create", dir))
 }
 
@@ -119,7 +119,7 @@ mod tests {
     fn create_and_remove_say_what_they_did() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b");
-        create_dir_all(&dir).unwrap();
+        ensure_dir(&dir).unwrap();
         assert!(dir.is_dir());
         let f = dir.join("x.log");
         std::fs::write(&f, "x").unwrap();
