@@ -317,3 +317,165 @@ pub(crate) fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
 pub(crate) fn profile(ctx: &Ctx) -> QemuProfile {
     ctx.platform.qemu(&ctx.builder.system)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::Asked;
+    use lb_common::platform::{Os, Platform};
+
+    /// `lb-vm ARGS` parsed, with its context on a Linux x86_64 host.
+    fn parse<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Ctx, VmArgs) {
+        let line =
+            std::iter::once(std::ffi::OsStr::new("lb-vm")).chain(args.iter().map(AsRef::as_ref));
+        let cli = Cli::try_parse_from(line).unwrap();
+        let ctx = Ctx::on(
+            cli.global.root.as_deref(),
+            &cli.builder,
+            &cli.workdir,
+            || Ok(Platform::new(Os::Linux, "x86_64")),
+        )
+        .unwrap();
+        let Command::Start(a) = cli.command else {
+            panic!("not start")
+        };
+        (ctx, a.vm)
+    }
+
+    /// `start` with the flags a spec serialises to.
+    fn reparse(flags: &[std::ffi::OsString]) -> VmSpec {
+        let mut args = vec![std::ffi::OsString::from("start")];
+        args.extend(flags.iter().cloned());
+        let (ctx, vm) = parse(&args);
+        spec(&ctx, &vm).unwrap()
+    }
+
+    fn shown(flags: &[std::ffi::OsString], dir: &Path) -> String {
+        flags
+            .iter()
+            .map(|f| {
+                f.to_string_lossy()
+                    .replace(&*dir.to_string_lossy(), "[DIR]")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn a_kernel_spec_survives_its_flags() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("bzImage"), "k").unwrap();
+        std::fs::write(d.join("initrd"), "i").unwrap();
+        let p = |f: &str| d.join(f).display().to_string();
+        let (ctx, vm) = parse(&[
+            "--workdir",
+            &d.display().to_string(),
+            "start",
+            "--name",
+            "b1",
+            "--port",
+            "31055",
+            "--system",
+            "x86_64-linux",
+            "--kernel",
+            &p("bzImage"),
+            "--initrd",
+            &p("initrd"),
+            "--memory",
+            "1024",
+            "--cpus",
+            "2",
+        ]);
+        let s = spec(&ctx, &vm).unwrap();
+        let flags = s.flags(&Asked::default());
+        insta::assert_snapshot!(shown(&flags, d), @"--name b1 --workdir [DIR] --port 31055 --system x86_64-linux --kernel [DIR]/bzImage --initrd [DIR]/initrd --append console=ttyS0 panic=-1 --disk-size 20480 --memory 1024 --cpus 2 --disk [DIR]/b1.qcow2 --keys [DIR]/keys");
+        assert_eq!(reparse(&flags), s);
+        // An accelerator asked for is carried; one not asked is probed again.
+        let asked = Asked {
+            accel: Some("tcg".to_owned()),
+            ..Asked::default()
+        };
+        assert!(shown(&s.flags(&asked), d).ends_with(" --accel tcg"));
+    }
+
+    #[test]
+    fn a_runner_keeps_its_own_resources_unless_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let runner = d.join("run-nixos-vm");
+        std::fs::write(
+            &runner,
+            "#!/bin/sh\nexec qemu-kvm -m 2048 -smp 4 -netdev user,id=n,hostfwd=tcp::31022-:22\n",
+        )
+        .unwrap();
+        let (ctx, vm) = parse(&[
+            "--workdir".as_ref(),
+            d.as_os_str(),
+            "start".as_ref(),
+            "--port".as_ref(),
+            "31023".as_ref(),
+            "--system".as_ref(),
+            "x86_64-linux".as_ref(),
+            "--runner".as_ref(),
+            runner.as_os_str(),
+            "--memory".as_ref(),
+            "4096".as_ref(),
+        ]);
+        let s = spec(&ctx, &vm).unwrap();
+        assert_eq!((s.memory, s.cpus, s.image_port), (4096, 4, 31022));
+        let asked = Asked {
+            memory: vm.memory,
+            cpus: vm.cpus,
+            disk_size: vm.disk_size,
+            accel: vm.accel.clone(),
+        };
+        let flags = s.flags(&asked);
+        insta::assert_snapshot!(shown(&flags, d), @"--name linux-builder --workdir [DIR] --port 31023 --system x86_64-linux --runner [DIR]/run-nixos-vm --memory 4096 --disk [DIR]/linux-builder.qcow2 --keys [DIR]/keys");
+        assert_eq!(reparse(&flags), s);
+    }
+
+    #[test]
+    fn bad_vm_flags_are_usage_errors_naming_the_flag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().display().to_string();
+        let k = tmp.path().join("k");
+        std::fs::write(&k, "k").unwrap();
+        let k = k.display().to_string();
+        for (args, want) in [
+            (vec!["start"], "nothing to boot"),
+            (vec!["start", "--kernel", &k], "--kernel needs --initrd"),
+            (vec!["start", "--initrd", &k], "--initrd needs --kernel"),
+            (
+                vec!["start", "--kernel", "/no/such", "--initrd", &k],
+                "--kernel /no/such: no such file",
+            ),
+            (
+                vec!["start", "--kernel", &k, "--initrd", &k, "--memory", "255"],
+                "--memory 255: below 256 MiB",
+            ),
+            (
+                vec![
+                    "start",
+                    "--kernel",
+                    &k,
+                    "--initrd",
+                    &k,
+                    "--disk-size",
+                    "1000",
+                ],
+                "--disk-size 1000: give at least 1024 MiB",
+            ),
+        ] {
+            let mut argv = vec!["--workdir", &d];
+            argv.extend(args);
+            let (ctx, vm) = parse(&argv);
+            let e = spec(&ctx, &vm).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{e}");
+            assert_eq!(
+                lb_common::exit::status_of(&e),
+                lb_common::exit::Status::Usage
+            );
+        }
+    }
+}
