@@ -29,6 +29,13 @@
 //! readiness timed out, port taken, already running) or a negative answer
 //! (`status`: not running; `--check`: would change); 2 bad usage or input
 //! (missing kernel, initrd or runner, memory below 256 MiB).
+//!
+//! The pieces: `cli` (the flags, and their checks into a [`vm::VmSpec`]),
+//! `vm` (the spec, its files, its command line and the flags that name it
+//! again), `accel` (the accelerator and the KVM probe), `state` (the pid
+//! and state files), `boot` (spawn, readiness, disk), `cmd::*` (one file
+//! per command), `report` (the text/JSON printer), `on_demand` (the
+//! listener), `service` and `supervisor` (launchd and systemd).
 
 mod accel;
 mod boot;

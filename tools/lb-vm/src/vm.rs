@@ -1,6 +1,7 @@
-//! The VM's settings, its files in the working directory, and the command
+//! The VM's settings, its files in the working directory, the command
 //! that boots it (pure: rendered without running anything, so the macOS
-//! command lines are tested on Linux).
+//! command lines are tested on Linux), and the lb-vm flags that name it
+//! again ([`VmSpec::flags`], what the service files run).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -263,6 +263,7 @@ fn launch(
         }
     }
 }
+
 /// `--foreground`: record this process as the VM and become it, so the
 /// service manager's signals reach QEMU directly.
 fn foreground(ctx: &Ctx, spec: &VmSpec, cmd: &Cmd, state: &State) -> anyhow::Result<Status> {
