@@ -16,7 +16,9 @@ use crate::exit::{Classify, Status};
 pub struct OpError {
     /// What was being done: `create`, `open`, `remove`.
     pub op: &'static str,
+    /// The file, directory or socket it concerned.
     pub path: PathBuf,
+    /// Why it failed.
     pub source: std::io::Error,
 }
 
