@@ -259,6 +259,10 @@ pub fn exists(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
+/// Commands that keep running: [`Cmd::spawn`] and [`Cmd::replace_process`].
+mod spawn;
+pub use spawn::{Child, Sink};
+
 #[cfg(test)]
 mod tests {
     use super::*;

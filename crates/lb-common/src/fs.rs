@@ -650,6 +650,10 @@ fn print_diff(path: &Path, old: &[u8], new: &[u8], created: bool) -> std::io::Re
     out.flush()
 }
 
+/// A tool's own run-time files (directories, logs, sockets): see [`entries`].
+pub mod entries;
+pub use entries::{ensure_dir, keep_tail, open_log, remove_entry, remove_tree, OpError};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,25 +249,7 @@ pub fn launchd_log(label: &str) -> PathBuf {
 /// cut to its last `keep` bytes at each start: launchd never rotates it,
 /// and a builder restarted by KeepAlive appends forever.
 pub fn bound_log(path: &Path, max: u64, keep: u64) -> std::io::Result<bool> {
-    use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() || meta.len() <= max {
-        return Ok(false);
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)?;
-    f.seek(SeekFrom::Start(meta.len() - keep))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)?;
-    // Start at a line.
-    let cut = tail.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-    f.set_len(0)?;
-    f.seek(SeekFrom::Start(0))?;
-    writeln!(f, "[lb-vm: log cut to its last {} bytes]", tail.len() - cut)?;
-    f.write_all(&tail[cut..])?;
-    Ok(true)
+    lb_common::fs::keep_tail(path, max, keep, "lb-vm")
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! The VM's settings, its files in the working directory, and the command
+//! The VM's settings, its files in the working directory, the command
 //! that boots it (pure: rendered without running anything, so the macOS
-//! command lines are tested on Linux).
+//! command lines are tested on Linux), and the lb-vm flags that name it
+//! again ([`VmSpec::flags`], what the service files run).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use lb_common::cmd::Cmd;
 use lb_common::platform::QemuProfile;
+
+use crate::accel::accel_args;
 
 /// One builder's files. Several builders share a working directory by
 /// name: every file is `WORKDIR/NAME.*`.
@@ -243,32 +247,76 @@ impl VmSpec {
     }
 }
 
-/// `-accel A`; under HVF also `-accel tcg`, which QEMU tries when HVF
-/// cannot start (as nixpkgs' `accel=hvf:tcg`).
-#[must_use]
-pub fn accel_args(accel: &str) -> Vec<String> {
-    let mut v = vec!["-accel".to_owned(), accel.to_owned()];
-    if accel == "hvf" {
-        v.extend(["-accel".to_owned(), "tcg".to_owned()]);
-    }
-    v
+/// What the command line asked for beyond the spec, which [`VmSpec::flags`]
+/// carries only when given: a runner's memory, cores and disk are its
+/// own unless asked, and the accelerator is chosen afresh (probed) unless
+/// given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub memory: Option<u32>,
+    pub cpus: Option<u32>,
+    pub disk_size: Option<u64>,
+    pub accel: Option<String>,
 }
 
-/// The accelerator to use without probing: hvf on macOS for a native
-/// guest, tcg for a foreign one; on Linux `kvm` needs a probe first (see
-/// `probe`), so the answer here is only the candidate.
-#[must_use]
-pub fn candidate_accel(profile: &QemuProfile) -> String {
-    profile
-        .accels
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "tcg".to_owned())
+impl VmSpec {
+    /// The lb-vm flags that name this VM again: `--name --workdir --port
+    /// --system`, what to boot and its resources, `--disk --keys` and
+    /// `--accel` if asked. The one serialiser of a spec: the service files
+    /// run `lb-vm start --foreground` with these, and parsing them back
+    /// gives this spec (see the round-trip test).
+    #[must_use]
+    pub fn flags(&self, asked: &Asked) -> Vec<OsString> {
+        let l = &self.layout;
+        let mut argv: Vec<OsString> = Vec::new();
+        let mut flag = |name: &str, value: OsString| {
+            argv.push(name.into());
+            argv.push(value);
+        };
+        flag("--name", l.name.clone().into());
+        flag("--workdir", l.dir.clone().into_os_string());
+        flag("--port", self.port.to_string().into());
+        flag("--system", self.system.clone().into());
+        match &self.boot {
+            // A runner's memory, cores and disk are its own unless asked.
+            Boot::Runner(r) => {
+                flag("--runner", r.clone().into_os_string());
+                if let Some(m) = asked.memory {
+                    flag("--memory", m.to_string().into());
+                }
+                if let Some(c) = asked.cpus {
+                    flag("--cpus", c.to_string().into());
+                }
+                if let Some(d) = asked.disk_size {
+                    flag("--disk-size", d.to_string().into());
+                }
+            }
+            Boot::Kernel {
+                kernel,
+                initrd,
+                append,
+            } => {
+                flag("--kernel", kernel.clone().into_os_string());
+                flag("--initrd", initrd.clone().into_os_string());
+                flag("--append", append.into());
+                flag("--disk-size", self.disk_size.to_string().into());
+                flag("--memory", self.memory.to_string().into());
+                flag("--cpus", self.cpus.to_string().into());
+            }
+        }
+        flag("--disk", self.disk.clone().into_os_string());
+        flag("--keys", self.keys.clone().into_os_string());
+        if let Some(acc) = &asked.accel {
+            flag("--accel", acc.into());
+        }
+        argv
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accel::candidate_accel;
     use lb_common::platform::{Os, Platform};
 
     fn spec(system: &str) -> VmSpec {

@@ -1,0 +1,74 @@
+//! `lb-vm check`: what users of builder VMs hit, one line per problem
+//! with its fix (the finding itself is [`crate::check`]).
+
+use std::path::Path;
+
+use lb_common::builder::BuilderArgs;
+use lb_common::exit::Status;
+use lb_common::ui;
+
+use crate::cli::CheckArgs;
+use crate::state;
+use crate::{check, on_demand, Ctx};
+
+/// Print the problems; exit 1 if any.
+pub(crate) fn run(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Status> {
+    let problems = problems(ctx, a)?;
+    for p in &problems {
+        ui::out(p)?;
+    }
+    if problems.is_empty() {
+        ui::note(&format!(
+            "{}: runs and answers, no problems",
+            ctx.layout.name
+        ));
+        Ok(Status::Ok)
+    } else {
+        ui::note(&format!("{} problem(s)", problems.len()));
+        Ok(Status::Failed)
+    }
+}
+
+/// `check`'s problems for the builder `args` names in `workdir`, for
+/// `lb-doctor`: one line each, with its fix.
+pub fn for_doctor(
+    global_root: Option<&Path>,
+    args: &BuilderArgs,
+    workdir: &Path,
+    a: &CheckArgs,
+) -> anyhow::Result<Vec<String>> {
+    let ctx = Ctx::new(global_root, args, workdir)?;
+    problems(&ctx, a)
+}
+
+fn problems(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Vec<String>> {
+    let l = &ctx.layout;
+    let running = if let Some(r) = on_demand::query(l) {
+        check::Running {
+            pid: Some(r.listener_pid),
+            port: r.port,
+            on_demand: true,
+        }
+    } else {
+        let pid = state::running_pid(l);
+        let port = state::read_state(l)
+            .filter(|_| pid.is_some())
+            .map_or(ctx.builder.port, |s| s.port);
+        check::Running {
+            pid,
+            port,
+            on_demand: false,
+        }
+    };
+    check::problems(
+        &ctx.root,
+        &ctx.builder,
+        &ctx.platform,
+        l,
+        running,
+        &check::Expect {
+            disk: a.disk.as_ref().map(std::path::absolute).transpose()?,
+            disk_size: a.disk_size,
+        },
+    )
+}

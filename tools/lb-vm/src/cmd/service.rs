@@ -1,0 +1,172 @@
+//! `lb-vm service`: print or install (and load) the launchd daemon or
+//! systemd unit that runs `lb-vm start --foreground` with this VM's flags
+//! ([`VmSpec::flags`]), or unload and remove it.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use lb_common::cmd::Cmd;
+use lb_common::exit::Status;
+use lb_common::fs::{Apply, FileSpec};
+use lb_common::ui;
+
+use crate::cli::{self, ServiceArgs};
+use crate::vm::{Asked, VmSpec};
+use crate::{on_demand, runner, service, supervisor, Ctx};
+
+/// The PATH a service gets: launchd's default (/usr/bin:/bin:/usr/sbin:/sbin)
+/// has no Nix profile and no Homebrew, where QEMU and ssh-keygen live.
+const SERVICE_PATH: &str = "/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+
+/// `lb-vm start --foreground ...` as the service runs it.
+fn service_argv(a: &ServiceArgs, spec: &VmSpec) -> anyhow::Result<Vec<OsString>> {
+    if a.on_demand {
+        on_demand::check_port(spec)?;
+    }
+    let exe = std::env::current_exe().context("find lb-vm's own path for the service")?;
+    let mut argv: Vec<OsString> = vec![exe.into_os_string(), "start".into(), "--foreground".into()];
+    if a.on_demand {
+        argv.extend([
+            "--on-demand".into(),
+            "--idle".into(),
+            humantime::format_duration(a.idle).to_string().into(),
+        ]);
+    }
+    argv.extend(spec.flags(&Asked {
+        memory: a.vm.memory,
+        cpus: a.vm.cpus,
+        disk_size: a.vm.disk_size,
+        accel: a.vm.accel.clone(),
+    }));
+    Ok(argv)
+}
+
+pub(crate) fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    let kind = if a.launchd {
+        supervisor::Kind::Launchd
+    } else {
+        supervisor::Kind::Systemd
+    };
+    let svc = supervisor::Service::new(kind, &ctx.root, &l.name, a.label.as_deref())?;
+    let apply = Apply::from(a.change);
+    if a.uninstall {
+        return uninstall_service(ctx, &svc, apply);
+    }
+    let spec = cli::spec(ctx, &a.vm)?;
+    let argv = service_argv(a, &spec)?;
+    let mut env = vec![("PATH".to_owned(), SERVICE_PATH.to_owned())];
+    // sudo and launchd drop the user's NIX_SSL_CERT_FILE; the runner needs
+    // it to give the guest a CA bundle.
+    if let Some(c) = runner::cert_file() {
+        env.push(("NIX_SSL_CERT_FILE".to_owned(), c.display().to_string()));
+    }
+    let s = service::ServiceSpec {
+        name: l.name.clone(),
+        label: svc.id.clone(),
+        argv: argv
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect(),
+        workdir: l.dir.display().to_string(),
+        tmpdir: l.tmp().display().to_string(),
+        env,
+        on_demand: a.on_demand,
+    };
+    let text = if a.launchd { s.plist()? } else { s.unit()? };
+    if !a.install {
+        let mut o = std::io::stdout().lock();
+        o.write_all(text.as_bytes())?;
+        o.flush()?;
+        return Ok(Status::Ok);
+    }
+    svc.refuse_foreign()?;
+    if apply == Apply::Write {
+        // launchd does not create WorkingDirectory; the VM's files go there.
+        lb_common::fs::ensure_dir(&l.dir)?;
+    }
+    let outcome = lb_common::fs::write(&svc.file, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
+    if apply == Apply::Check {
+        return Ok(if outcome.changed() {
+            Status::Failed
+        } else {
+            Status::Ok
+        });
+    }
+    let loaded = ctx.root.is_real() && svc.loaded();
+    if !outcome.changed() && loaded {
+        ui::note(&format!(
+            "{} is already up to date and loaded",
+            svc.file.display()
+        ));
+        return Ok(Status::Ok);
+    }
+    let cmds = svc.load(loaded);
+    run_service_commands(ctx, apply, &cmds, &format!("wrote {}", svc.file.display()))?;
+    Ok(Status::Ok)
+}
+
+/// Run launchctl/systemctl commands: printed under `-n`; for a scratch
+/// `--root` only named (the machine's service manager knows nothing of
+/// files there).
+pub(crate) fn run_service_commands(
+    ctx: &Ctx,
+    apply: Apply,
+    cmds: &[Vec<String>],
+    done: &str,
+) -> anyhow::Result<()> {
+    if cmds.is_empty() {
+        ui::note(done);
+        return Ok(());
+    }
+    let shown: Vec<String> = cmds.iter().map(|c| Cmd::from_argv(c).display()).collect();
+    match apply {
+        Apply::DryRun => supervisor::run_all(cmds, true),
+        Apply::Check => Ok(()),
+        Apply::Write if !ctx.root.is_real() => {
+            ui::note(&format!(
+                "{done}; --root is a scratch root, so not running: {}",
+                shown.join(" && ")
+            ));
+            Ok(())
+        }
+        Apply::Write => {
+            supervisor::run_all(cmds, false)?;
+            ui::note(&format!("{done}; ran: {}", shown.join(" && ")));
+            Ok(())
+        }
+    }
+}
+
+fn uninstall_service(ctx: &Ctx, svc: &supervisor::Service, apply: Apply) -> anyhow::Result<Status> {
+    let l = &ctx.layout;
+    if std::fs::symlink_metadata(&svc.file).is_err() {
+        ui::note(&format!("{} is not installed", svc.file.display()));
+        return Ok(Status::Ok);
+    }
+    svc.refuse_foreign()?;
+    if !svc.installed_for(&l.dir) {
+        anyhow::bail!(
+            "{}: not lb-vm's service for {} in {}; remove it by hand if it is yours",
+            svc.file.display(),
+            l.name,
+            l.dir.display()
+        );
+    }
+    if apply == Apply::Check {
+        return Ok(Status::Failed);
+    }
+    let loaded = ctx.root.is_real() && svc.loaded();
+    if loaded || apply == Apply::DryRun || !ctx.root.is_real() {
+        run_service_commands(ctx, apply, &svc.unload(), "unloading")?;
+    }
+    lb_common::fs::remove(&svc.file, apply)?;
+    run_service_commands(
+        ctx,
+        apply,
+        &svc.after_removal(),
+        &format!("removed {}", svc.file.display()),
+    )?;
+    Ok(Status::Ok)
+}
