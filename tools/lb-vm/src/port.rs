@@ -79,12 +79,6 @@ pub fn taken(port: u16, all_interfaces: bool) -> Option<Taken> {
     None
 }
 
-/// The SSH banner on 127.0.0.1:`port` now.
-#[must_use]
-pub fn ssh_banner(port: u16) -> Option<String> {
-    crate::process::ssh_banner(port)
-}
-
 /// Is the listener on `port` the process `vm` or one of its children?
 /// `None` when the system does not say who listens (another user's
 /// process, without root).
@@ -95,11 +89,11 @@ pub fn listener_is(port: u16, vm: u32) -> Option<bool> {
     Some(procfacts::descends_from(source, pid, vm))
 }
 
-/// Our builder answers on `port`: an SSH banner, and the listener is not
-/// somebody else's.
+/// Our builder answers on `port`: an SSH banner within `wait`, and the
+/// listener is not somebody else's.
 #[must_use]
-pub fn ours_answers(port: u16, vm: u32) -> bool {
-    ssh_banner(port).is_some() && listener_is(port, vm) != Some(false)
+pub fn ours_answers(port: u16, vm: u32, wait: std::time::Duration) -> bool {
+    crate::ready::banner(port, wait).is_some() && listener_is(port, vm) != Some(false)
 }
 
 #[cfg(test)]
@@ -118,7 +112,11 @@ mod tests {
             .starts_with(&format!("pid {} (", std::process::id())));
         // Ours: this process listens (no banner, so not ready).
         assert_eq!(listener_is(port, std::process::id()), Some(true));
-        assert!(!ours_answers(port, std::process::id()));
+        assert!(!ours_answers(
+            port,
+            std::process::id(),
+            std::time::Duration::from_secs(1)
+        ));
         drop(l);
         assert_eq!(taken(port, true), None);
     }

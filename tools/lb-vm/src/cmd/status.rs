@@ -10,7 +10,10 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::report::{self, or_dash, yes_no, Report};
 use crate::state;
-use crate::{on_demand, port, process, Ctx};
+use crate::{on_demand, port, Ctx};
+
+/// How long status waits for the builder's SSH banner.
+const STATUS_BANNER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Serialize)]
 struct StatusReport {
@@ -98,11 +101,15 @@ pub(crate) fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
     // On demand, the builder runs while its listener does, and is ready:
     // the listener holds connections until the guest's sshd answers.
     let running = vm_up || listener.is_some();
-    let ready = listener.is_some() || (vm_up && process::ssh_banner(port).is_some());
+    // One probe of the VM's own sshd, given time to answer: a TCG guest on
+    // a busy host was seen to take more than 3 s to send its banner right
+    // after `start` had seen it, and status said "not ready".
+    let ready =
+        listener.is_some() || pid.is_some_and(|p| port::ours_answers(port, p, STATUS_BANNER_WAIT));
     let r = StatusReport {
         name: l.name.clone(),
         running,
-        ready: ready && (listener.is_some() || pid.is_some_and(|p| port::ours_answers(port, p))),
+        ready,
         pid,
         port,
         accel: state.as_ref().filter(|_| running).map(|s| s.accel.clone()),
