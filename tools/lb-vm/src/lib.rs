@@ -31,6 +31,7 @@
 //! (missing kernel, initrd or runner, memory below 256 MiB).
 
 pub mod check;
+mod examples;
 mod on_demand;
 mod port;
 mod process;
@@ -48,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::builder::{Builder, BuilderArgs};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::cmd::Cmd;
@@ -79,6 +80,8 @@ pub struct Cli {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -249,7 +252,7 @@ pub struct ServiceArgs {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 /// What `start` records for `status`.
