@@ -295,10 +295,14 @@ mod tests {
         }
     }
 
-    /// Parses with variables set in this process. Each test uses
-    /// variables of its own (`LB_T_<TEST>_*`): tests run in parallel and
-    /// nothing else reads these names.
+    /// Parses with variables set in this process: one parse at a time (a
+    /// parse reads every variable of `T`), and only these tests use the
+    /// `LB_T_*` names.
     fn parse_with(args: &[&str], vars: &[(&str, &str)]) -> Result<T, ParseError> {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (k, v) in vars {
             std::env::set_var(k, v);
         }

@@ -79,7 +79,7 @@ fn takes(arg: &clap::Arg, value: &str) -> bool {
             .env(var),
     );
     let ok = probe.try_get_matches_from(["probe"]).is_ok();
-    std::env::remove_var(&var);
+    std::env::remove_var(var);
     ok
 }
 
