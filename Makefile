@@ -32,7 +32,7 @@ ifneq ($(HOST_KEY),)
 export LB_HOST_KEY := $(HOST_KEY)
 endif
 
-.PHONY: all build test lint setup-host install clean setup doctor demo man
+.PHONY: all build test lint setup-host install uninstall clean setup doctor demo man
 
 all: build
 
@@ -66,6 +66,18 @@ install: build
 	install -m 644 man/completions/bash/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
 	install -m 644 man/completions/zsh/* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
 	install -m 644 man/completions/fish/* $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
+
+# Remove exactly what `make install` put under $(DESTDIR)$(PREFIX): the
+# binaries, man pages and completions, named one by one (the directories,
+# shared with other software, stay).
+uninstall:
+	for t in $(TOOLS); do \
+	    rm -f $(DESTDIR)$(PREFIX)/bin/$$t \
+	        $(DESTDIR)$(PREFIX)/share/man/man1/$$t.1 \
+	        $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$t \
+	        $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$t \
+	        $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$t.fish; \
+	done
 
 # The manual's walkthrough on a real machine (run with sudo): keys, ssh
 # alias, nix.conf with you as trusted user, daemon restart, the VM, a ping.

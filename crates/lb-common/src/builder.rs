@@ -40,11 +40,8 @@ pub enum Error {
         "--host-key {input}: {reason}; give `ssh-ed25519 AAAA...`, its base64 form, or @FILE.pub"
     )]
     HostKey { input: String, reason: String },
-    #[error("--host-key @{path}: {source}")]
-    HostKeyFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("--host-key @{}: no such file; give the builder's public host key file (its ssh_host_ed25519_key.pub) or the key itself", .0.display())]
+    HostKeyMissing(PathBuf),
     #[error("--host-key @FILE: {0}")]
     HostKeyRead(String),
     #[error(transparent)]
@@ -81,10 +78,7 @@ impl HostKey {
             // A `.pub` line is a few hundred bytes; a FIFO or a device is refused.
             let bytes = crate::fs::read_bounded(Path::new(path), true, 64 << 10)
                 .map_err(|e| Error::HostKeyRead(e.to_string()))?
-                .ok_or_else(|| Error::HostKeyFile {
-                    path: PathBuf::from(path),
-                    source: std::io::ErrorKind::NotFound.into(),
-                })?;
+                .ok_or_else(|| Error::HostKeyMissing(PathBuf::from(path)))?;
             let text = String::from_utf8_lossy(&bytes);
             return Self::from_openssh(&text).map_err(|reason| Error::HostKey {
                 input: abbreviate(input),
@@ -168,7 +162,8 @@ fn abbreviate(s: &str) -> String {
     crate::text::excerpt_n(s, 40)
 }
 
-/// The identity flags, flattened into every tool.
+/// The identity flags, flattened into every tool (shown under their own
+/// help heading, apart from each command's options).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuilderArgs {
     /// The builder's name: ssh alias, HostKeyAlias, and the host part of its URI

@@ -127,13 +127,16 @@ where
     C: clap::Parser + crate::cli::HasGlobal,
     F: FnOnce(C) -> anyhow::Result<Status>,
 {
-    let cli = match C::try_parse() {
+    let cli = match crate::cli::parse::<C>() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to
-            // stderr (exit 2), which is already our table.
+        // Help and version: clap prints them on stdout, exit 0.
+        Err(crate::cli::ParseError::Display(e)) => {
             let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+            return ExitCode::SUCCESS;
+        }
+        Err(crate::cli::ParseError::Usage(line)) => {
+            eprintln!("{line}");
+            return Status::Usage.into();
         }
     };
     crate::ui::init(cli.global());

@@ -477,12 +477,7 @@ fn stage(path: &Path, contents: &[u8], spec: &FileSpec) -> Result<tempfile::Name
     tmp.write_all(contents).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     if spec.uid.is_some() || spec.gid.is_some() {
-        nix::unistd::fchown(
-            std::os::fd::AsRawFd::as_raw_fd(tmp.as_file()),
-            spec.uid,
-            spec.gid,
-        )
-        .map_err(|e| err(e.into()))?;
+        nix::unistd::fchown(tmp.as_file(), spec.uid, spec.gid).map_err(|e| err(e.into()))?;
     }
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(spec.mode))

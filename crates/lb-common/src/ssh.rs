@@ -42,13 +42,69 @@ pub fn config_file(root: &Root) -> Option<PathBuf> {
     (!root.is_real()).then(|| root.lexical(Path::new("/etc/ssh/ssh_config")))
 }
 
-/// The `ssh -G` command for `host` (optionally as `user`).
+/// `$NIX_SSHOPTS` split into words as today's Nix splits it (shell words,
+/// quotes honoured: Nix 2.26 and later; older Nix split on whitespace,
+/// which gives the same words for every value without quotes). A value
+/// with an unbalanced quote falls back to whitespace splitting.
+#[must_use]
+pub fn nix_sshopts(value: Option<&str>) -> Vec<String> {
+    let value = value.unwrap_or_default();
+    shlex::split(value).unwrap_or_else(|| value.split_whitespace().map(str::to_owned).collect())
+}
+
+/// True when the words choose an ssh_config of their own (`-F FILE` or
+/// `-FFILE`): then that file is the one ssh reads, not the root's.
+#[must_use]
+pub fn chooses_config(words: &[String]) -> bool {
+    words.iter().any(|w| w.starts_with("-F"))
+}
+
+/// True when the ssh command-line words set `keyword` (lower case, as in
+/// ssh_config): `-o Keyword=V`, `-oKeyword V`, or the short flag for it
+/// (`-p` Port, `-l` User, `-i` IdentityFile). Options on ssh's command
+/// line come before every configuration file.
+#[must_use]
+pub fn sshopts_set(words: &[String], keyword: &str) -> bool {
+    let short = match keyword {
+        "port" => Some("-p"),
+        "user" => Some("-l"),
+        "identityfile" => Some("-i"),
+        _ => None,
+    };
+    let names = |option: &str| {
+        option
+            .split(['=', ' ', '\t'])
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+    };
+    let mut it = words.iter().peekable();
+    while let Some(w) = it.next() {
+        if w == "-o" {
+            if it.next().is_some_and(|o| names(o)) {
+                return true;
+            }
+        } else if let Some(o) = w.strip_prefix("-o") {
+            if names(o) {
+                return true;
+            }
+        } else if short.is_some_and(|s| w.starts_with(s)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The `ssh -G` command for `host` (optionally as `user`), with the
+/// options Nix passes to ssh (`$NIX_SSHOPTS`): what ssh reports is then
+/// what Nix's own ssh would use.
 #[must_use]
 pub fn resolve_command(root: &Root, host: &str, user: Option<&str>) -> Cmd {
     let mut cmd = Cmd::new("ssh").hint("install OpenSSH's client (apt-get install openssh-client)");
-    if let Some(f) = config_file(root) {
+    let opts = nix_sshopts(std::env::var("NIX_SSHOPTS").ok().as_deref());
+    if let Some(f) = config_file(root).filter(|_| !chooses_config(&opts)) {
         cmd = cmd.arg("-F").arg(f);
     }
+    cmd = cmd.args(opts);
     if let Some(u) = user {
         cmd = cmd.arg("-l").arg(u);
     }
@@ -604,6 +660,35 @@ pub fn daemon_command(remote_program: Option<&str>, remote_store: Option<&str>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nix_sshopts_split_as_todays_nix_does() {
+        let w = |v: &str| nix_sshopts(Some(v));
+        assert_eq!(
+            w("-F /a/b -o BatchMode=yes"),
+            ["-F", "/a/b", "-o", "BatchMode=yes"]
+        );
+        assert_eq!(
+            w(r#"-o ProxyCommand="ssh -W %h:%p jump""#),
+            ["-o", "ProxyCommand=ssh -W %h:%p jump"]
+        );
+        assert_eq!(w("-o 'unbalanced"), ["-o", "'unbalanced"]);
+        assert!(nix_sshopts(None).is_empty());
+        assert!(chooses_config(&w("-o X=1 -F/x")));
+        assert!(!chooses_config(&w("-o X=1")));
+    }
+
+    #[test]
+    fn sshopts_set_reads_o_and_short_flags() {
+        let w = |v: &str| nix_sshopts(Some(v));
+        assert!(sshopts_set(&w("-o Port=2222"), "port"));
+        assert!(sshopts_set(&w("-oport=2222"), "port"));
+        assert!(sshopts_set(&w("-p 2222"), "port"));
+        assert!(sshopts_set(&w("-o 'HostKeyAlias x'"), "hostkeyalias"));
+        assert!(sshopts_set(&w("-i /k"), "identityfile"));
+        assert!(!sshopts_set(&w("-o BatchMode=yes -F /c"), "port"));
+        assert!(!sshopts_set(&w("-o PortX=1"), "port"));
+    }
 
     #[test]
     fn daemon_command_as_nix_builds_it() {

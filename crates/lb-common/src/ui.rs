@@ -68,9 +68,12 @@ pub fn verbose(msg: &str) {
     }
 }
 
-/// Something the user should know even with `-q` off... and on.
+/// Something the user should know; hidden by `-q`, which promises nothing
+/// on stderr but errors.
 pub fn warn(msg: &str) {
-    emit(Some(("warning", "33")), msg);
+    if !settings().quiet {
+        emit(Some(("warning", "33")), msg);
+    }
 }
 
 /// The one line an error is printed as.

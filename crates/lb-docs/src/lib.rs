@@ -193,6 +193,18 @@ fn subcommand_details(out: &mut Vec<u8>, tool: &str, sub: &clap::Command) {
             .unwrap_or_default();
         r.text([roman(help.as_str())]);
     }
+    // Its examples (lb_common::cli puts them after the options of --help).
+    if let Some(after) = sub.get_after_help() {
+        let text = after.to_string();
+        if let Some(examples) = text.split("Examples:\n").nth(1) {
+            r.control("PP", []).text([bold("Examples:")]);
+            r.control("PP", []).control("nf", []).control("RS", ["4"]);
+            for line in examples.lines() {
+                r.text([roman(line.trim_start())]);
+            }
+            r.control("RE", []).control("fi", []);
+        }
+    }
     out.extend_from_slice(r.render().as_bytes());
 }
 

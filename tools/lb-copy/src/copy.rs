@@ -165,7 +165,7 @@ pub fn ssh_opts(root: &Root, inherited: Option<&str>) -> Option<String> {
     let inherited = inherited.map(str::trim).filter(|s| !s.is_empty());
     let ours = lb_common::ssh::config_file(root)
         .filter(|f| f.exists())
-        .filter(|_| !inherited.is_some_and(|s| s.split_whitespace().any(|w| w.starts_with("-F"))))
+        .filter(|_| !lb_common::ssh::chooses_config(&lb_common::ssh::nix_sshopts(inherited)))
         .map(|f| format!("-F {}", f.display()));
     match (inherited, ours) {
         (Some(i), Some(o)) => Some(format!("{i} {o}")),

@@ -47,6 +47,7 @@
 //! shape, a path outside the store, an unknown `--output`).
 
 pub mod copy;
+mod examples;
 pub mod input;
 pub mod local;
 pub mod progress;
@@ -54,7 +55,7 @@ pub mod progress;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::cli::{Global, HasGlobal};
 use lb_common::conf::machines::Machine;
 use lb_common::exit::Status;
@@ -102,6 +103,8 @@ pub struct Cli {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -110,7 +113,7 @@ impl HasGlobal for Cli {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 /// One input as read.
@@ -166,14 +169,19 @@ fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
         Some(name) => {
             let builders = lb_common::conf::load_builders(root)?;
             let found = builders.machines.iter().find(|m| m.host() == name).cloned();
-            match found {
-                Some(m) => Ok((m.effective_uri(), Some(m))),
-                None => Err(usage!(
-                    "--from {name}: no builder of that name in {} (known: {}); give a store URI such as ssh-ng://builder@{name}",
-                    builders.conf_file.display(),
-                    builders.machines.iter().map(Machine::host).collect::<Vec<_>>().join(", ")
-                )),
+            if let Some(m) = found {
+                return Ok((m.effective_uri(), Some(m)));
             }
+            let known: Vec<&str> = builders.machines.iter().map(Machine::host).collect();
+            let known = if known.is_empty() {
+                "it names no builder".to_owned()
+            } else {
+                format!("known: {}", known.join(", "))
+            };
+            Err(usage!(
+                "--from {name}: no builder of that name in {} ({known}); give a store URI such as ssh-ng://builder@{name}",
+                builders.conf_file.display(),
+            ))
         }
         None => {
             let builders = lb_common::conf::load_builders(root)?;

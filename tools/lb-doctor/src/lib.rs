@@ -26,10 +26,12 @@
 //! Exit status: 0 every step is healthy; 1 a step found a problem; 2 bad
 //! usage (flags).
 
+mod examples;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::builder::{Builder, BuilderArgs};
 use lb_common::cli::{Global, HasGlobal};
 use lb_common::exit::Status;
@@ -88,6 +90,8 @@ pub struct Cli {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -96,7 +100,7 @@ impl HasGlobal for Cli {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 /// A step's verdict.
@@ -193,7 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let builder = cli.builder.resolve(&root)?;
     if !(cli.timeout > 0.0 && cli.timeout <= 3600.0) {
         return Err(lb_common::usage!(
-            "--timeout {}: give seconds between 0 and 3600",
+            "--timeout {}: give seconds above 0, at most 3600",
             cli.timeout
         ));
     }

@@ -36,6 +36,7 @@
 //! `--no-sudo`; 2 bad usage or unreadable input (KEYS_DIR is a file, a key
 //! with a bad format, a private key that does not match its `.pub`).
 
+mod examples;
 mod group;
 mod install;
 pub mod pair;
@@ -43,7 +44,7 @@ pub mod pair;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::builder::{BuilderArgs, DEFAULT_KEY};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::exit::Status;
@@ -77,6 +78,8 @@ pub struct Cli {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -231,7 +234,7 @@ pub struct UninstallArgs {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 /// Run the tool.

@@ -31,13 +31,14 @@ mod body;
 mod daemon;
 mod daemon_ps;
 pub mod darwin;
+mod examples;
 mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::builder::{validate_system, Builder, BuilderArgs, HostKey};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::cmd::Cmd;
@@ -69,6 +70,8 @@ pub struct Cli {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -155,7 +158,7 @@ pub struct RestartArgs {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 /// Run the tool.

@@ -217,6 +217,64 @@ fn show_json_matches_what_nix_reports(gen) {
 }
 }
 
+/// `builders` as `gen`'s `nix show-config`/`nix config show` reports it
+/// with the user's layers: NIX_USER_CONF_FILES and NIX_CONFIG as given.
+fn nix_builders(gen: NixGen, root: &Path, user_files: &str, nix_config: Option<&str>) -> String {
+    let mut c = gen.command("nix");
+    c.args(gen.config_show())
+        .args(["--extra-experimental-features", "nix-command"])
+        .env("NIX_CONF_DIR", root.join("etc/nix"))
+        .env("NIX_USER_CONF_FILES", user_files)
+        .env_remove("NIX_CONFIG");
+    if let Some(text) = nix_config {
+        c.env("NIX_CONFIG", text);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("builders = "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+nix_matrix! {
+fn show_reads_the_user_files_and_nix_config_as_nix_does(gen) {
+    let (_dir, root) = scratch();
+    std::fs::write(root.join("etc/nix/nix.conf"), "substituters =\nbuilders = ssh-ng://b@system\n").unwrap();
+    let (first, second) = (root.join("first.conf"), root.join("second.conf"));
+    std::fs::write(&first, "builders = ssh-ng://b@first\n").unwrap();
+    std::fs::write(&second, "builders = ssh-ng://b@second\n").unwrap();
+    let files = format!("{}:{}", first.display(), second.display());
+    let ours = |nix_config: Option<&str>| -> Vec<String> {
+        let mut c = lb(&root);
+        c.args(["show", "--json"]).env("NIX_USER_CONF_FILES", &files).env_remove("NIX_CONFIG");
+        if let Some(text) = nix_config {
+            c.env("NIX_CONFIG", text);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+            .unwrap()
+            .iter()
+            .map(|m| m["uri"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The first user file has the last word, over nix.conf.
+    assert_eq!(nix_builders(gen, &root, &files, None), "ssh-ng://b@first");
+    assert_eq!(ours(None), ["ssh-ng://b@first"]);
+    // NIX_CONFIG over every file.
+    let env = "max-jobs = 1\nbuilders = ssh-ng://b@env";
+    assert_eq!(nix_builders(gen, &root, &files, Some(env)), "ssh-ng://b@env");
+    assert_eq!(ours(Some(env)), ["ssh-ng://b@env"]);
+}
+}
+
 /// The machines each case's Nix lists when no machine fits the build
 /// (build-remote.cc "Failed to find a machine for remote build!"), in its
 /// own format: `(systems, maxjobs, supported, mandatory)`, the lists

@@ -62,7 +62,7 @@ use lb_common::text::escape_controls;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::builder::HostKey;
 use lb_common::cli::{Global, HasGlobal};
 use lb_common::conf::machines::Machine;
@@ -74,6 +74,7 @@ use lb_common::ssh::{self, ExpectedHostKey};
 use lb_common::{ui, usage};
 use serde::Serialize;
 
+mod examples;
 pub mod explain;
 pub mod health;
 
@@ -106,12 +107,14 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t > 0.0 && t <= 3600.0 => Ok(t),
         _ => Err(format!(
-            "{s:?}: give seconds between 0 and 3600, e.g. 10 or 2.5"
+            "{s:?}: give seconds above 0, at most 3600, e.g. 10 or 2.5"
         )),
     }
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -120,7 +123,7 @@ impl HasGlobal for Cli {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 /// One stage of a ping, in order.

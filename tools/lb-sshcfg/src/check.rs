@@ -50,7 +50,18 @@ pub fn problems(root: &Root, builder: &Builder, layout: &Layout) -> anyhow::Resu
         }
     };
     let first = first_settings(&layout.main, &layout.etc_ssh, name)?;
+    let sshopts = std::env::var("NIX_SSHOPTS").ok();
+    let opts = ssh::nix_sshopts(sshopts.as_deref());
     let origin = |keyword: &str| match first.get(keyword) {
+        _ if ssh::chooses_config(&opts) => format!(
+            "NIX_SSHOPTS={:?} makes ssh read its own -F file, not {}",
+            sshopts.as_deref().unwrap_or_default(),
+            layout.main.display()
+        ),
+        _ if ssh::sshopts_set(&opts, keyword) => format!(
+            "set by NIX_SSHOPTS={:?}, which Nix passes to ssh",
+            sshopts.as_deref().unwrap_or_default()
+        ),
         Some(at) => format!("set at {at}"),
         None => "ssh's default or a file outside this configuration".to_owned(),
     };

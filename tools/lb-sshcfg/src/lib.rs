@@ -35,12 +35,13 @@
 //! a `ssh_config` that is not UTF-8 or has broken markers).
 
 mod check;
+mod examples;
 pub mod layout;
 mod reach;
 
 use std::path::{Path, PathBuf};
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use lb_common::builder::{validate_name, BuilderArgs};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::conf::block::{ManagedBlock, Position};
@@ -97,6 +98,8 @@ pub enum Command {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -105,7 +108,7 @@ impl HasGlobal for Cli {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 const MANAGED: ManagedBlock<'static> = ManagedBlock { tag: BLOCK_TAG };

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use lb_common::builder::BuilderArgs;
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::platform::QemuProfile;
@@ -29,6 +29,8 @@ pub struct Cli {
 }
 
 impl HasGlobal for Cli {
+    const EXAMPLES: lb_common::cli::Examples = crate::examples::EXAMPLES;
+
     fn global(&self) -> &Global {
         &self.global
     }
@@ -199,7 +201,7 @@ pub struct ServiceArgs {
 /// The clap definition, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
-    Cli::command()
+    lb_common::cli::command::<Cli>()
 }
 
 fn input_file(flag: &str, path: &Path, what: &str) -> anyhow::Result<PathBuf> {

@@ -42,6 +42,7 @@ mod boot;
 pub mod check;
 mod cli;
 mod cmd;
+mod examples;
 mod on_demand;
 mod port;
 mod process;

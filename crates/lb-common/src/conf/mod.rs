@@ -14,7 +14,7 @@ pub mod machines;
 pub mod nixconf;
 pub mod sshconfig;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::exit::{Classify, Status};
 
@@ -92,6 +92,36 @@ pub fn read_text(path: &std::path::Path) -> Result<Option<String>, Error> {
     })
 }
 
+/// The user's configuration files, in Nix's order (the first has the last
+/// word): `$NIX_USER_CONF_FILES` (`:`-separated, used as given, like
+/// `$NIX_CONF_DIR`), else `nix/nix.conf` in `$XDG_CONFIG_HOME` (default
+/// `$HOME/.config`) and each of `$XDG_CONFIG_DIRS` (default `/etc/xdg`),
+/// those inside `--root` (a scratch root never sees the real user's files).
+///
+/// # Errors
+///
+/// A path that leaves `--root`.
+pub fn user_conf_files(root: &crate::paths::Root) -> Result<Vec<PathBuf>, crate::paths::Error> {
+    let split = |v: std::ffi::OsString| -> Vec<PathBuf> {
+        std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect()
+    };
+    if let Some(files) = std::env::var_os("NIX_USER_CONF_FILES") {
+        return Ok(split(files));
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let home = var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let dirs = var("XDG_CONFIG_DIRS").map_or_else(|| vec![PathBuf::from("/etc/xdg")], split);
+    home.into_iter()
+        .chain(dirs)
+        .filter(|d| d.is_absolute())
+        .map(|d| root.system(&d.join("nix/nix.conf")))
+        .collect()
+}
+
 /// The builders Nix would use, and where they were set.
 #[derive(Debug, Clone)]
 pub struct Builders {
@@ -104,13 +134,30 @@ pub struct Builders {
     pub conf_file: PathBuf,
 }
 
-/// Read the effective builders the way the Nix daemon does: nix.conf in
-/// `$NIX_CONF_DIR` or `ROOT/etc/nix`, its includes, the last `builders`
+/// Read the effective builders the way a `nix` command of this user does
+/// (`nix config show builders`): nix.conf in `$NIX_CONF_DIR` or
+/// `ROOT/etc/nix` with its includes, then the user's files
+/// ([`user_conf_files`]), then `$NIX_CONFIG`; the last `builders`
 /// assignment, and `@FILE` entries (the default `@CONF_DIR/machines`).
+///
+/// # Errors
+///
+/// A file that cannot be read or parsed, an include loop, a path that
+/// leaves `--root`, or a malformed machine entry.
 pub fn load_builders(root: &crate::paths::Root) -> Result<Builders, Error> {
     let dir = nixconf::conf_dir(root)?;
     let conf_file = dir.join("nix.conf");
-    let conf = nixconf::NixConf::load(&conf_file)?;
+    let mut conf = nixconf::NixConf::load(&conf_file)?;
+    // Nix applies the user's files last to first: the first one wins.
+    for file in user_conf_files(root)?.iter().rev() {
+        let user = nixconf::NixConf::load(file)?;
+        conf.assignments.extend(user.assignments);
+        conf.files.extend(user.files);
+    }
+    if let Some(text) = std::env::var_os("NIX_CONFIG").filter(|t| !t.is_empty()) {
+        let env = nixconf::NixConf::parse(&text.to_string_lossy(), Path::new("NIX_CONFIG"))?;
+        conf.assignments.extend(env.assignments);
+    }
     let assignments: Vec<_> = conf.all("builders").cloned().collect();
     let setting = assignments.last().cloned();
     let this_system = crate::platform::Platform::current()

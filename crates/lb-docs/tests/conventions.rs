@@ -1,0 +1,248 @@
+//! The conventions every tool keeps, checked over every tool and every
+//! subcommand from their clap definitions (one table: `lb_docs::tools()`),
+//! by running the built binaries. A new tool or subcommand is covered
+//! without a line here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory holding the tools' binaries (built by `cargo test
+/// --workspace`; built here when this test runs alone).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let missing = lb_docs::tools()
+        .iter()
+        .any(|(c, _)| !dir.join(c.get_name()).exists());
+    if missing {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "--bins", "--workspace"])
+            .current_dir(lb_docs::workspace_dir())
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build --bins failed");
+    }
+    dir
+}
+
+/// Every subcommand path of every tool: `["lb-vm", "service"]`, the tool
+/// itself as `["lb-vm"]`, clap's `help` left out.
+fn every_command() -> Vec<(Vec<String>, clap::Command)> {
+    let mut out = Vec::new();
+    for (mut cmd, _) in lb_docs::tools() {
+        cmd.build();
+        let mut stack = vec![(vec![cmd.get_name().to_owned()], cmd)];
+        while let Some((path, c)) = stack.pop() {
+            for sub in c.get_subcommands().filter(|s| s.get_name() != "help") {
+                let mut p = path.clone();
+                p.push(sub.get_name().to_owned());
+                stack.push((p, sub.clone()));
+            }
+            out.push((path, c));
+        }
+    }
+    out
+}
+
+/// Runs `path[0] path[1..] args` in an empty environment of ours: no
+/// LB_* or NIX_* variable of the caller's, a scratch --root.
+fn run(bin: &Path, path: &[String], root: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(bin.join(&path[0]));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LB_") || k.starts_with("NIX_") {
+            c.env_remove(k);
+        }
+    }
+    c.arg("--root").arg(root).args(&path[1..]).args(args);
+    c.envs(vars.iter().copied());
+    c.stdin(std::process::Stdio::null());
+    c.output().unwrap()
+}
+
+/// Whether `arg`'s own parser takes `value` from a variable, as clap
+/// parses a variable (a flag's value can come only from one): the arg
+/// alone in a command of its own, read from a variable of this test's.
+fn takes(arg: &clap::Arg, value: &str) -> bool {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let var = format!(
+        "LB_DOCS_PROBE_{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    // Only this test binary reads LB_DOCS_PROBE_*; children never see them.
+    std::env::set_var(&var, value);
+    let var: &'static str = Box::leak(var.into_boxed_str());
+    let probe = clap::Command::new("probe").arg(
+        clap::Arg::new("probe")
+            .long("probe")
+            .action(arg.get_action().clone())
+            .value_parser(arg.get_value_parser().clone())
+            .env(var),
+    );
+    let ok = probe.try_get_matches_from(["probe"]).is_ok();
+    std::env::remove_var(var);
+    ok
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Bad usage: exit 2 and exactly one line on stderr, `TOOL: error: ...`,
+/// nothing on stdout.
+fn assert_usage_line(o: &Output, tool: &str, what: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{what}: exit status; stderr: {err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{what}: one line on stderr, got:\n{err}"
+    );
+    assert!(
+        err.starts_with(&format!("{tool}: error: ")),
+        "{what}: prefix: {err}"
+    );
+    assert!(o.stdout.is_empty(), "{what}: nothing on stdout");
+    err
+}
+
+#[test]
+fn an_unknown_flag_is_one_prefixed_line_with_status_2() {
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    for (path, _) in every_command() {
+        let what = path.join(" ");
+        let o = run(&bin, &path, root.path(), &["--no-such-flag"], &[]);
+        let err = assert_usage_line(&o, &path[0], &what);
+        assert!(
+            err.contains("--no-such-flag"),
+            "{what}: names the flag: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_root_is_named_with_what_to_do() {
+    let bin = bin_dir();
+    for (path, _) in every_command()
+        .into_iter()
+        .filter(|(_, c)| c.get_subcommands().next().is_none())
+    {
+        let what = path.join(" ");
+        let o = run(&bin, &path, Path::new("/nonexistent/lb-root"), &[], &[]);
+        // A subcommand with required arguments stops at those first; that
+        // is one usage line too.
+        let err = assert_usage_line(&o, &path[0], &what);
+        if !err.contains("required") {
+            assert!(err.contains("--root /nonexistent/lb-root"), "{what}: {err}");
+        }
+    }
+}
+
+/// Each variable with a typed value (a number, a choice, a boolean): set
+/// to a value its parser refuses, the tool exits 2 with one line that
+/// names the variable, not only the flag.
+#[test]
+fn a_bad_variable_is_named() {
+    let bin = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (path, cmd) in every_command() {
+        for arg in cmd.get_arguments() {
+            let Some(var) = arg.get_env().map(|v| v.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let bad = "not-a-value";
+            if takes(arg, bad) {
+                continue; // any text is a value (a name, a path)
+            }
+            let what = format!("{} with {var}={bad}", path.join(" "));
+            let o = run(&bin, &path, root.path(), &[], &[(var.as_str(), bad)]);
+            let err = assert_usage_line(&o, &path[0], &what);
+            if err.contains("required") {
+                continue; // clap stopped at a missing argument first
+            }
+            assert!(err.contains(&format!("{var}={bad}")), "{what}: {err}");
+            checked += 1;
+        }
+    }
+    // LB_PORT, LB_MAX_JOBS, LB_QUIET... in every tool.
+    assert!(checked >= 7 * 3, "only {checked} variables checked");
+}
+
+/// Each boolean flag read from a variable takes what shells write:
+/// `1`, `yes`, `on`, `true` and their opposites; nothing else.
+#[test]
+fn boolean_variables_are_boolish() {
+    let mut checked = 0;
+    for (path, cmd) in every_command() {
+        for arg in cmd.get_arguments() {
+            let flag = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+            let (true, Some(_)) = (flag, arg.get_env()) else {
+                continue;
+            };
+            for v in ["1", "yes", "on", "true", "0", "no", "off", "false"] {
+                assert!(
+                    takes(arg, v),
+                    "{} --{}: refuses {v}",
+                    path.join(" "),
+                    arg.get_id()
+                );
+            }
+            assert!(
+                !takes(arg, "maybe"),
+                "{} --{}: takes maybe",
+                path.join(" "),
+                arg.get_id()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} boolean variables checked");
+}
+
+/// Every `--help` shows an example, the command's own options apart from
+/// the common ones and the builder's identity.
+#[test]
+fn every_help_has_examples_and_headings() {
+    for (path, mut cmd) in every_command() {
+        let what = path.join(" ");
+        let help = cmd.render_help().to_string();
+        assert!(
+            help.contains("\nExamples:\n  "),
+            "{what}: no example:\n{help}"
+        );
+        let ex = &help[help.find("\nExamples:\n").unwrap()..];
+        assert!(
+            ex.contains(&path[0]),
+            "{what}: the example does not run {}",
+            path[0]
+        );
+        if let Some(common) = help.find(&format!("\n{}:\n", lb_common::cli::COMMON_HEADING)) {
+            assert!(
+                help[common..].contains("--root"),
+                "{what}: --root under {}",
+                lb_common::cli::COMMON_HEADING
+            );
+            if let Some(b) = help.find(&format!("\n{}:\n", lb_common::cli::BUILDER_HEADING)) {
+                assert!(
+                    b > common,
+                    "{what}: builder identity after the common options"
+                );
+                assert!(help[b..].contains("--name <NAME>"), "{what}");
+                assert!(
+                    !help[..b].contains("--name <NAME>"),
+                    "{what}: --name under its heading"
+                );
+            }
+        } else {
+            panic!(
+                "{what}: no {} heading:\n{help}",
+                lb_common::cli::COMMON_HEADING
+            );
+        }
+    }
+}
