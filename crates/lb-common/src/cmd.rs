@@ -9,8 +9,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::exit::{Classify, Status};
 use crate::fs::Apply;
+use crate::status::{Classify, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

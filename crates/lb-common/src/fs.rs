@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Gid, Uid};
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -18,7 +18,8 @@
 //! - [`privilege`]: re-running one step under sudo, never silently;
 //! - [`ssh`]: alias resolution as ssh does it, and an ssh2 session to a builder;
 //! - [`daemon`]: the client side of the Nix worker protocol;
-//! - [`exit`]: the exit status table and the `main` every tool shares;
+//! - [`status`]: the exit status table, and the error that carries its status;
+//! - [`exit`]: the `main` every tool shares;
 //! - [`text`]: the one sanitiser for text from elsewhere (escaped, bounded);
 //! - [`ui`]: messages on stderr.
 
@@ -35,5 +36,8 @@ pub mod platform;
 pub mod privilege;
 pub mod procfacts;
 pub mod ssh;
+pub mod status;
 pub mod text;
 pub mod ui;
+
+pub use status::{Context, Error, Result};

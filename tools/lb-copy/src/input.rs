@@ -114,6 +114,12 @@ pub enum Error {
     NoSuchOutput { name: String, seen: String },
 }
 
+impl lb_common::exit::Classify for Error {
+    fn status(&self) -> lb_common::exit::Status {
+        lb_common::exit::Status::Usage
+    }
+}
+
 /// The most an input may hold: `nix build --json` of thousands of
 /// outputs is a few MB. Past this, reading stops with [`Error::TooLarge`].
 pub const MAX_INPUT: u64 = 64 << 20;

@@ -119,11 +119,11 @@ struct Input {
     doc: input::Document,
 }
 
-fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+fn read_inputs(files: &[PathBuf]) -> lb_common::Result<Vec<Input>> {
     if files.is_empty() || files.iter().all(|f| f == Path::new("-")) {
         // Parsed as it arrives, with a bound: never read whole first.
         return Ok(vec![Input {
-            doc: input::parse_reader(std::io::stdin().lock(), "stdin").map_err(|e| bad(&e))?,
+            doc: input::parse_reader(std::io::stdin().lock(), "stdin")?,
             name: "stdin".to_owned(),
         }]);
     }
@@ -142,7 +142,7 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                 ));
             }
             Ok(Input {
-                doc: input::parse_reader(file, &name).map_err(|e| bad(&e))?,
+                doc: input::parse_reader(file, &name)?,
                 name,
             })
         })
@@ -150,7 +150,7 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
 }
 
 /// The source store and the builders entry it came from.
-fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
+fn source(cli: &Cli, root: &Root) -> lb_common::Result<(String, Option<Machine>)> {
     let ssh_ng = |m: &Machine| m.effective_uri().starts_with("ssh-ng://");
     match cli.from.as_deref() {
         Some(from) if from.contains("://") => {
@@ -187,7 +187,7 @@ fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
 
 /// Run the tool.
 #[allow(clippy::needless_pass_by_value)] // the shared main hands the parsed Cli over
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     let inputs = read_inputs(&cli.files)?;
     let store = input::store_dir();
@@ -196,19 +196,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let mut index = 0;
     let mut seen_outputs = BTreeSet::new();
     for r in &inputs {
-        wanted.extend(
-            input::wanted(
-                &r.doc,
-                &r.name,
-                &cli.outputs,
-                &store,
-                &mut index,
-                &mut seen_outputs,
-            )
-            .map_err(|e| bad(&e))?,
-        );
+        wanted.extend(input::wanted(
+            &r.doc,
+            &r.name,
+            &cli.outputs,
+            &store,
+            &mut index,
+            &mut seen_outputs,
+        )?);
     }
-    input::check_selection(&cli.outputs, &seen_outputs).map_err(|e| bad(&e))?;
+    input::check_selection(&cli.outputs, &seen_outputs)?;
     if wanted.is_empty() {
         ui::note("nothing to copy: the input names no store paths");
         if cli.json {
@@ -280,7 +277,7 @@ fn dry_run(
     copy_cmd: &lb_common::cmd::Cmd,
     missing_refs: &[&str],
     total: usize,
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     for p in missing_refs {
         ui::note(&format!("would copy {p}"));
     }
@@ -312,7 +309,7 @@ fn copy_missing(
     copy_cmd: &lb_common::cmd::Cmd,
     missing_refs: &[&str],
     total: usize,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     ui::note(&format!(
         "copying {} of {} paths from {}",
         missing_refs.len(),
@@ -342,11 +339,6 @@ fn copy_missing(
     Ok(())
 }
 
-/// Input errors are bad input: exit status 2.
-fn bad(e: &input::Error) -> anyhow::Error {
-    usage!("{e}")
-}
-
 fn link(prefix: &Path, w: &input::Wanted) -> PathBuf {
     PathBuf::from(w.link_name(&prefix.to_string_lossy()))
 }
@@ -355,7 +347,7 @@ fn print_json(
     inputs: &[Input],
     selection: &[String],
     copied: &HashSet<String>,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     for r in inputs {
         let v = input::annotate(&r.doc, selection, &|p| copied.contains(p));
         ui::out(&v.to_string())?;

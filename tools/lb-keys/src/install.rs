@@ -56,15 +56,19 @@ fn quote(p: &Path) -> String {
 
 /// A pair error as the exit table wants it: bad key files are bad input
 /// (2); a file system refusal (symlink, I/O) stays a failure (1).
-fn input_error(e: PairError, fix: &str) -> anyhow::Error {
+fn input_error(e: PairError, fix: &str) -> lb_common::Error {
     match e {
         PairError::Fs(e) => e.into(),
-        other => usage!("{other}; {fix}"),
+        error => pair::Unusable {
+            error,
+            fix: fix.to_owned(),
+        }
+        .into(),
     }
 }
 
 /// Look up the key's group, or say how to create it.
-fn group_id(name: &str) -> anyhow::Result<Gid> {
+fn group_id(name: &str) -> lb_common::Result<Gid> {
     crate::group::lookup(name).map(|g| g.gid)
 }
 
@@ -78,7 +82,7 @@ fn spec(mode: u32, gid: Gid) -> FileSpec {
     }
 }
 
-pub fn install(ctx: &Ctx, a: &InstallArgs) -> anyhow::Result<Status> {
+pub fn install(ctx: &Ctx, a: &InstallArgs) -> lb_common::Result<Status> {
     let apply = Apply::from(a.change);
     // nix-darwin's nix.linux-builder runs create-builder, which installs its
     // own pair over /etc/nix/builder_ed25519 whenever the keys differ.
@@ -191,7 +195,7 @@ fn generate_step(
     source: &PairPaths,
     target: &PairPaths,
     apply: Apply,
-) -> anyhow::Result<Option<Status>> {
+) -> lb_common::Result<Option<Status>> {
     let keys_dir = &a.keys.dir;
     let (has_private, has_public) = source.present();
     if has_private && has_public {
@@ -243,7 +247,7 @@ fn escalate_install(
     source: &PairPaths,
     target: &PairPaths,
     apply: Apply,
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     let dir = fs::parent(&target.private);
     match apply {
         Apply::Write => {
@@ -274,7 +278,7 @@ fn escalate_install(
     }
 }
 
-fn already(target: &PairPaths, apply: Apply) -> anyhow::Result<Status> {
+fn already(target: &PairPaths, apply: Apply) -> lb_common::Result<Status> {
     ui::note(&format!(
         "{} is already installed; nothing changed",
         target.private.display()
@@ -304,7 +308,11 @@ fn private_looks_right(path: &Path, spec: &FileSpec) -> bool {
 }
 
 /// Dry run of generation: the commands the manual's script would run.
-fn print_generate(source: &PairPaths, has_private: bool, has_public: bool) -> anyhow::Result<()> {
+fn print_generate(
+    source: &PairPaths,
+    has_private: bool,
+    has_public: bool,
+) -> lb_common::Result<()> {
     for (present, path) in [(has_private, &source.private), (has_public, &source.public)] {
         if present {
             ui::out(&Cmd::new("rm").arg("-f").arg(path).display())?;
@@ -319,7 +327,7 @@ fn print_generate(source: &PairPaths, has_private: bool, has_public: bool) -> an
 
 /// Dry run of installation: `install -g GROUP -m MODE SRC DST` per file,
 /// the manual's own commands; never the key material itself.
-fn print_install(source: &PairPaths, target: &PairPaths, group: &str) -> anyhow::Result<()> {
+fn print_install(source: &PairPaths, target: &PairPaths, group: &str) -> lb_common::Result<()> {
     print_install_changed(source, target, group, Outcome::Updated, Outcome::Updated)
 }
 
@@ -329,7 +337,7 @@ fn print_install_changed(
     group: &str,
     private: Outcome,
     public: Outcome,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     for (outcome, mode, src, dst) in [
         (private, "600", &source.private, &target.private),
         (public, "644", &source.public, &target.public),
@@ -345,7 +353,7 @@ fn print_install_changed(
     Ok(())
 }
 
-pub fn generate(a: &GenerateArgs) -> anyhow::Result<Status> {
+pub fn generate(a: &GenerateArgs) -> lb_common::Result<Status> {
     let apply = Apply::from(a.change);
     pair::check_dir(&a.dir)?;
     let paths = PairPaths::in_dir(&a.dir);
@@ -358,8 +366,8 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<Status> {
         );
         // A valid pair already there is what was asked for.
         pair::load(&paths).map_err(|e| match e {
-            PairError::Fs(e) => anyhow::Error::from(e),
-            other => anyhow::anyhow!("{other}; refusing to overwrite it: {fix}"),
+            PairError::Fs(e) => lb_common::Error::from(e),
+            other => lb_common::failed!("{other}; refusing to overwrite it: {fix}"),
         })?;
         ui::note(&format!(
             "{} already holds a key pair; nothing changed ({fix})",
@@ -401,7 +409,7 @@ impl Problem {
     }
 }
 
-pub fn check(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Status> {
+pub fn check(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Status> {
     let problems = problems(ctx, a)?;
     if problems.is_empty() {
         let with = a
@@ -424,7 +432,7 @@ pub fn check(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Status> {
 }
 
 /// `check`'s findings, one line each with its fix.
-pub fn problems(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Vec<String>> {
+pub fn problems(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Vec<String>> {
     if let Some(keys) = &a.keys {
         pair::check_dir(keys)?;
         if !keys.exists() {
@@ -655,10 +663,10 @@ fn check_keys_dir(
     }
 }
 
-pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> anyhow::Result<Status> {
+pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> lb_common::Result<Status> {
     let path = &ctx.installed().public;
     let bytes = fs::read_optional(path)?.ok_or_else(|| {
-        anyhow::anyhow!(
+        lb_common::failed!(
             "{}: not installed; run `sudo {}` first",
             path.display(),
             ctx.suggest("install ./keys")
@@ -672,7 +680,7 @@ pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> anyhow::Result<Status> {
     })?;
     let line = key
         .to_openssh()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| lb_common::failed!("{}: {e}", path.display()))?;
     if a.base64 {
         ui::out(&base64::engine::general_purpose::STANDARD.encode(format!("{line}\n")))?;
     } else {
@@ -681,7 +689,7 @@ pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> anyhow::Result<Status> {
+pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> lb_common::Result<Status> {
     let apply = Apply::from(a.change);
     let target = ctx.installed();
     let present: Vec<&PathBuf> = [&target.private, &target.public]

@@ -235,7 +235,7 @@ pub fn command() -> clap::Command {
 }
 
 /// Run the tool.
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = lb_common::paths::Root::new(cli.global.root.as_deref())?;
     let builder = cli.builder.resolve(&root)?;
     let ctx = install::Ctx {
@@ -260,7 +260,7 @@ pub fn problems(
     root: Option<&std::path::Path>,
     args: &BuilderArgs,
     keys: Option<PathBuf>,
-) -> anyhow::Result<Vec<String>> {
+) -> lb_common::Result<Vec<String>> {
     let root = lb_common::paths::Root::new(root)?;
     let builder = args.resolve(&root)?;
     let ctx = install::Ctx {
@@ -284,9 +284,9 @@ pub fn problems(
 /// (under sudo): this binary, the global flags that matter, then `rest`.
 /// Environment variables do not survive sudo, so settings are passed as
 /// flags; defaults are left out to keep the printed command short.
-fn self_argv(ctx: &install::Ctx, rest: &[OsString]) -> anyhow::Result<Vec<OsString>> {
+fn self_argv(ctx: &install::Ctx, rest: &[OsString]) -> lb_common::Result<Vec<OsString>> {
     let exe = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("finding lb-keys's own path to re-run it: {e}"))?;
+        .map_err(|e| lb_common::failed!("finding lb-keys's own path to re-run it: {e}"))?;
     let mut argv = vec![exe.into_os_string()];
     if let Some(prefix) = ctx.root.prefix() {
         argv.push("--root".into());

@@ -36,7 +36,6 @@ mod trust;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
 use lb_common::builder::{validate_system, Builder, BuilderArgs, HostKey};
 use lb_common::cli::{Change, Global, HasGlobal};
@@ -51,6 +50,7 @@ use lb_common::managers::{self, LinuxBuilderSnippet, Managers};
 use lb_common::paths::Root;
 use lb_common::platform::Platform;
 use lb_common::privilege::{is_root, require_writable};
+use lb_common::Context as _;
 use lb_common::{ui, usage};
 use serde::Serialize;
 
@@ -160,7 +160,7 @@ pub fn command() -> clap::Command {
 
 /// Run the tool.
 #[allow(clippy::needless_pass_by_value)] // the shared main hands over the parsed Cli
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     match &cli.command {
         Command::Line(args) => {
@@ -178,14 +178,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
 
 /// One item of a comma-separated machines field (a feature), through
 /// lb-common's machines layer.
-fn token(what: &str, s: &str) -> anyhow::Result<()> {
+fn token(what: &str, s: &str) -> lb_common::Result<()> {
     escape::machines_list_item(what, s)?;
     Ok(())
 }
 
 /// This builder as one entry of the machines format, checked by reading
 /// the rendered line back with the shared parser.
-pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine> {
+pub fn machine_of(builder: &Builder, args: &LineArgs) -> lb_common::Result<Machine> {
     if !(args.speed_factor.is_finite()
         && args.speed_factor > 0.0
         && args.speed_factor <= f64::from(u32::MAX))
@@ -242,7 +242,7 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
         m.at = at.clone();
     }
     if back != [machine.clone()] {
-        anyhow::bail!(
+        lb_common::bail!(
             "internal error: the line {:?} does not read back as written",
             machine.render()
         );
@@ -250,14 +250,14 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     Ok(machine)
 }
 
-fn conf_path(root: &Root) -> anyhow::Result<PathBuf> {
+fn conf_path(root: &Root) -> lb_common::Result<PathBuf> {
     Ok(nixconf::conf_dir(root)?.join("nix.conf"))
 }
 
 /// The file lb-nixconf edits: nix.conf, or Determinate Nix's
 /// nix.custom.conf (Determinate owns nix.conf and includes that file for
 /// users' settings). nix-darwin's nix.conf is handled by the caller.
-fn edit_target(root: &Root) -> anyhow::Result<(PathBuf, Managers)> {
+fn edit_target(root: &Root) -> lb_common::Result<(PathBuf, Managers)> {
     let conf = conf_path(root)?;
     let m = Managers::detect(root, &conf);
     ui::verbose(&format!("this machine's Nix: {}", m.describe()));
@@ -270,7 +270,7 @@ fn edit_target(root: &Root) -> anyhow::Result<(PathBuf, Managers)> {
 
 /// Say where the block goes under Determinate, and whether nix.conf
 /// really includes that file.
-fn note_determinate(root: &Root, m: &Managers) -> anyhow::Result<()> {
+fn note_determinate(root: &Root, m: &Managers) -> lb_common::Result<()> {
     let Some(d) = &m.determinate else {
         return Ok(());
     };
@@ -304,7 +304,7 @@ fn nix_darwin_advice(
     machine: &Machine,
     key: &str,
     trusted: &[String],
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     ui::error(&managers::owned_by_nix_darwin(path, target));
     let native = Platform::current()
         .map(|p| format!("{}-linux", p.arch))
@@ -329,7 +329,7 @@ fn nix_darwin_advice(
     Ok(Status::Failed)
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
+fn read_text(path: &Path) -> lb_common::Result<String> {
     let bytes = fs::read_optional(path)?.unwrap_or_default();
     String::from_utf8(bytes)
         .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
@@ -341,8 +341,8 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 fn edit_conf(
     path: &Path,
     apply: Apply,
-    edit: impl FnOnce(&str) -> anyhow::Result<Vec<u8>>,
-) -> anyhow::Result<Outcome> {
+    edit: impl FnOnce(&str) -> lb_common::Result<Vec<u8>>,
+) -> lb_common::Result<Outcome> {
     if apply == Apply::Write {
         require_writable(
             &format!("editing {}", path.display()),
@@ -380,7 +380,7 @@ fn say(path: &Path, outcome: Outcome, apply: Apply, nothing: &str) -> Status {
     }
 }
 
-fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Result<Status> {
+fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Result<Status> {
     let builder = args.resolve(root)?;
     let machine = machine_of(&builder, &opts.line)?;
     for u in &opts.trust_user {
@@ -404,11 +404,11 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
                 Ok(t)
             }
             Err(EditError::Conf(e)) => Err(e.into()),
-            Err(EditError::Conflict { at, text, included: true }) => Err(anyhow::anyhow!(
+            Err(EditError::Conflict { at, text, included: true }) => Err(lb_common::failed!(
                 "{at}: `{text}` is set in a file nix.conf includes; lb-nixconf edits only {}: move or remove that line by hand",
                 path.display()
             )),
-            Err(EditError::Conflict { at, text, .. }) => Err(anyhow::anyhow!(
+            Err(EditError::Conflict { at, text, .. }) => Err(lb_common::failed!(
                 "{at}: `{text}` is set outside lb-nixconf's block; remove it, or pass --force to move its entries into the block"
             )),
         }
@@ -436,12 +436,12 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     Ok(status)
 }
 
-fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
+fn remove(name: &str, root: &Root, change: Change) -> lb_common::Result<Status> {
     lb_common::builder::validate_name(name)?;
     let (path, _) = edit_target(root)?;
     let apply = Apply::from(change);
     if let Some(target) = darwin::managed_target(&path) {
-        return Err(anyhow::anyhow!(
+        return Err(lb_common::failed!(
             "{}: nix-darwin owns this file (a link to {}); remove the builder in your nix-darwin configuration (nix.linux-builder.enable = false; or its nix.buildMachines entry), then darwin-rebuild switch",
             path.display(),
             target.display()
@@ -482,7 +482,7 @@ struct Shown<'a> {
     source: String,
 }
 
-fn show(root: &Root, json: bool) -> anyhow::Result<Status> {
+fn show(root: &Root, json: bool) -> lb_common::Result<Status> {
     let builders = load_builders(root)?;
     let shown: Vec<Shown> = builders
         .machines
@@ -599,7 +599,7 @@ pub struct Problems {
 
 /// `check`'s problems, one line each with its fix.
 #[allow(clippy::too_many_lines)] // one list of checks, in the order they are reported
-pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Problems> {
+pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> lb_common::Result<Problems> {
     lb_common::builder::validate_name(&args.name)?;
     let builders = load_builders(root)?;
     let mut problems = Vec::new();
@@ -729,7 +729,7 @@ pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Re
     })
 }
 
-fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Status> {
+fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> lb_common::Result<Status> {
     let found = problems(args, root, opts)?;
     let all: Vec<&String> = found
         .conf
@@ -751,7 +751,7 @@ fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<St
 
 /// The daemon restart for this machine: on a Mac with Determinate Nix its
 /// daemon's label is systems.determinate.nix-daemon.
-fn restart_argv(root: &Root) -> anyhow::Result<Vec<String>> {
+fn restart_argv(root: &Root) -> lb_common::Result<Vec<String>> {
     let platform = Platform::current()?;
     let mut argv = platform.restart_daemon();
     if platform.os == lb_common::platform::Os::MacOs {
@@ -763,7 +763,7 @@ fn restart_argv(root: &Root) -> anyhow::Result<Vec<String>> {
     Ok(argv)
 }
 
-fn restart_daemon(apply: Apply, root: &Root) -> anyhow::Result<Status> {
+fn restart_daemon(apply: Apply, root: &Root) -> lb_common::Result<Status> {
     let argv = restart_argv(root)?;
     let cmd = Cmd::from_argv(&argv);
     if apply == Apply::Write && !is_root() {

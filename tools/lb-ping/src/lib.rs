@@ -71,6 +71,7 @@ use lb_common::daemon::{self, Trust};
 use lb_common::exit::Status;
 use lb_common::paths::Root;
 use lb_common::ssh::{self, ExpectedHostKey};
+use lb_common::Context as _;
 use lb_common::{ui, usage};
 use serde::Serialize;
 
@@ -260,13 +261,13 @@ impl Target {
 
     /// The expected host key: the entry's field 8, else the URI's
     /// `base64-ssh-public-host-key`.
-    fn host_key(&self) -> anyhow::Result<Option<HostKey>> {
+    fn host_key(&self) -> lb_common::Result<Option<HostKey>> {
         let m = &self.machine;
         let text = m
             .public_host_key
             .as_deref()
             .or_else(|| m.query("base64-ssh-public-host-key"));
-        text.map(|t| HostKey::parse(t).map_err(|e| usage!("{}: builder {}: {e}", m.at, m.uri)))
+        text.map(|t| HostKey::parse(t).with_context(|| format!("{}: builder {}", m.at, m.uri)))
             .transpose()
     }
 
@@ -281,7 +282,7 @@ impl Target {
 
 /// Which builders to ping: the arguments, or every ssh-ng builder of the
 /// effective nix.conf.
-fn targets(cli: &Cli, root: &Root) -> anyhow::Result<Vec<Target>> {
+fn targets(cli: &Cli, root: &Root) -> lb_common::Result<Vec<Target>> {
     let configured = lb_common::conf::load_builders(root)?;
     let is_ng = |m: &Machine| m.uri.starts_with("ssh-ng://");
     if cli.builders.is_empty() {
@@ -338,7 +339,7 @@ fn targets(cli: &Cli, root: &Root) -> anyhow::Result<Vec<Target>> {
 
 /// Run the tool.
 #[allow(clippy::needless_pass_by_value)] // the shared main hands the parsed Cli over
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     let targets = targets(&cli, &root)?;
     // Bad host keys in the configuration are bad input: refuse before pinging.
@@ -720,7 +721,7 @@ fn daemon_fail(
 
 type Resolution = (ssh::Resolved, Option<PathBuf>, ExpectedHostKey);
 
-fn resolve(t: &Target, root: &Root) -> anyhow::Result<Resolution> {
+fn resolve(t: &Target, root: &Root) -> lb_common::Result<Resolution> {
     let m = &t.machine;
     let resolved = ssh::resolve(root, m.host(), m.user())?;
     let identity = t.key().or_else(|| {
