@@ -50,6 +50,7 @@ pub mod copy;
 pub mod input;
 pub mod local;
 pub mod progress;
+mod select;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};

@@ -36,6 +36,7 @@
 //! `--no-sudo`; 2 bad usage or unreadable input (KEYS_DIR is a file, a key
 //! with a bad format, a private key that does not match its `.pub`).
 
+mod check;
 mod group;
 mod install;
 pub mod pair;
@@ -247,7 +248,7 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     match cli.command {
         Command::Install(a) => install::install(&ctx, &a),
         Command::Generate(a) => install::generate(&a),
-        Command::Check(a) => install::check(&ctx, &a),
+        Command::Check(a) => check::check(&ctx, &a),
         Command::Pubkey(a) => install::pubkey(&ctx, &a),
         Command::JoinGroup(a) => group::join(&a),
         Command::Uninstall(a) => install::uninstall(&ctx, &a),
@@ -269,7 +270,7 @@ pub fn problems(
         global: Global::default(),
         key_arg: args.key.clone(),
     };
-    install::problems(
+    check::problems(
         &ctx,
         &CheckArgs {
             keys,
