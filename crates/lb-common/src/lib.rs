@@ -13,6 +13,8 @@
 //!   format the tools write ([`conf::escape`]);
 //! - [`platform`]: macOS and Linux differences, chosen at run time;
 //! - [`cmd`]: the only code that runs other programs;
+//! - [`plan`]: each change a step that inspects first, and the one apply
+//!   that handles `-n/--dry-run`, `--check` and the messages;
 //! - [`managers`]: nix-darwin and Determinate Nix, recognised on disk;
 //! - [`procfacts`]: process facts from `ps`, `lsof`, `launchctl` where there is no /proc;
 //! - [`privilege`]: re-running one step under sudo, never silently;
@@ -32,6 +34,7 @@ pub mod exit;
 pub mod fs;
 pub mod managers;
 pub mod paths;
+pub mod plan;
 pub mod platform;
 pub mod privilege;
 pub mod procfacts;

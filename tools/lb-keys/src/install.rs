@@ -11,11 +11,13 @@ use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
 use lb_common::paths::Root;
-use lb_common::{privilege, ui, usage};
+use lb_common::plan::{self, Applied, Inspection, Needed, Step};
+use lb_common::{privilege, ui};
 use nix::unistd::{Gid, Uid};
 
+use crate::generate::GeneratePair;
 use crate::pair::{self, PairError, PairPaths};
-use crate::{GenerateArgs, InstallArgs, PubkeyArgs, UninstallArgs};
+use crate::{InstallArgs, PubkeyArgs};
 
 /// What every command needs: the root, the builder (its key already
 /// inside the root) and the flags to repeat when re-running under sudo.
@@ -82,7 +84,7 @@ fn spec(mode: u32, gid: Gid) -> FileSpec {
 }
 
 pub fn install(ctx: &Ctx, a: &InstallArgs) -> lb_common::Result<Status> {
-    let apply = Apply::from(a.change);
+    let mode = Apply::from(a.change);
     // nix-darwin's nix.linux-builder runs create-builder, which installs its
     // own pair over /etc/nix/builder_ed25519 whenever the keys differ.
     let nix_conf = lb_common::conf::nixconf::conf_dir(&ctx.root)?.join("nix.conf");
@@ -100,8 +102,21 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> lb_common::Result<Status> {
     let source = PairPaths::in_dir(&a.keys.dir);
     let target = ctx.installed();
 
-    if let Some(status) = generate_step(ctx, a, &source, &target, apply)? {
-        return Ok(status);
+    // Step 1, as the manual's script: if either half of the pair in
+    // KEYS_DIR is missing, both are replaced. Under -n and --check the
+    // command ends here: a fresh pair differs from whatever is installed.
+    let generated = plan::apply(
+        mode,
+        &GeneratePair {
+            ctx,
+            dir: &a.keys.dir,
+            paths: &source,
+            refuse: a.no_generate,
+            then_install: Some((&target, &a.group.group)),
+        },
+    )?;
+    if generated.read_only() {
+        return Ok(generated.status());
     }
     let fix = format!(
         "delete both {} and {} to have a fresh pair generated",
@@ -111,181 +126,156 @@ pub fn install(ctx: &Ctx, a: &InstallArgs) -> lb_common::Result<Status> {
     let pair = pair::load(&source).map_err(|e| input_error(e, &fix))?;
 
     // Step 2: install, unless what is there already is right.
-    let private_spec = spec(0o600, gid);
-    let public_spec = spec(0o644, gid);
+    let step = InstallPair {
+        ctx,
+        a,
+        source: &source,
+        target: &target,
+        pair: &pair,
+        private_spec: spec(0o600, gid),
+        public_spec: spec(0o644, gid),
+    };
     let dir = fs::parent(&target.private);
     let can_do_it_myself = privilege::can_write_in(&dir) && may_set_group(gid);
-    if !privilege::is_root() && !can_do_it_myself {
+    let installed = if !privilege::is_root() && !can_do_it_myself {
         // Not root, and the directory is not writable or the group not
-        // ours to give. Without root we cannot read the installed private
-        // key either; judge by
+        // ours to give: re-run only this step under sudo.
+        plan::apply(mode, &Escalated(step))?
+    } else {
+        plan::apply(mode, &step)?
+    };
+    if installed == Applied::Unchanged {
+        ui::note(&format!(
+            "{} is already installed; nothing changed",
+            target.private.display()
+        ));
+        if mode == Apply::Write {
+            ui::out(&target.private.display().to_string())?;
+        }
+    }
+    Ok(installed.status())
+}
+
+/// Install's step 2: both files of the pair as one change, so a refusal
+/// or a failed write at either leaves the installed pair as it was, never
+/// a new private key beside an old public one.
+struct InstallPair<'a> {
+    ctx: &'a Ctx,
+    a: &'a InstallArgs,
+    source: &'a PairPaths,
+    target: &'a PairPaths,
+    pair: &'a pair::Pair,
+    private_spec: FileSpec,
+    public_spec: FileSpec,
+}
+
+impl InstallPair<'_> {
+    fn write(&self, how: Apply) -> lb_common::Result<[Outcome; 2]> {
+        let outcomes = fs::write_set(
+            &[
+                fs::Planned {
+                    path: &self.target.private,
+                    contents: &self.pair.private_bytes,
+                    spec: self.private_spec,
+                },
+                fs::Planned {
+                    path: &self.target.public,
+                    contents: &self.pair.public_bytes,
+                    spec: self.public_spec,
+                },
+            ],
+            how,
+        )?;
+        Ok([outcomes[0], outcomes[1]])
+    }
+
+    fn needed(&self, outcomes: [Outcome; 2]) -> Inspection {
+        if !outcomes.iter().any(|o| o.changed()) {
+            return Inspection::Done;
+        }
+        // The manual's own commands under -n; never the key material.
+        Inspection::Needed(Needed::commands(
+            &install_commands(self.source, self.target, &self.a.group.group, outcomes),
+            format!(
+                "would install the pair to {}",
+                fs::parent(&self.target.private).display()
+            ),
+        ))
+    }
+}
+
+impl Step for InstallPair<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        Ok(self.needed(self.write(Apply::Check)?))
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let outcomes = self.write(Apply::Write)?;
+        for (path, outcome, mode) in [
+            (&self.target.private, outcomes[0], "600"),
+            (&self.target.public, outcomes[1], "644"),
+        ] {
+            if outcome.changed() {
+                ui::note(&format!(
+                    "installed {} (mode {mode}, group {})",
+                    path.display(),
+                    self.a.group.group
+                ));
+            }
+        }
+        ui::out(&self.target.private.display().to_string())?;
+        Ok(())
+    }
+
+    /// The pair is as wanted: the write still sweeps what a killed
+    /// install left beside it.
+    fn tidy(&self) -> lb_common::Result<()> {
+        self.write(Apply::Write)?;
+        Ok(())
+    }
+}
+
+/// [`InstallPair`] for a process that cannot do it: not root, and the
+/// install directory not ours. Only the install step (never generation:
+/// the pair is the user's) is re-run under sudo.
+struct Escalated<'a>(InstallPair<'a>);
+
+impl Step for Escalated<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        let s = &self.0;
+        // Without root we cannot read the installed private key; judge by
         // what we can see: the public key's bytes and the private key's
         // mode and group. Root compares the contents too when it runs.
-        let up_to_date = fs::read_optional(&target.public)?.as_deref()
-            == Some(pair.public_bytes.as_slice())
-            && private_looks_right(&target.private, &private_spec);
-        if up_to_date {
-            return already(&target, apply);
-        }
-        return escalate_install(ctx, a, &source, &target, apply);
-    }
-
-    // Both files as one change: a refusal or a failed write at either
-    // leaves the installed pair as it was, never a new private key beside
-    // an old public one.
-    let how = if apply == Apply::Write {
-        Apply::Write
-    } else {
-        Apply::Check
-    };
-    let outcomes = fs::write_set(
-        &[
-            fs::Planned {
-                path: &target.private,
-                contents: &pair.private_bytes,
-                spec: private_spec,
-            },
-            fs::Planned {
-                path: &target.public,
-                contents: &pair.public_bytes,
-                spec: public_spec,
-            },
-        ],
-        how,
-    )?;
-    let (private, public) = (outcomes[0], outcomes[1]);
-    if !private.changed() && !public.changed() {
-        return already(&target, apply);
-    }
-    match apply {
-        Apply::Write => {
-            for (path, outcome, mode) in [
-                (&target.private, private, "600"),
-                (&target.public, public, "644"),
-            ] {
-                if outcome.changed() {
-                    ui::note(&format!(
-                        "installed {} (mode {mode}, group {})",
-                        path.display(),
-                        a.group.group
-                    ));
-                }
-            }
-            ui::out(&target.private.display().to_string())?;
-            Ok(Status::Ok)
-        }
-        Apply::DryRun => {
-            print_install_changed(&source, &target, &a.group.group, private, public)?;
-            Ok(Status::Ok)
-        }
-        Apply::Check => {
-            ui::note(&format!("would install the pair to {}", dir.display()));
-            Ok(Status::Failed)
-        }
-    }
-}
-
-/// Step 1, as the manual's script: if either half of the pair in KEYS_DIR
-/// is missing, both are replaced. Returns a status when the command is
-/// finished here (dry-run and check of a pair still to be generated).
-fn generate_step(
-    ctx: &Ctx,
-    a: &InstallArgs,
-    source: &PairPaths,
-    target: &PairPaths,
-    apply: Apply,
-) -> lb_common::Result<Option<Status>> {
-    let keys_dir = &a.keys.dir;
-    let (has_private, has_public) = source.present();
-    if has_private && has_public {
-        return Ok(None);
-    }
-    if a.no_generate {
-        let missing = if has_private {
-            &source.public
+        let up_to_date = fs::read_optional(&s.target.public)?.as_deref()
+            == Some(s.pair.public_bytes.as_slice())
+            && private_looks_right(&s.target.private, &s.private_spec);
+        Ok(if up_to_date {
+            Inspection::Done
         } else {
-            &source.private
-        };
-        return Err(usage!(
-            "{}: missing; run `{}` to generate the pair first",
-            missing.display(),
-            ctx.suggest(&format!("generate {}", quote(keys_dir)))
-        ));
+            s.needed([Outcome::Updated, Outcome::Updated])
+        })
     }
-    match apply {
-        Apply::Write => {
-            let fresh = pair::write_new(source)?;
-            ui::note(&format!(
-                "generated a new pair in {} ({})",
-                keys_dir.display(),
-                fresh.public.fingerprint(ssh_key::HashAlg::Sha256)
-            ));
-            Ok(None)
-        }
-        Apply::DryRun => {
-            print_generate(source, has_private, has_public)?;
-            // A fresh key differs from whatever is installed.
-            print_install(source, target, &a.group.group)?;
-            Ok(Some(Status::Ok))
-        }
-        Apply::Check => {
-            ui::note(&format!(
-                "would generate a new pair in {} and install it",
-                keys_dir.display()
-            ));
-            Ok(Some(Status::Failed))
-        }
-    }
-}
 
-/// Not root, and the install directory is not ours: re-run only the
-/// install step (never generation: the pair is the user's) under sudo.
-fn escalate_install(
-    ctx: &Ctx,
-    a: &InstallArgs,
-    source: &PairPaths,
-    target: &PairPaths,
-    apply: Apply,
-) -> lb_common::Result<Status> {
-    let dir = fs::parent(&target.private);
-    match apply {
-        Apply::Write => {
-            let mut rest: Vec<OsString> = vec!["install".into(), "--no-generate".into()];
-            if a.group.group != crate::DEFAULT_GROUP {
-                rest.push("--group".into());
-                rest.push(a.group.group.clone().into());
-            }
-            // The re-run must not try sudo again.
-            rest.push("--no-sudo".into());
-            rest.push(std::path::absolute(&a.keys.dir)?.into_os_string());
-            let argv = crate::self_argv(ctx, &rest)?;
-            privilege::escalate(
-                &format!("installing the key to {}", dir.display()),
-                &argv,
-                a.sudo.no_sudo,
-            )?;
-            Ok(Status::Ok)
+    fn execute(&self) -> lb_common::Result<()> {
+        let InstallPair { ctx, a, target, .. } = self.0;
+        let mut rest: Vec<OsString> = vec!["install".into(), "--no-generate".into()];
+        if a.group.group != crate::DEFAULT_GROUP {
+            rest.push("--group".into());
+            rest.push(a.group.group.clone().into());
         }
-        Apply::DryRun => {
-            print_install(source, target, &a.group.group)?;
-            Ok(Status::Ok)
-        }
-        Apply::Check => {
-            ui::note(&format!("would install the pair to {}", dir.display()));
-            Ok(Status::Failed)
-        }
+        // The re-run must not try sudo again.
+        rest.push("--no-sudo".into());
+        rest.push(std::path::absolute(&a.keys.dir)?.into_os_string());
+        let argv = crate::self_argv(ctx, &rest)?;
+        privilege::escalate(
+            &format!(
+                "installing the key to {}",
+                fs::parent(&target.private).display()
+            ),
+            &argv,
+            a.sudo.no_sudo,
+        )
     }
-}
-
-fn already(target: &PairPaths, apply: Apply) -> lb_common::Result<Status> {
-    ui::note(&format!(
-        "{} is already installed; nothing changed",
-        target.private.display()
-    ));
-    if apply == Apply::Write {
-        ui::out(&target.private.display().to_string())?;
-    }
-    Ok(Status::Ok)
 }
 
 /// Can this process give its files group `gid` (without root: only a
@@ -306,97 +296,27 @@ fn private_looks_right(path: &Path, spec: &FileSpec) -> bool {
     }
 }
 
-/// Dry run of generation: the commands the manual's script would run.
-fn print_generate(
-    source: &PairPaths,
-    has_private: bool,
-    has_public: bool,
-) -> lb_common::Result<()> {
-    for (present, path) in [(has_private, &source.private), (has_public, &source.public)] {
-        if present {
-            ui::out(&Cmd::new("rm").arg("-f").arg(path).display())?;
-        }
-    }
-    let keygen = Cmd::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", pair::COMMENT, "-f"])
-        .arg(&source.private);
-    ui::out(&keygen.display())?;
-    Ok(())
-}
-
-/// Dry run of installation: `install -g GROUP -m MODE SRC DST` per file,
-/// the manual's own commands; never the key material itself.
-fn print_install(source: &PairPaths, target: &PairPaths, group: &str) -> lb_common::Result<()> {
-    print_install_changed(source, target, group, Outcome::Updated, Outcome::Updated)
-}
-
-fn print_install_changed(
+/// Installation as the manual does it: `install -g GROUP -m MODE SRC DST`
+/// for each file that `outcomes` (private, public) says changes.
+pub(crate) fn install_commands(
     source: &PairPaths,
     target: &PairPaths,
     group: &str,
-    private: Outcome,
-    public: Outcome,
-) -> lb_common::Result<()> {
-    for (outcome, mode, src, dst) in [
-        (private, "600", &source.private, &target.private),
-        (public, "644", &source.public, &target.public),
-    ] {
-        if outcome.changed() {
-            let cmd = Cmd::new("install")
-                .args(["-g", group, "-m", mode])
-                .arg(src)
-                .arg(dst);
-            ui::out(&cmd.display())?;
-        }
-    }
-    Ok(())
-}
-
-pub fn generate(a: &GenerateArgs) -> lb_common::Result<Status> {
-    let apply = Apply::from(a.change);
-    pair::check_dir(&a.dir)?;
-    let paths = PairPaths::in_dir(&a.dir);
-    let (has_private, has_public) = paths.present();
-    if !a.force && (has_private || has_public) {
-        let fix = format!(
-            "pass --force to replace {} and {} with a fresh pair",
-            paths.private.display(),
-            paths.public.display()
-        );
-        // A valid pair already there is what was asked for.
-        pair::load(&paths).map_err(|e| match e {
-            PairError::Fs(e) => lb_common::Error::from(e),
-            other => lb_common::failed!("{other}; refusing to overwrite it: {fix}"),
-        })?;
-        ui::note(&format!(
-            "{} already holds a key pair; nothing changed ({fix})",
-            a.dir.display()
-        ));
-        if apply == Apply::Write {
-            ui::out(&paths.private.display().to_string())?;
-        }
-        return Ok(Status::Ok);
-    }
-    match apply {
-        Apply::Write => {
-            let fresh = pair::write_new(&paths)?;
-            ui::note(&format!(
-                "generated {} and its .pub ({})",
-                paths.private.display(),
-                fresh.public.fingerprint(ssh_key::HashAlg::Sha256)
-            ));
-            ui::out(&paths.private.display().to_string())?;
-            Ok(Status::Ok)
-        }
-        Apply::DryRun => {
-            print_generate(&paths, has_private, has_public)?;
-            Ok(Status::Ok)
-        }
-        Apply::Check => {
-            ui::note(&format!("would generate a new pair in {}", a.dir.display()));
-            Ok(Status::Failed)
-        }
-    }
+    outcomes: [Outcome; 2],
+) -> Vec<Cmd> {
+    [
+        (outcomes[0], "600", &source.private, &target.private),
+        (outcomes[1], "644", &source.public, &target.public),
+    ]
+    .into_iter()
+    .filter(|(outcome, ..)| outcome.changed())
+    .map(|(_, mode, src, dst)| {
+        Cmd::new("install")
+            .args(["-g", group, "-m", mode])
+            .arg(src)
+            .arg(dst)
+    })
+    .collect()
 }
 
 pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> lb_common::Result<Status> {
@@ -423,72 +343,4 @@ pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> lb_common::Result<Status> {
         ui::out(&line)?;
     }
     Ok(Status::Ok)
-}
-
-pub fn uninstall(ctx: &Ctx, a: &UninstallArgs) -> lb_common::Result<Status> {
-    let apply = Apply::from(a.change);
-    let target = ctx.installed();
-    let present: Vec<&PathBuf> = [&target.private, &target.public]
-        .into_iter()
-        .filter(|p| pair::is_present(p))
-        .collect();
-    // Copies of the key an interrupted install left (`.builder_ed25519.XXXXXX.tmp`).
-    let mut stale = fs::stale_temps(&target.private)?;
-    stale.extend(fs::stale_temps(&target.public)?);
-    if present.is_empty() && stale.is_empty() {
-        ui::note(&format!(
-            "{} is not installed; nothing changed",
-            target.private.display()
-        ));
-        return Ok(Status::Ok);
-    }
-    match apply {
-        // Never through fs::remove's dry-run: it would print the private key.
-        Apply::DryRun => {
-            for p in present.iter().copied().chain(&stale) {
-                ui::out(&Cmd::new("rm").arg("-f").arg(p).display())?;
-            }
-            Ok(Status::Ok)
-        }
-        Apply::Check => {
-            ui::note(&format!(
-                "would remove {}",
-                present
-                    .iter()
-                    .copied()
-                    .chain(&stale)
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ));
-            Ok(Status::Failed)
-        }
-        Apply::Write => {
-            let dir = fs::parent(&target.private);
-            if !privilege::can_write_in(&dir) && !privilege::is_root() {
-                let argv = crate::self_argv(ctx, &["uninstall".into(), "--no-sudo".into()])?;
-                privilege::escalate(
-                    &format!("removing the key from {}", dir.display()),
-                    &argv,
-                    a.sudo.no_sudo,
-                )?;
-                return Ok(Status::Ok);
-            }
-            // The secret first; each removal sweeps its leftovers too.
-            let _lock = fs::lock_dir_of(&target.private, false)?;
-            for p in [&target.private, &target.public] {
-                let swept = fs::sweep_stale(p)?;
-                if swept > 0 {
-                    ui::note(&format!(
-                        "removed {swept} temp file(s) an interrupted write of {} left",
-                        p.display()
-                    ));
-                }
-                if fs::remove(p, Apply::Write)? == Outcome::Removed {
-                    ui::note(&format!("removed {}", p.display()));
-                }
-            }
-            Ok(Status::Ok)
-        }
-    }
 }

@@ -37,9 +37,11 @@
 //! with a bad format, a private key that does not match its `.pub`).
 
 mod check;
+mod generate;
 mod group;
 mod install;
 pub mod pair;
+mod uninstall;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -247,11 +249,11 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     };
     match cli.command {
         Command::Install(a) => install::install(&ctx, &a),
-        Command::Generate(a) => install::generate(&a),
+        Command::Generate(a) => generate::generate(&ctx, &a),
         Command::Check(a) => check::check(&ctx, &a),
         Command::Pubkey(a) => install::pubkey(&ctx, &a),
         Command::JoinGroup(a) => group::join(&a),
-        Command::Uninstall(a) => install::uninstall(&ctx, &a),
+        Command::Uninstall(a) => uninstall::uninstall(&ctx, &a),
     }
 }
 
