@@ -192,30 +192,6 @@ pub fn report_files(outcomes: &[(PathBuf, Outcome)], mode: Apply, nothing: &str)
     }
 }
 
-/// A step that runs one command (a daemon restart): always needed, shown
-/// as its command line, said as `would`.
-#[derive(Debug, Clone)]
-pub struct RunStep {
-    /// The command.
-    pub cmd: Cmd,
-    /// What `--check` says.
-    pub would: String,
-}
-
-impl Step for RunStep {
-    fn inspect(&self) -> Result<Inspection> {
-        Ok(Inspection::Needed(Needed::commands(
-            std::slice::from_ref(&self.cmd),
-            self.would.clone(),
-        )))
-    }
-
-    fn execute(&self) -> Result<()> {
-        self.cmd.run()?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,7 @@ use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
 use lb_common::managers::{self, LinuxBuilderSnippet, Managers};
 use lb_common::paths::Root;
+use lb_common::plan;
 use lb_common::platform::Platform;
 use lb_common::privilege::{is_root, require_writable};
 use lb_common::Context as _;
@@ -359,29 +360,6 @@ fn edit_conf(
     })
 }
 
-fn say(path: &Path, outcome: Outcome, apply: Apply, nothing: &str) -> Status {
-    if !outcome.changed() {
-        ui::note(nothing);
-        return Status::Ok;
-    }
-    let verb = match outcome {
-        Outcome::Created => "created",
-        Outcome::Removed => "removed",
-        Outcome::Updated | Outcome::Unchanged => "updated",
-    };
-    let would = if apply == Apply::Write {
-        ""
-    } else {
-        "would be "
-    };
-    ui::note(&format!("{} {would}{verb}", path.display()));
-    if apply == Apply::Check {
-        Status::Failed
-    } else {
-        Status::Ok
-    }
-}
-
 fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Result<Status> {
     let builder = args.resolve(root)?;
     let machine = machine_of(&builder, &opts.line)?;
@@ -416,9 +394,8 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Re
         }
         .map(String::into_bytes)
     })?;
-    let status = say(
-        &path,
-        outcome,
+    let status = plan::report_files(
+        &[(path.clone(), outcome)],
         apply,
         &format!("{}: already has builder {}", path.display(), builder.name),
     );
@@ -463,9 +440,8 @@ fn remove(name: &str, root: &Root, change: Change) -> lb_common::Result<Status> 
             .unwrap_or_else(|| text.to_owned())
             .into_bytes())
     })?;
-    Ok(say(
-        &path,
-        outcome,
+    Ok(plan::report_files(
+        &[(path.clone(), outcome)],
         apply,
         &format!("{}: no builder {name}", path.display()),
     ))

@@ -46,7 +46,7 @@ use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::conf::block::{ManagedBlock, Position};
 use lb_common::conf::sshconfig::includes_dropin_dir;
 use lb_common::exit::Status;
-use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::fs::{self, Apply, FileSpec};
 use lb_common::managers;
 use lb_common::paths::Root;
 use lb_common::privilege::require_writable;
@@ -191,34 +191,6 @@ fn with_include(text: Option<&str>, layout: &Layout) -> lb_common::Result<String
     )?)
 }
 
-/// The mode to keep for a file we edit but do not own.
-fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Status {
-    let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed()).collect();
-    if changed.is_empty() {
-        ui::note(nothing);
-        return Status::Ok;
-    }
-    let would = if apply == Apply::Write {
-        ""
-    } else {
-        "would be "
-    };
-    for (path, outcome) in &changed {
-        let verb = match outcome {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Removed => "removed",
-            Outcome::Unchanged => "unchanged",
-        };
-        ui::note(&format!("{} {would}{verb}", path.display()));
-    }
-    if apply == Apply::Check {
-        Status::Failed
-    } else {
-        Status::Ok
-    }
-}
-
 /// nix-darwin owns one of lb-sshcfg's files (a link into /etc/static):
 /// say so, then what to put in the nix-darwin configuration, its own
 /// builder (which writes 100-linux-builder.conf) first.
@@ -350,7 +322,7 @@ fn install(
             builder.key.display()
         ));
     }
-    let status = report(
+    let status = lb_common::plan::report_files(
         &outcomes,
         apply,
         &format!("{}: already as wanted", layout.conf.display()),
@@ -486,7 +458,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> lb_common:
         };
         outcomes.push((layout.main.clone(), outcome));
     }
-    Ok(report(
+    Ok(lb_common::plan::report_files(
         &outcomes,
         apply,
         &format!("{name}: nothing to remove"),
