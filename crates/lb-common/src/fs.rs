@@ -623,6 +623,15 @@ pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Create `dir` and its missing parents (0755, as `mkdir -p`), for a
+/// directory a tool fills with files it writes through this module.
+///
+/// # Errors
+/// [`Error::Io`] naming `dir` when it cannot be created.
+pub fn create_dirs(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
 /// The unified diff of a change, as dry-run shows it.
 #[must_use]
 pub fn diff(path: &Path, old: &[u8], new: &[u8], created: bool) -> String {

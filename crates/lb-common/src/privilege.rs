@@ -143,12 +143,7 @@ pub fn escalate(what: &str, args: &[OsString], no_sudo: bool) -> crate::Result<(
         .into());
     }
     crate::ui::note(&format!("+ {}", cmd.display()));
-    let status = cmd
-        .expression()
-        .unchecked()
-        .run()
-        .map_err(|e| cmd.spawn_error(e))?
-        .status;
+    let status = cmd.run_attached()?;
     if status.success() {
         Ok(())
     } else {

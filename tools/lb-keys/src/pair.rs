@@ -106,8 +106,11 @@ pub fn check_dir(dir: &Path) -> lb_common::Result<()> {
 /// followed), the public key 0644.
 pub fn write_new(paths: &PairPaths) -> lb_common::Result<Pair> {
     if let Some(dir) = paths.private.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            lb_common::failed!("{}: {e}; create the directory first", dir.display())
+        fs::create_dirs(dir).map_err(|e| match e {
+            fs::Error::Io { source, .. } => {
+                lb_common::failed!("{}: {source}; create the directory first", dir.display())
+            }
+            other => other.into(),
         })?;
     }
     // The manual's script deletes both before ssh-keygen: a lone leftover

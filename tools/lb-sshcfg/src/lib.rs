@@ -222,7 +222,7 @@ fn lock(layout: &Layout, apply: Apply) -> lb_common::Result<fs::LockSet> {
     if apply == Apply::Write {
         // Not possible (not root, read-only): the writability check after
         // the lock says why, with the fix.
-        let _ = std::fs::create_dir_all(&layout.etc_ssh);
+        let _ = fs::create_dirs(&layout.etc_ssh);
     }
     Ok(fs::lock_dirs(&layout.dirs(), false)?)
 }
