@@ -93,6 +93,9 @@ fn beyond_root(what: &str, path: &Path, errno: nix::errno::Errno) -> Option<Cann
 /// naming this very command line under sudo (for tools that stop rather
 /// than escalate: nothing is written half-way); a read-only file system or
 /// an immutable file is [`CannotWrite`], also for root.
+///
+/// # Errors
+/// [`CannotWrite`] or [`NeedsRoot`] (exit status 1), as above.
 pub fn require_writable(what: &str, paths: &[&Path]) -> crate::Result<()> {
     use nix::unistd::{access, AccessFlags};
     let mut needs_root = false;
@@ -133,6 +136,10 @@ pub fn require_writable(what: &str, paths: &[&Path]) -> crate::Result<()> {
 /// Re-run `args` (usually this program with the arguments of the one step)
 /// under sudo, the terminal attached for the password prompt. With
 /// `no_sudo`, return [`NeedsRoot`] naming the command instead.
+///
+/// # Errors
+/// [`NeedsRoot`] with `no_sudo`; a [`crate::cmd::Error`] when sudo cannot
+/// be started or the re-run fails (exit status 1).
 pub fn escalate(what: &str, args: &[OsString], no_sudo: bool) -> crate::Result<()> {
     let cmd = sudo(args);
     if no_sudo {

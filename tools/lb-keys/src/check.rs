@@ -57,10 +57,8 @@ pub fn problems(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Vec<String>> {
         }
     }
     let target = ctx.installed();
-    let install = ctx.suggest(&format!(
-        "install {}",
-        a.keys.as_deref().map_or_else(|| "./keys".to_owned(), quote)
-    ));
+    let keys = a.keys.as_deref().unwrap_or(Path::new("./keys"));
+    let install = ctx.suggest(&[Path::new("install"), keys]);
     let reinstall = format!("run `sudo {install}`");
     let mut problems = Vec::new();
 
@@ -218,7 +216,7 @@ fn check_private_matches(
                     nix::unistd::geteuid(),
                     target.public.display()
                 ),
-                format!("run `sudo {}`", ctx.suggest("check")),
+                format!("run `sudo {}`", ctx.suggest(&["check"])),
             ));
             return;
         }

@@ -8,7 +8,7 @@ use lb_common::fs::{Apply, Outcome};
 use lb_common::plan::{self, Inspection, Needed, Step};
 use lb_common::{ui, usage};
 
-use crate::install::{install_commands, quote, Ctx};
+use crate::install::{install_commands, Ctx};
 use crate::pair::{self, PairError, PairPaths};
 use crate::GenerateArgs;
 
@@ -82,7 +82,7 @@ impl Step for GeneratePair<'_> {
             return Ok(Inspection::Conflict(usage!(
                 "{}: missing; run `{}` to generate the pair first",
                 missing.display(),
-                self.ctx.suggest(&format!("generate {}", quote(dir)))
+                self.ctx.suggest(&[Path::new("generate"), dir])
             )));
         }
         let mut commands = generate_commands(self.paths, has_private, has_public);

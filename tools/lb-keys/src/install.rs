@@ -35,17 +35,62 @@ impl Ctx {
         PairPaths::of_private(&self.builder.key)
     }
 
-    /// `lb-keys [--root R] [--key K] ARGS`, for messages that say what to run.
-    pub(crate) fn suggest(&self, args: &str) -> String {
-        let mut words = vec!["lb-keys".to_owned()];
-        if let Some(p) = self.root.prefix() {
-            words.extend(["--root".to_owned(), quote(p)]);
+    /// This tool's command line for the subcommand and arguments `rest`:
+    /// `PROGRAM [--root R] [--key K] [-q] [-v...] REST`, the global flags
+    /// that matter and defaults left out. Environment variables do not
+    /// survive sudo, so settings are passed as flags. The one serialiser
+    /// behind [`Ctx::suggest`] and [`Ctx::rerun_argv`].
+    fn command_line(
+        &self,
+        program: OsString,
+        key: &Path,
+        rerun: bool,
+        rest: &[OsString],
+    ) -> Vec<OsString> {
+        let mut argv = vec![program];
+        if let Some(prefix) = self.root.prefix() {
+            argv.push("--root".into());
+            argv.push(prefix.as_os_str().to_owned());
         }
         if self.key_arg != Path::new(lb_common::builder::DEFAULT_KEY) {
-            words.extend(["--key".to_owned(), quote(&self.key_arg)]);
+            argv.push("--key".into());
+            argv.push(key.as_os_str().to_owned());
         }
-        words.push(args.to_owned());
-        words.join(" ")
+        if rerun {
+            if self.global.quiet {
+                argv.push("-q".into());
+            }
+            for _ in 0..self.global.verbose {
+                argv.push("-v".into());
+            }
+        }
+        argv.extend(rest.iter().cloned());
+        argv
+    }
+
+    /// `lb-keys [--root R] [--key K] REST` as a shell line, for messages
+    /// that say what to run (the key as the user gave it).
+    pub(crate) fn suggest<S: AsRef<std::ffi::OsStr>>(&self, rest: &[S]) -> String {
+        let rest: Vec<OsString> = rest.iter().map(|r| r.as_ref().to_owned()).collect();
+        let argv = self.command_line("lb-keys".into(), &self.key_arg, false, &rest);
+        Cmd::from_argv(&argv).display()
+    }
+
+    /// The arguments that re-run a step of this tool as another process
+    /// (under sudo): this very binary, the key's path made absolute, `-q`
+    /// and `-v` kept.
+    ///
+    /// # Errors
+    /// This binary's path or the working directory cannot be found.
+    pub(crate) fn rerun_argv(&self, rest: &[OsString]) -> lb_common::Result<Vec<OsString>> {
+        let exe = std::env::current_exe()
+            .map_err(|e| lb_common::failed!("finding lb-keys's own path to re-run it: {e}"))?;
+        let key = if self.key_arg == Path::new(lb_common::builder::DEFAULT_KEY) {
+            self.key_arg.clone()
+        } else {
+            std::path::absolute(&self.key_arg)?
+        };
+        Ok(self.command_line(exe.into_os_string(), &key, true, rest))
     }
 }
 
@@ -266,7 +311,7 @@ impl Step for Escalated<'_> {
         // The re-run must not try sudo again.
         rest.push("--no-sudo".into());
         rest.push(std::path::absolute(&a.keys.dir)?.into_os_string());
-        let argv = crate::self_argv(ctx, &rest)?;
+        let argv = ctx.rerun_argv(&rest)?;
         privilege::escalate(
             &format!(
                 "installing the key to {}",
@@ -325,13 +370,16 @@ pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> lb_common::Result<Status> {
         lb_common::failed!(
             "{}: not installed; run `sudo {}` first",
             path.display(),
-            ctx.suggest("install ./keys")
+            ctx.suggest(&["install", "./keys"])
         )
     })?;
     let key = pair::parse_public(path, &bytes).map_err(|e| {
         input_error(
             e,
-            &format!("reinstall it with `sudo {}`", ctx.suggest("install ./keys")),
+            &format!(
+                "reinstall it with `sudo {}`",
+                ctx.suggest(&["install", "./keys"])
+            ),
         )
     })?;
     let line = key

@@ -43,11 +43,10 @@ mod install;
 pub mod pair;
 mod uninstall;
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
-use lb_common::builder::{BuilderArgs, DEFAULT_KEY};
+use lb_common::builder::BuilderArgs;
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::exit::Status;
 
@@ -281,30 +280,4 @@ pub fn problems(
             },
         },
     )
-}
-
-/// The arguments that re-run a step of this tool as another process
-/// (under sudo): this binary, the global flags that matter, then `rest`.
-/// Environment variables do not survive sudo, so settings are passed as
-/// flags; defaults are left out to keep the printed command short.
-fn self_argv(ctx: &install::Ctx, rest: &[OsString]) -> lb_common::Result<Vec<OsString>> {
-    let exe = std::env::current_exe()
-        .map_err(|e| lb_common::failed!("finding lb-keys's own path to re-run it: {e}"))?;
-    let mut argv = vec![exe.into_os_string()];
-    if let Some(prefix) = ctx.root.prefix() {
-        argv.push("--root".into());
-        argv.push(prefix.as_os_str().to_owned());
-    }
-    if ctx.key_arg != std::path::Path::new(DEFAULT_KEY) {
-        argv.push("--key".into());
-        argv.push(std::path::absolute(&ctx.key_arg)?.into_os_string());
-    }
-    if ctx.global.quiet {
-        argv.push("-q".into());
-    }
-    for _ in 0..ctx.global.verbose {
-        argv.push("-v".into());
-    }
-    argv.extend(rest.iter().cloned());
-    Ok(argv)
 }

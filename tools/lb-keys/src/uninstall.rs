@@ -64,7 +64,9 @@ impl Step for RemovePair<'_> {
         let target = self.target;
         let dir = fs::parent(&target.private);
         if !privilege::can_write_in(&dir) && !privilege::is_root() {
-            let argv = crate::self_argv(self.ctx, &["uninstall".into(), "--no-sudo".into()])?;
+            let argv = self
+                .ctx
+                .rerun_argv(&["uninstall".into(), "--no-sudo".into()])?;
             return privilege::escalate(
                 &format!("removing the key from {}", dir.display()),
                 &argv,
