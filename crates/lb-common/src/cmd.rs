@@ -170,10 +170,10 @@ impl Cmd {
     }
 
     /// The duct expression for this command, environment and directory
-    /// applied: the runner's own building block. Callers outside this
-    /// module use [`Cmd::run`], [`Cmd::apply`], [`Cmd::run_attached`] or
-    /// [`Cmd::lines`] (lb-vm's QEMU start still uses it, until its split).
-    pub fn expression(&self) -> duct::Expression {
+    /// applied: the runner's own building block, private to it. Callers
+    /// use [`Cmd::run`], [`Cmd::apply`], [`Cmd::run_attached`],
+    /// [`Cmd::lines`], [`Cmd::spawn`] or [`Cmd::replace_process`].
+    fn expression(&self) -> duct::Expression {
         let mut e = duct::cmd(&self.program, &self.args);
         for (k, v) in &self.env {
             e = e.env(k, v);
