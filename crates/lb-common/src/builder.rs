@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::exit::{Classify, Status};
 use crate::paths::Root;
+use crate::status::{Classify, Status};
 
 /// The nixpkgs builder VM's fixed, published host key
 /// (nixos/modules/profiles/keys/ssh_host_ed25519_key.pub).

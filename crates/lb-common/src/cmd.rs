@@ -9,8 +9,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::exit::{Classify, Status};
 use crate::fs::Apply;
+use crate::status::{Classify, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -169,9 +169,11 @@ impl Cmd {
         parts.join(" ")
     }
 
-    /// The duct expression for this command, for callers that need to
-    /// stream or spawn (QEMU); environment and directory applied.
-    pub fn expression(&self) -> duct::Expression {
+    /// The duct expression for this command, environment and directory
+    /// applied: the runner's own building block, private to it. Callers
+    /// use [`Cmd::run`], [`Cmd::apply`], [`Cmd::run_attached`],
+    /// [`Cmd::lines`], [`Cmd::spawn`] or [`Cmd::replace_process`].
+    fn expression(&self) -> duct::Expression {
         let mut e = duct::cmd(&self.program, &self.args);
         for (k, v) in &self.env {
             e = e.env(k, v);
@@ -246,6 +248,66 @@ impl Cmd {
             }
             Apply::Check => Ok(None),
         }
+    }
+
+    /// Run with the terminal attached (stdin, stdout and stderr shared
+    /// with this process): for a step that may prompt (sudo's password).
+    /// A non-zero exit is returned, not an error.
+    ///
+    /// # Errors
+    /// The program could not be started ([`Error::NotFound`], [`Error::Io`]).
+    pub fn run_attached(&self) -> Result<std::process::ExitStatus, Error> {
+        self.expression()
+            .unchecked()
+            .run()
+            .map(|out| out.status)
+            .map_err(|e| self.spawn_error(e))
+    }
+
+    /// Start the program with its stderr merged into its stdout, to read
+    /// what it prints line by line as it runs (a progress display).
+    ///
+    /// # Errors
+    /// The program could not be started ([`Error::NotFound`], [`Error::Io`]).
+    pub fn lines(&self) -> Result<Lines, Error> {
+        crate::ui::verbose(&format!("running: {}", self.display()));
+        let reader = self
+            .expression()
+            .stderr_to_stdout()
+            .unchecked()
+            .reader()
+            .map_err(|e| self.spawn_error(e))?;
+        Ok(Lines {
+            reader: std::io::BufReader::new(reader),
+        })
+    }
+}
+
+/// What a program started by [`Cmd::lines`] prints (stdout and stderr),
+/// one line at a time without its newline; ends at its end (or at the
+/// first read error).
+#[derive(Debug)]
+pub struct Lines {
+    reader: std::io::BufReader<duct::ReaderHandle>,
+}
+
+impl Iterator for Lines {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut self.reader, &mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches('\n').to_owned()),
+        }
+    }
+}
+
+impl Lines {
+    /// Did the program exit 0? False while it still runs.
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
+        matches!(self.reader.get_ref().try_wait(), Ok(Some(out)) if out.status.success())
     }
 }
 
@@ -339,6 +401,29 @@ mod tests {
             .unwrap();
         let canon = std::fs::canonicalize(tmp.path()).unwrap();
         assert_eq!(out.stdout_text(), format!("y\n{}\n", canon.display()));
+    }
+
+    #[test]
+    fn lines_stream_stdout_and_stderr_then_the_status() {
+        let mut lines = Cmd::new("sh")
+            .args(["-c", "echo one; echo two >&2"])
+            .lines()
+            .unwrap();
+        let got: Vec<String> = lines.by_ref().collect();
+        assert_eq!(got, ["one", "two"]);
+        assert!(lines.succeeded());
+        let mut failing = Cmd::new("sh").args(["-c", "exit 4"]).lines().unwrap();
+        assert_eq!(failing.next(), None);
+        assert!(!failing.succeeded());
+        assert!(!Cmd::new("sh")
+            .args(["-c", "exit 4"])
+            .run_attached()
+            .unwrap()
+            .success());
+        assert!(matches!(
+            Cmd::new("lb-no-such-program").lines(),
+            Err(Error::NotFound { .. })
+        ));
     }
 
     #[test]

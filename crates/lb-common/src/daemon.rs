@@ -19,7 +19,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 /// `WORKER_MAGIC_1`: the client's greeting ("cxin").
 pub const WORKER_MAGIC_1: u64 = 0x6e69_7863;

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Gid, Uid};
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -616,6 +616,15 @@ pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     f.write_all(contents)
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::io(path, e))
+}
+
+/// Create `dir` and its missing parents (0755, as `mkdir -p`), for a
+/// directory a tool fills with files it writes through this module.
+///
+/// # Errors
+/// [`Error::Io`] naming `dir` when it cannot be created.
+pub fn create_dirs(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// The unified diff of a change, as dry-run shows it.

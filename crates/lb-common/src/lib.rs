@@ -13,12 +13,15 @@
 //!   format the tools write ([`conf::escape`]);
 //! - [`platform`]: macOS and Linux differences, chosen at run time;
 //! - [`cmd`]: the only code that runs other programs;
+//! - [`plan`]: each change a step that inspects first, and the one apply
+//!   that handles `-n/--dry-run`, `--check` and the messages;
 //! - [`managers`]: nix-darwin and Determinate Nix, recognised on disk;
 //! - [`procfacts`]: process facts from `ps`, `lsof`, `launchctl` where there is no /proc;
 //! - [`privilege`]: re-running one step under sudo, never silently;
 //! - [`ssh`]: alias resolution as ssh does it, and an ssh2 session to a builder;
 //! - [`daemon`]: the client side of the Nix worker protocol;
-//! - [`exit`]: the exit status table and the `main` every tool shares;
+//! - [`status`]: the exit status table, and the error that carries its status;
+//! - [`exit`]: the `main` every tool shares;
 //! - [`text`]: the one sanitiser for text from elsewhere (escaped, bounded);
 //! - [`ui`]: messages on stderr.
 
@@ -31,9 +34,13 @@ pub mod exit;
 pub mod fs;
 pub mod managers;
 pub mod paths;
+pub mod plan;
 pub mod platform;
 pub mod privilege;
 pub mod procfacts;
 pub mod ssh;
+pub mod status;
 pub mod text;
 pub mod ui;
+
+pub use status::{Context, Error, Result};

@@ -23,7 +23,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -6,7 +6,7 @@
 //! architecture), or a Nix system name (`aarch64-darwin`, `x86_64-darwin`,
 //! `aarch64-linux`, `x86_64-linux`) for another architecture too.
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {

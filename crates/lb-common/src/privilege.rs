@@ -44,9 +44,9 @@ pub struct NeedsRoot {
     pub command: String,
 }
 
-impl crate::exit::Classify for NeedsRoot {
-    fn status(&self) -> crate::exit::Status {
-        crate::exit::Status::Failed
+impl crate::status::Classify for NeedsRoot {
+    fn status(&self) -> crate::status::Status {
+        crate::status::Status::Failed
     }
 }
 
@@ -60,9 +60,9 @@ pub struct CannotWrite {
     pub fix: &'static str,
 }
 
-impl crate::exit::Classify for CannotWrite {
-    fn status(&self) -> crate::exit::Status {
-        crate::exit::Status::Failed
+impl crate::status::Classify for CannotWrite {
+    fn status(&self) -> crate::status::Status {
+        crate::status::Status::Failed
     }
 }
 
@@ -93,7 +93,10 @@ fn beyond_root(what: &str, path: &Path, errno: nix::errno::Errno) -> Option<Cann
 /// naming this very command line under sudo (for tools that stop rather
 /// than escalate: nothing is written half-way); a read-only file system or
 /// an immutable file is [`CannotWrite`], also for root.
-pub fn require_writable(what: &str, paths: &[&Path]) -> anyhow::Result<()> {
+///
+/// # Errors
+/// [`CannotWrite`] or [`NeedsRoot`] (exit status 1), as above.
+pub fn require_writable(what: &str, paths: &[&Path]) -> crate::Result<()> {
     use nix::unistd::{access, AccessFlags};
     let mut needs_root = false;
     for p in paths {
@@ -133,7 +136,11 @@ pub fn require_writable(what: &str, paths: &[&Path]) -> anyhow::Result<()> {
 /// Re-run `args` (usually this program with the arguments of the one step)
 /// under sudo, the terminal attached for the password prompt. With
 /// `no_sudo`, return [`NeedsRoot`] naming the command instead.
-pub fn escalate(what: &str, args: &[OsString], no_sudo: bool) -> anyhow::Result<()> {
+///
+/// # Errors
+/// [`NeedsRoot`] with `no_sudo`; a [`crate::cmd::Error`] when sudo cannot
+/// be started or the re-run fails (exit status 1).
+pub fn escalate(what: &str, args: &[OsString], no_sudo: bool) -> crate::Result<()> {
     let cmd = sudo(args);
     if no_sudo {
         return Err(NeedsRoot {
@@ -143,12 +150,7 @@ pub fn escalate(what: &str, args: &[OsString], no_sudo: bool) -> anyhow::Result<
         .into());
     }
     crate::ui::note(&format!("+ {}", cmd.display()));
-    let status = cmd
-        .expression()
-        .unchecked()
-        .run()
-        .map_err(|e| cmd.spawn_error(e))?
-        .status;
+    let status = cmd.run_attached()?;
     if status.success() {
         Ok(())
     } else {
@@ -177,7 +179,7 @@ mod tests {
             e.to_string(),
             "installing the key needs root; run: sudo --reset-timestamp lb-keys install"
         );
-        assert_eq!(crate::exit::status_of(&e), crate::exit::Status::Failed);
+        assert_eq!(e.status(), crate::status::Status::Failed);
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::builder::HostKey;
 use crate::cmd::Cmd;
-use crate::exit::{Classify, Status};
 use crate::paths::Root;
+use crate::status::{Classify, Status};
 
 /// What `ssh -G` reports for a host: the values ssh would use.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,6 +51,7 @@ mod examples;
 pub mod input;
 pub mod local;
 pub mod progress;
+mod select;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -122,11 +123,11 @@ struct Input {
     doc: input::Document,
 }
 
-fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+fn read_inputs(files: &[PathBuf]) -> lb_common::Result<Vec<Input>> {
     if files.is_empty() || files.iter().all(|f| f == Path::new("-")) {
         // Parsed as it arrives, with a bound: never read whole first.
         return Ok(vec![Input {
-            doc: input::parse_reader(std::io::stdin().lock(), "stdin").map_err(|e| bad(&e))?,
+            doc: input::parse_reader(std::io::stdin().lock(), "stdin")?,
             name: "stdin".to_owned(),
         }]);
     }
@@ -145,7 +146,7 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                 ));
             }
             Ok(Input {
-                doc: input::parse_reader(file, &name).map_err(|e| bad(&e))?,
+                doc: input::parse_reader(file, &name)?,
                 name,
             })
         })
@@ -153,7 +154,7 @@ fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
 }
 
 /// The source store and the builders entry it came from.
-fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
+fn source(cli: &Cli, root: &Root) -> lb_common::Result<(String, Option<Machine>)> {
     let ssh_ng = |m: &Machine| m.effective_uri().starts_with("ssh-ng://");
     match cli.from.as_deref() {
         Some(from) if from.contains("://") => {
@@ -195,7 +196,7 @@ fn source(cli: &Cli, root: &Root) -> anyhow::Result<(String, Option<Machine>)> {
 
 /// Run the tool.
 #[allow(clippy::needless_pass_by_value)] // the shared main hands the parsed Cli over
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     let inputs = read_inputs(&cli.files)?;
     let store = input::store_dir();
@@ -204,19 +205,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     let mut index = 0;
     let mut seen_outputs = BTreeSet::new();
     for r in &inputs {
-        wanted.extend(
-            input::wanted(
-                &r.doc,
-                &r.name,
-                &cli.outputs,
-                &store,
-                &mut index,
-                &mut seen_outputs,
-            )
-            .map_err(|e| bad(&e))?,
-        );
+        wanted.extend(input::wanted(
+            &r.doc,
+            &r.name,
+            &cli.outputs,
+            &store,
+            &mut index,
+            &mut seen_outputs,
+        )?);
     }
-    input::check_selection(&cli.outputs, &seen_outputs).map_err(|e| bad(&e))?;
+    input::check_selection(&cli.outputs, &seen_outputs)?;
     if wanted.is_empty() {
         ui::note("nothing to copy: the input names no store paths");
         if cli.json {
@@ -288,7 +286,7 @@ fn dry_run(
     copy_cmd: &lb_common::cmd::Cmd,
     missing_refs: &[&str],
     total: usize,
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     for p in missing_refs {
         ui::note(&format!("would copy {p}"));
     }
@@ -320,7 +318,7 @@ fn copy_missing(
     copy_cmd: &lb_common::cmd::Cmd,
     missing_refs: &[&str],
     total: usize,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     ui::note(&format!(
         "copying {} of {} paths from {}",
         missing_refs.len(),
@@ -350,11 +348,6 @@ fn copy_missing(
     Ok(())
 }
 
-/// Input errors are bad input: exit status 2.
-fn bad(e: &input::Error) -> anyhow::Error {
-    usage!("{e}")
-}
-
 fn link(prefix: &Path, w: &input::Wanted) -> PathBuf {
     PathBuf::from(w.link_name(&prefix.to_string_lossy()))
 }
@@ -363,7 +356,7 @@ fn print_json(
     inputs: &[Input],
     selection: &[String],
     copied: &HashSet<String>,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     for r in inputs {
         let v = input::annotate(&r.doc, selection, &|p| copied.contains(p));
         ui::out(&v.to_string())?;

@@ -9,7 +9,6 @@
 //! are kept as the stderr text the failure is judged by.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 
 use lb_common::cmd::Cmd;
 
@@ -120,13 +119,7 @@ pub fn strip_ansi(s: &str) -> String {
 /// succeeded and the stderr text.
 pub fn run_with_bar(cmd: &Cmd, missing: usize) -> Result<(bool, String), lb_common::cmd::Error> {
     let cmd = cmd.clone().args(["--log-format", "internal-json"]);
-    lb_common::ui::verbose(&format!("running: {}", cmd.display()));
-    let reader = cmd
-        .expression()
-        .stderr_to_stdout()
-        .unchecked()
-        .reader()
-        .map_err(|e| cmd.spawn_error(e))?;
+    let mut lines = cmd.lines()?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -136,15 +129,8 @@ pub fn run_with_bar(cmd: &Cmd, missing: usize) -> Result<(bool, String), lb_comm
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut tally = Tally::default();
-    let mut lines = std::io::BufReader::new(&reader);
-    let mut buf = String::new();
-    loop {
-        buf.clear();
-        match lines.read_line(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        tally.line(buf.trim_end_matches('\n'));
+    for line in lines.by_ref() {
+        tally.line(&line);
         let expected = if tally.paths_expected > 0 {
             tally.paths_expected
         } else {
@@ -155,7 +141,7 @@ pub fn run_with_bar(cmd: &Cmd, missing: usize) -> Result<(bool, String), lb_comm
         bar.set_position(tally.bytes_done());
     }
     bar.finish_and_clear();
-    let ok = matches!(reader.try_wait(), Ok(Some(out)) if out.status.success());
+    let ok = lines.succeeded();
     Ok((ok, tally.text))
 }
 

@@ -160,7 +160,7 @@ impl Step {
     fn from_result(
         step: &'static str,
         ok_summary: String,
-        found: anyhow::Result<Vec<String>>,
+        found: lb_common::Result<Vec<String>>,
     ) -> Self {
         match found {
             Ok(lines) => Self::of(
@@ -192,7 +192,7 @@ pub struct Overview {
 
 /// Run the tool.
 #[allow(clippy::needless_pass_by_value)] // the shared main hands the parsed Cli over
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     let builder = cli.builder.resolve(&root)?;
     if !(cli.timeout > 0.0 && cli.timeout <= 3600.0) {
@@ -263,7 +263,7 @@ pub fn diagnose(cli: &Cli, root: &Root, builder: &Builder) -> Overview {
             (
                 vec![Problem::line(e.clone())],
                 Vec::new(),
-                Err(anyhow::anyhow!(e)),
+                Err(lb_common::failed!("{e}")),
                 String::new(),
                 String::new(),
             )

@@ -11,21 +11,21 @@ use crate::JoinGroupArgs;
 
 /// The group named `name`, or an error (exit 1) saying which command
 /// creates it on this platform.
-pub fn lookup(name: &str) -> anyhow::Result<Group> {
+pub fn lookup(name: &str) -> lb_common::Result<Group> {
     let platform = Platform::current()?;
     match Group::from_name(name) {
         Ok(Some(g)) => Ok(g),
-        Ok(None) => Err(anyhow::anyhow!(
+        Ok(None) => Err(lb_common::failed!(
             "group {name}: does not exist on this machine; create it with `{}` (Nix's installer makes it for its build users), or name another with --group",
             platform.create_group_hint(name)
         )),
-        Err(e) => Err(anyhow::anyhow!("group {name}: looking it up failed: {e}")),
+        Err(e) => Err(lb_common::failed!("group {name}: looking it up failed: {e}")),
     }
 }
 
 /// The user `join-group` adds by default: the one who ran sudo, else the
 /// one running this process.
-fn invoking_user() -> anyhow::Result<String> {
+fn invoking_user() -> lb_common::Result<String> {
     if privilege::is_root() {
         if let Some(u) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()) {
             return Ok(u);
@@ -48,7 +48,7 @@ fn valid_user(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
-pub fn join(a: &JoinGroupArgs) -> anyhow::Result<Status> {
+pub fn join(a: &JoinGroupArgs) -> lb_common::Result<Status> {
     let apply = Apply::from(a.change);
     let platform = Platform::current()?;
     let user = match &a.member {

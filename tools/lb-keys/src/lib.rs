@@ -36,16 +36,18 @@
 //! `--no-sudo`; 2 bad usage or unreadable input (KEYS_DIR is a file, a key
 //! with a bad format, a private key that does not match its `.pub`).
 
+mod check;
 mod examples;
+mod generate;
 mod group;
 mod install;
 pub mod pair;
+mod uninstall;
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
-use lb_common::builder::{BuilderArgs, DEFAULT_KEY};
+use lb_common::builder::BuilderArgs;
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::exit::Status;
 
@@ -238,7 +240,7 @@ pub fn command() -> clap::Command {
 }
 
 /// Run the tool.
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = lb_common::paths::Root::new(cli.global.root.as_deref())?;
     let builder = cli.builder.resolve(&root)?;
     let ctx = install::Ctx {
@@ -249,11 +251,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     };
     match cli.command {
         Command::Install(a) => install::install(&ctx, &a),
-        Command::Generate(a) => install::generate(&a),
-        Command::Check(a) => install::check(&ctx, &a),
+        Command::Generate(a) => generate::generate(&ctx, &a),
+        Command::Check(a) => check::check(&ctx, &a),
         Command::Pubkey(a) => install::pubkey(&ctx, &a),
         Command::JoinGroup(a) => group::join(&a),
-        Command::Uninstall(a) => install::uninstall(&ctx, &a),
+        Command::Uninstall(a) => uninstall::uninstall(&ctx, &a),
     }
 }
 
@@ -263,7 +265,7 @@ pub fn problems(
     root: Option<&std::path::Path>,
     args: &BuilderArgs,
     keys: Option<PathBuf>,
-) -> anyhow::Result<Vec<String>> {
+) -> lb_common::Result<Vec<String>> {
     let root = lb_common::paths::Root::new(root)?;
     let builder = args.resolve(&root)?;
     let ctx = install::Ctx {
@@ -272,7 +274,7 @@ pub fn problems(
         global: Global::default(),
         key_arg: args.key.clone(),
     };
-    install::problems(
+    check::problems(
         &ctx,
         &CheckArgs {
             keys,
@@ -281,30 +283,4 @@ pub fn problems(
             },
         },
     )
-}
-
-/// The arguments that re-run a step of this tool as another process
-/// (under sudo): this binary, the global flags that matter, then `rest`.
-/// Environment variables do not survive sudo, so settings are passed as
-/// flags; defaults are left out to keep the printed command short.
-fn self_argv(ctx: &install::Ctx, rest: &[OsString]) -> anyhow::Result<Vec<OsString>> {
-    let exe = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("finding lb-keys's own path to re-run it: {e}"))?;
-    let mut argv = vec![exe.into_os_string()];
-    if let Some(prefix) = ctx.root.prefix() {
-        argv.push("--root".into());
-        argv.push(prefix.as_os_str().to_owned());
-    }
-    if ctx.key_arg != std::path::Path::new(DEFAULT_KEY) {
-        argv.push("--key".into());
-        argv.push(std::path::absolute(&ctx.key_arg)?.into_os_string());
-    }
-    if ctx.global.quiet {
-        argv.push("-q".into());
-    }
-    for _ in 0..ctx.global.verbose {
-        argv.push("-v".into());
-    }
-    argv.extend(rest.iter().cloned());
-    Ok(argv)
 }

@@ -66,17 +66,17 @@ pub struct Pair {
 
 /// A fresh ed25519 pair in OpenSSH format, commented `builder@localhost`,
 /// as `ssh-keygen -t ed25519 -N "" -C builder@localhost` makes it.
-pub fn generate() -> anyhow::Result<Pair> {
+pub fn generate() -> lb_common::Result<Pair> {
     let mut key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519)
-        .map_err(|e| anyhow::anyhow!("generating an ed25519 key: {e}"))?;
+        .map_err(|e| lb_common::failed!("generating an ed25519 key: {e}"))?;
     key.set_comment(COMMENT);
     let private = key
         .to_openssh(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding the private key: {e}"))?;
+        .map_err(|e| lb_common::failed!("encoding the private key: {e}"))?;
     let public = key.public_key().clone();
     let line = public
         .to_openssh()
-        .map_err(|e| anyhow::anyhow!("encoding the public key: {e}"))?;
+        .map_err(|e| lb_common::failed!("encoding the public key: {e}"))?;
     Ok(Pair {
         private_bytes: Zeroizing::new(private.as_bytes().to_vec()),
         public_bytes: format!("{line}\n").into_bytes(),
@@ -85,7 +85,7 @@ pub fn generate() -> anyhow::Result<Pair> {
 }
 
 /// A keys directory named by the user must be a directory if it exists.
-pub fn check_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn check_dir(dir: &Path) -> lb_common::Result<()> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(usage!(
@@ -93,17 +93,25 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<()> {
             dir.display()
         )),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(usage!("{}: {e}", dir.display())),
+        // A keys directory that cannot be looked at is bad input.
+        Err(e) => Err(lb_common::Error::with_status(
+            lb_common::exit::Status::Usage,
+            fs::Error::io(dir, e),
+        )),
     }
 }
 
 /// Replace whatever is at `paths` with a fresh pair: the private key is
 /// created 0600 from its first byte (O_EXCL, so nothing planted there is
 /// followed), the public key 0644.
-pub fn write_new(paths: &PairPaths) -> anyhow::Result<Pair> {
+pub fn write_new(paths: &PairPaths) -> lb_common::Result<Pair> {
     if let Some(dir) = paths.private.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("{}: {e}; create the directory first", dir.display()))?;
+        fs::create_dirs(dir).map_err(|e| match e {
+            fs::Error::Io { source, .. } => {
+                lb_common::failed!("{}: {source}; create the directory first", dir.display())
+            }
+            other => other.into(),
+        })?;
     }
     // The manual's script deletes both before ssh-keygen: a lone leftover
     // half of an old pair must not survive beside the new one.
@@ -135,6 +143,32 @@ pub enum PairError {
     Mismatch { private: PathBuf, public: PathBuf },
     #[error(transparent)]
     Fs(#[from] fs::Error),
+}
+
+/// Key files that cannot be used are bad input (2); a file system refusal
+/// (symlink, I/O) keeps its own status.
+impl lb_common::exit::Classify for PairError {
+    fn status(&self) -> lb_common::exit::Status {
+        match self {
+            PairError::Fs(e) => lb_common::exit::Classify::status(e),
+            _ => lb_common::exit::Status::Usage,
+        }
+    }
+}
+
+/// A [`PairError`] with what to do about it; its status is the pair
+/// error's.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}; {fix}")]
+pub struct Unusable {
+    pub error: PairError,
+    pub fix: String,
+}
+
+impl lb_common::exit::Classify for Unusable {
+    fn status(&self) -> lb_common::exit::Status {
+        lb_common::exit::Classify::status(&self.error)
+    }
 }
 
 /// Parse a public key file's contents.

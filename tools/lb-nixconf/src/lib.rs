@@ -28,34 +28,37 @@
 
 mod alias;
 mod body;
+mod check;
 mod daemon;
 mod daemon_ps;
 pub mod darwin;
 mod examples;
+mod show;
 mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::Context as _;
 use clap::Parser;
-use lb_common::builder::{validate_system, Builder, BuilderArgs, HostKey};
+use lb_common::builder::{Builder, BuilderArgs};
 use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::cmd::Cmd;
 use lb_common::conf::escape;
 use lb_common::conf::machines::{self, Machine};
-use lb_common::conf::nixconf::{self, NixConf};
-use lb_common::conf::{load_builders, Location};
+use lb_common::conf::nixconf;
+use lb_common::conf::Location;
 use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec, Outcome};
 use lb_common::managers::{self, LinuxBuilderSnippet, Managers};
 use lb_common::paths::Root;
+use lb_common::plan;
 use lb_common::platform::Platform;
 use lb_common::privilege::{is_root, require_writable};
+use lb_common::Context as _;
 use lb_common::{ui, usage};
-use serde::Serialize;
 
 use crate::body::EditError;
+pub use crate::check::{problems, Problems};
 
 /// Put the builder into nix.conf and restart the Nix daemon.
 #[derive(Debug, Parser)]
@@ -163,7 +166,7 @@ pub fn command() -> clap::Command {
 
 /// Run the tool.
 #[allow(clippy::needless_pass_by_value)] // the shared main hands over the parsed Cli
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     match &cli.command {
         Command::Line(args) => {
@@ -173,22 +176,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Install(args) => install(&cli.builder, &root, args),
         Command::Remove(args) => remove(&cli.builder.name, &root, args.change),
-        Command::Show(args) => show(&root, args.json),
-        Command::Check(a) => check(&cli.builder, &root, a),
+        Command::Show(args) => show::show(&root, args.json),
+        Command::Check(a) => check::check(&cli.builder, &root, a),
         Command::RestartDaemon(args) => restart_daemon(Apply::from(args.change), &root),
     }
 }
 
 /// One item of a comma-separated machines field (a feature), through
 /// lb-common's machines layer.
-fn token(what: &str, s: &str) -> anyhow::Result<()> {
+pub(crate) fn token(what: &str, s: &str) -> lb_common::Result<()> {
     escape::machines_list_item(what, s)?;
     Ok(())
 }
 
 /// This builder as one entry of the machines format, checked by reading
 /// the rendered line back with the shared parser.
-pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine> {
+pub fn machine_of(builder: &Builder, args: &LineArgs) -> lb_common::Result<Machine> {
     if !(args.speed_factor.is_finite()
         && args.speed_factor > 0.0
         && args.speed_factor <= f64::from(u32::MAX))
@@ -245,7 +248,7 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
         m.at = at.clone();
     }
     if back != [machine.clone()] {
-        anyhow::bail!(
+        lb_common::bail!(
             "internal error: the line {:?} does not read back as written",
             machine.render()
         );
@@ -253,14 +256,14 @@ pub fn machine_of(builder: &Builder, args: &LineArgs) -> anyhow::Result<Machine>
     Ok(machine)
 }
 
-fn conf_path(root: &Root) -> anyhow::Result<PathBuf> {
+fn conf_path(root: &Root) -> lb_common::Result<PathBuf> {
     Ok(nixconf::conf_dir(root)?.join("nix.conf"))
 }
 
 /// The file lb-nixconf edits: nix.conf, or Determinate Nix's
 /// nix.custom.conf (Determinate owns nix.conf and includes that file for
 /// users' settings). nix-darwin's nix.conf is handled by the caller.
-fn edit_target(root: &Root) -> anyhow::Result<(PathBuf, Managers)> {
+fn edit_target(root: &Root) -> lb_common::Result<(PathBuf, Managers)> {
     let conf = conf_path(root)?;
     let m = Managers::detect(root, &conf);
     ui::verbose(&format!("this machine's Nix: {}", m.describe()));
@@ -273,7 +276,7 @@ fn edit_target(root: &Root) -> anyhow::Result<(PathBuf, Managers)> {
 
 /// Say where the block goes under Determinate, and whether nix.conf
 /// really includes that file.
-fn note_determinate(root: &Root, m: &Managers) -> anyhow::Result<()> {
+fn note_determinate(root: &Root, m: &Managers) -> lb_common::Result<()> {
     let Some(d) = &m.determinate else {
         return Ok(());
     };
@@ -307,7 +310,7 @@ fn nix_darwin_advice(
     machine: &Machine,
     key: &str,
     trusted: &[String],
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     ui::error(&managers::owned_by_nix_darwin(path, target));
     let native = Platform::current()
         .map(|p| format!("{}-linux", p.arch))
@@ -332,7 +335,7 @@ fn nix_darwin_advice(
     Ok(Status::Failed)
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
+fn read_text(path: &Path) -> lb_common::Result<String> {
     let bytes = fs::read_optional(path)?.unwrap_or_default();
     String::from_utf8(bytes)
         .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
@@ -344,8 +347,8 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 fn edit_conf(
     path: &Path,
     apply: Apply,
-    edit: impl FnOnce(&str) -> anyhow::Result<Vec<u8>>,
-) -> anyhow::Result<Outcome> {
+    edit: impl FnOnce(&str) -> lb_common::Result<Vec<u8>>,
+) -> lb_common::Result<Outcome> {
     if apply == Apply::Write {
         require_writable(
             &format!("editing {}", path.display()),
@@ -360,30 +363,7 @@ fn edit_conf(
     })
 }
 
-fn say(path: &Path, outcome: Outcome, apply: Apply, nothing: &str) -> Status {
-    if !outcome.changed() {
-        ui::note(nothing);
-        return Status::Ok;
-    }
-    let verb = match outcome {
-        Outcome::Created => "created",
-        Outcome::Removed => "removed",
-        Outcome::Updated | Outcome::Unchanged => "updated",
-    };
-    let would = if apply == Apply::Write {
-        ""
-    } else {
-        "would be "
-    };
-    ui::note(&format!("{} {would}{verb}", path.display()));
-    if apply == Apply::Check {
-        Status::Failed
-    } else {
-        Status::Ok
-    }
-}
-
-fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Result<Status> {
+fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Result<Status> {
     let builder = args.resolve(root)?;
     let machine = machine_of(&builder, &opts.line)?;
     for u in &opts.trust_user {
@@ -407,19 +387,18 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
                 Ok(t)
             }
             Err(EditError::Conf(e)) => Err(e.into()),
-            Err(EditError::Conflict { at, text, included: true }) => Err(anyhow::anyhow!(
+            Err(EditError::Conflict { at, text, included: true }) => Err(lb_common::failed!(
                 "{at}: `{text}` is set in a file nix.conf includes; lb-nixconf edits only {}: move or remove that line by hand",
                 path.display()
             )),
-            Err(EditError::Conflict { at, text, .. }) => Err(anyhow::anyhow!(
+            Err(EditError::Conflict { at, text, .. }) => Err(lb_common::failed!(
                 "{at}: `{text}` is set outside lb-nixconf's block; remove it, or pass --force to move its entries into the block"
             )),
         }
         .map(String::into_bytes)
     })?;
-    let status = say(
-        &path,
-        outcome,
+    let status = plan::report_files(
+        &[(path.clone(), outcome)],
         apply,
         &format!("{}: already has builder {}", path.display(), builder.name),
     );
@@ -439,12 +418,12 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> anyhow::Resul
     Ok(status)
 }
 
-fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
+fn remove(name: &str, root: &Root, change: Change) -> lb_common::Result<Status> {
     lb_common::builder::validate_name(name)?;
     let (path, _) = edit_target(root)?;
     let apply = Apply::from(change);
     if let Some(target) = darwin::managed_target(&path) {
-        return Err(anyhow::anyhow!(
+        return Err(lb_common::failed!(
             "{}: nix-darwin owns this file (a link to {}); remove the builder in your nix-darwin configuration (nix.linux-builder.enable = false; or its nix.buildMachines entry), then darwin-rebuild switch",
             path.display(),
             target.display()
@@ -464,297 +443,23 @@ fn remove(name: &str, root: &Root, change: Change) -> anyhow::Result<Status> {
             .unwrap_or_else(|| text.to_owned())
             .into_bytes())
     })?;
-    Ok(say(
-        &path,
-        outcome,
+    Ok(plan::report_files(
+        &[(path.clone(), outcome)],
         apply,
         &format!("{}: no builder {name}", path.display()),
     ))
 }
 
-/// One builder as `show` prints it.
-#[derive(Debug, Serialize)]
-struct Shown<'a> {
-    #[serde(flatten)]
-    machine: &'a Machine,
-    /// The URI Nix connects to (a bare `user@host` means `ssh://`).
-    effective_uri: String,
-    host: &'a str,
-    user: Option<&'a str>,
-    /// `FILE:LINE` of the setting or machines file it came from.
-    source: String,
-}
-
-fn show(root: &Root, json: bool) -> anyhow::Result<Status> {
-    let builders = load_builders(root)?;
-    let shown: Vec<Shown> = builders
-        .machines
-        .iter()
-        .map(|m| Shown {
-            machine: m,
-            effective_uri: m.effective_uri(),
-            host: m.host(),
-            user: m.user(),
-            source: m.at.to_string(),
-        })
-        .collect();
-    if json {
-        ui::out(&serde_json::to_string_pretty(&shown)?)?;
-        return Ok(Status::Ok);
-    }
-    if shown.is_empty() {
-        ui::note(&format!(
-            "no builders configured (read {})",
-            builders.conf_file.display()
-        ));
-    }
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "-".to_owned()
-        } else {
-            v.join(",")
-        }
-    };
-    for s in &shown {
-        let m = s.machine;
-        ui::out(&s.effective_uri)?;
-        for (k, v) in [
-            ("host", s.host.to_owned()),
-            ("user", s.user.unwrap_or("-").to_owned()),
-            ("systems", list(&m.systems)),
-            ("ssh-key", m.ssh_key.clone().unwrap_or_else(|| "-".into())),
-            ("max-jobs", m.max_jobs.to_string()),
-            ("speed-factor", m.speed_factor.to_string()),
-            ("supported-features", list(&m.supported_features)),
-            ("mandatory-features", list(&m.mandatory_features)),
-            (
-                "public-host-key",
-                m.public_host_key.clone().unwrap_or_else(|| "-".into()),
-            ),
-            ("source", s.source.clone()),
-        ] {
-            ui::out(&format!("  {k}: {v}"))?;
-        }
-    }
-    Ok(Status::Ok)
-}
-
-fn newest_mtime(files: &[PathBuf]) -> Option<SystemTime> {
+pub(crate) fn newest_mtime(files: &[PathBuf]) -> Option<SystemTime> {
     files
         .iter()
         .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
         .max()
 }
 
-/// Problems with the private key file as the daemon (root) will use it.
-fn key_problems(machine: &Machine, key: &str) -> Option<String> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let host = machine.host();
-    let meta = match std::fs::metadata(key) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Some(format!(
-                "{host}: key file {key} is missing; install it with lb-keys install"
-            ))
-        }
-        Err(e) => return Some(format!("{host}: key file {key}: {e}")),
-    };
-    if !meta.is_file() {
-        return Some(format!("{host}: key file {key} is not a regular file"));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if is_root() {
-        if let Err(e) = std::fs::File::open(key) {
-            return Some(format!(
-                "{host}: key file {key} is not readable by root: {e}"
-            ));
-        }
-    } else if meta.uid() == nix::unistd::geteuid().as_raw() && mode & 0o400 == 0 {
-        return Some(format!(
-            "{host}: key file {key} (mode {mode:04o}) is not readable by its owner; chmod 600 it"
-        ));
-    }
-    // ssh refuses a private key its owner's group or others can read, when
-    // it runs as that owner (root for the daemon; this user in a scratch root).
-    let runs_as_owner = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();
-    if runs_as_owner && mode & 0o077 != 0 {
-        return Some(format!(
-            "{host}: key file {key} has mode {mode:04o}; ssh refuses a private key others can read: chmod 600 {key}"
-        ));
-    }
-    None
-}
-
-/// What `check` finds, split as `lb-doctor` reports it.
-#[derive(Debug, Clone, Default)]
-pub struct Problems {
-    /// The builders configuration, its key files and aliases.
-    pub conf: Vec<String>,
-    /// Whether the build user is trusted here.
-    pub trust: Vec<String>,
-    /// The running daemon against the configuration.
-    pub daemon: Vec<String>,
-    /// The file read and what was found, for the summary line.
-    pub summary: String,
-    /// What was compared about the daemon, for its summary line.
-    pub daemon_summary: String,
-}
-
-/// `check`'s problems, one line each with its fix.
-#[allow(clippy::too_many_lines)] // one list of checks, in the order they are reported
-pub fn problems(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Problems> {
-    lb_common::builder::validate_name(&args.name)?;
-    let builders = load_builders(root)?;
-    let mut problems = Vec::new();
-    if builders.assignments.len() > 1 {
-        let places: Vec<String> = builders
-            .assignments
-            .iter()
-            .map(|a| a.at.to_string())
-            .collect();
-        problems.push(format!(
-            "builders is set {} times ({}); only the last counts: keep one",
-            places.len(),
-            places.join(", ")
-        ));
-    }
-    if !builders.machines.iter().any(|m| m.host() == args.name) {
-        problems.push(format!(
-            "no builder {} in builders (read {}); run lb-nixconf install",
-            args.name,
-            builders.conf_file.display()
-        ));
-    }
-    for m in &builders.machines {
-        let host = m.host();
-        let at = &m.at;
-        let before = problems.len();
-        match m.uri.split_once("://") {
-            Some(("ssh-ng" | "ssh", _)) => {}
-            Some((scheme, _)) => problems.push(format!(
-                "{at}: {}: scheme {scheme}:// is not a remote builder; use ssh-ng://",
-                m.uri
-            )),
-            None if m.effective_uri() == m.uri => problems.push(format!(
-                "{at}: {}: a local store, not a remote builder; use ssh-ng://USER@HOST",
-                m.uri
-            )),
-            None => problems.push(format!(
-                "{at}: {}: a URI without a scheme means legacy ssh://; write ssh-ng://{}",
-                m.uri, m.uri
-            )),
-        }
-        for s in &m.systems {
-            if validate_system(s).is_err() {
-                problems.push(format!(
-                    "{at}: {host}: system {s:?} is malformed; give ARCH-OS such as aarch64-linux"
-                ));
-            }
-        }
-        if let Some(k) = &m.public_host_key {
-            if let Err(e) = HostKey::parse(k) {
-                let reason = e.to_string();
-                let reason = reason.split_once(": ").map_or(reason.as_str(), |(_, r)| r);
-                problems.push(format!("{at}: {host}: host key is not valid: {reason}"));
-            }
-        }
-        if let Some(key) = &m.ssh_key {
-            if let Some(p) = key_problems(m, key) {
-                problems.push(format!("{at}: {p}"));
-            }
-        }
-        // Whether ssh reaches it matters once the entry itself is right.
-        if problems.len() == before {
-            problems.extend(alias::problem(root, m));
-        }
-    }
-    let conf = NixConf::load(&builders.conf_file)?;
-    let user = opts
-        .trust_user
-        .clone()
-        .or_else(|| root.is_real().then(trust::build_user).flatten());
-    let mut trust_problems = Vec::new();
-    if let Some(user) = user {
-        token("--trust-user", &user)?;
-        trust_problems = trust::problems(&conf, &builders.conf_file, &user, root.is_real());
-    }
-    let conf_dir = builders.conf_file.parent().unwrap_or(Path::new("/"));
-    let platform = Platform::current()?;
-    let running = if platform.os == lb_common::platform::Os::MacOs {
-        daemon_ps::running_for(conf_dir)
-    } else {
-        daemon::running_for(conf_dir)
-    };
-    let mut daemon_problems = Vec::new();
-    let mut daemon_summary = format!(
-        "no running nix-daemon reads {}: not compared",
-        conf_dir.display()
-    );
-    match running {
-        Some(d) => {
-            daemon_summary = format!(
-                "nix-daemon (pid {}) started after {} last changed",
-                d.pid,
-                builders.conf_file.display()
-            );
-            if let Some(changed) = newest_mtime(&conf.files) {
-                if changed > d.started {
-                    daemon_problems.push(format!(
-                        "{} changed after the running nix-daemon (pid {}) started: the change is not in effect yet; run lb-nixconf restart-daemon ({})",
-                        builders.conf_file.display(),
-                        d.pid,
-                        Cmd::from_argv(&restart_argv(root)?).display()
-                    ));
-                }
-            }
-        }
-        None if root.is_real() && std::env::var_os("NIX_CONF_DIR").is_none() => {
-            daemon_problems.push(format!(
-                "no nix-daemon is running: Nix cannot build or reach builders through it; start it: {}",
-                Cmd::from_argv(&platform.restart_daemon()).display()
-            ));
-        }
-        None => ui::verbose(&format!(
-            "no running nix-daemon reads {}; not comparing its start with nix.conf",
-            conf_dir.display()
-        )),
-    }
-    Ok(Problems {
-        conf: problems,
-        trust: trust_problems,
-        daemon: daemon_problems,
-        daemon_summary,
-        summary: format!(
-            "{}: {} builder(s)",
-            builders.conf_file.display(),
-            builders.machines.len()
-        ),
-    })
-}
-
-fn check(args: &BuilderArgs, root: &Root, opts: &CheckArgs) -> anyhow::Result<Status> {
-    let found = problems(args, root, opts)?;
-    let all: Vec<&String> = found
-        .conf
-        .iter()
-        .chain(&found.trust)
-        .chain(&found.daemon)
-        .collect();
-    for p in &all {
-        ui::out(p)?;
-    }
-    if all.is_empty() {
-        ui::note(&format!("{}, no problems", found.summary));
-        Ok(Status::Ok)
-    } else {
-        ui::note(&format!("{} problem(s)", all.len()));
-        Ok(Status::Failed)
-    }
-}
-
 /// The daemon restart for this machine: on a Mac with Determinate Nix its
 /// daemon's label is systems.determinate.nix-daemon.
-fn restart_argv(root: &Root) -> anyhow::Result<Vec<String>> {
+pub(crate) fn restart_argv(root: &Root) -> lb_common::Result<Vec<String>> {
     let platform = Platform::current()?;
     let mut argv = platform.restart_daemon();
     if platform.os == lb_common::platform::Os::MacOs {
@@ -766,7 +471,7 @@ fn restart_argv(root: &Root) -> anyhow::Result<Vec<String>> {
     Ok(argv)
 }
 
-fn restart_daemon(apply: Apply, root: &Root) -> anyhow::Result<Status> {
+fn restart_daemon(apply: Apply, root: &Root) -> lb_common::Result<Status> {
     let argv = restart_argv(root)?;
     let cmd = Cmd::from_argv(&argv);
     if apply == Apply::Write && !is_root() {

@@ -18,7 +18,7 @@ use crate::layout::Layout;
 const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Every problem found, one line each; empty when the alias works.
-pub fn problems(root: &Root, builder: &Builder, layout: &Layout) -> anyhow::Result<Vec<String>> {
+pub fn problems(root: &Root, builder: &Builder, layout: &Layout) -> lb_common::Result<Vec<String>> {
     let mut out = Vec::new();
     let name = &builder.name;
     match read_following(&layout.main)? {
@@ -197,7 +197,7 @@ fn first_settings(
     main: &Path,
     etc_ssh: &Path,
     host: &str,
-) -> anyhow::Result<BTreeMap<String, Location>> {
+) -> lb_common::Result<BTreeMap<String, Location>> {
     let mut out = BTreeMap::new();
     walk(main, etc_ssh, &host.to_ascii_lowercase(), true, 0, &mut out)?;
     Ok(out)
@@ -210,7 +210,7 @@ fn walk(
     inherited: bool,
     depth: usize,
     out: &mut BTreeMap<String, Location>,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     if depth > MAX_INCLUDE_DEPTH {
         return Ok(());
     }

@@ -47,7 +47,7 @@ use lb_common::cli::{Change, Global, HasGlobal};
 use lb_common::conf::block::{ManagedBlock, Position};
 use lb_common::conf::sshconfig::includes_dropin_dir;
 use lb_common::exit::Status;
-use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::fs::{self, Apply, FileSpec};
 use lb_common::managers;
 use lb_common::paths::Root;
 use lb_common::privilege::require_writable;
@@ -116,7 +116,7 @@ const MANAGED: ManagedBlock<'static> = ManagedBlock { tag: BLOCK_TAG };
 /// Run the tool.
 // The shared `main` hands the parsed command line over by value.
 #[allow(clippy::needless_pass_by_value)]
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     match cli.command {
         Command::Install { change, force } => install(&cli.builder, &root, change, force),
@@ -151,19 +151,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
 }
 
 /// `check`'s problems for `lb-doctor`, one line each with its fix.
-pub fn problems(root: &Root, args: &BuilderArgs) -> anyhow::Result<Vec<String>> {
+pub fn problems(root: &Root, args: &BuilderArgs) -> lb_common::Result<Vec<String>> {
     let builder = args.resolve(root)?;
     check::problems(root, &builder, &Layout::new(root, &builder.name)?)
 }
 
 /// A file we are about to change, as found before changing anything.
-fn existing(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+fn existing(path: &Path) -> lb_common::Result<Option<Vec<u8>>> {
     Ok(fs::read_optional(path)?)
 }
 
 /// `ssh_config` as text; it may be a symlink (nix-darwin links it into
 /// /etc/static) as long as it needs no change.
-fn read_main(layout: &Layout) -> anyhow::Result<Option<String>> {
+fn read_main(layout: &Layout) -> lb_common::Result<Option<String>> {
     match fs::read_following(&layout.main)? {
         None => Ok(None),
         Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
@@ -177,7 +177,7 @@ fn read_main(layout: &Layout) -> anyhow::Result<Option<String>> {
 
 /// `text` (None: absent) with the managed Include, or unchanged if the
 /// drop-in directory is already included.
-fn with_include(text: Option<&str>, layout: &Layout) -> anyhow::Result<String> {
+fn with_include(text: Option<&str>, layout: &Layout) -> lb_common::Result<String> {
     let current = text.unwrap_or_default();
     if includes_dropin_dir(current, &layout.etc_ssh) {
         return Ok(current.to_owned());
@@ -194,38 +194,10 @@ fn with_include(text: Option<&str>, layout: &Layout) -> anyhow::Result<String> {
     )?)
 }
 
-/// The mode to keep for a file we edit but do not own.
-fn report(outcomes: &[(PathBuf, Outcome)], apply: Apply, nothing: &str) -> Status {
-    let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed()).collect();
-    if changed.is_empty() {
-        ui::note(nothing);
-        return Status::Ok;
-    }
-    let would = if apply == Apply::Write {
-        ""
-    } else {
-        "would be "
-    };
-    for (path, outcome) in &changed {
-        let verb = match outcome {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Removed => "removed",
-            Outcome::Unchanged => "unchanged",
-        };
-        ui::note(&format!("{} {would}{verb}", path.display()));
-    }
-    if apply == Apply::Check {
-        Status::Failed
-    } else {
-        Status::Ok
-    }
-}
-
 /// nix-darwin owns one of lb-sshcfg's files (a link into /etc/static):
 /// say so, then what to put in the nix-darwin configuration, its own
 /// builder (which writes 100-linux-builder.conf) first.
-fn nix_darwin_owns(path: &Path, target: &Path, alias: Option<&str>) -> anyhow::Result<Status> {
+fn nix_darwin_owns(path: &Path, target: &Path, alias: Option<&str>) -> lb_common::Result<Status> {
     ui::error(&managers::owned_by_nix_darwin(path, target));
     ui::out(managers::LinuxBuilderSnippet::default().render().trim_end())?;
     if let Some(alias) = alias {
@@ -249,16 +221,21 @@ fn nix_darwin_owns(path: &Path, target: &Path, alias: Option<&str>) -> anyhow::R
 /// `uninstall a` could see no other alias, and remove the Include that b
 /// has just come to need. `/etc/ssh` is created for the lock when writing
 /// (it is every lb-sshcfg run's first lock, so holding it serialises them).
-fn lock(layout: &Layout, apply: Apply) -> anyhow::Result<fs::LockSet> {
+fn lock(layout: &Layout, apply: Apply) -> lb_common::Result<fs::LockSet> {
     if apply == Apply::Write {
         // Not possible (not root, read-only): the writability check after
         // the lock says why, with the fix.
-        let _ = std::fs::create_dir_all(&layout.etc_ssh);
+        let _ = fs::create_dirs(&layout.etc_ssh);
     }
     Ok(fs::lock_dirs(&layout.dirs(), false)?)
 }
 
-fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
+fn install(
+    args: &BuilderArgs,
+    root: &Root,
+    change: Change,
+    force: bool,
+) -> lb_common::Result<Status> {
     let builder = args.resolve(root)?;
     let layout = Layout::new(root, &builder.name)?;
     let apply = Apply::from(change);
@@ -286,7 +263,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
     // nothing written.
     if let Some(old) = existing(&layout.conf)? {
         if !is_ours(&old) && !force {
-            anyhow::bail!(
+            lb_common::bail!(
                 "{}: already exists and was not written by lb-sshcfg; move it away, or pass --force to replace it",
                 layout.conf.display()
             );
@@ -331,7 +308,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
             &layout.main,
             &spec,
             apply,
-            |old| -> anyhow::Result<Vec<u8>> {
+            |old| -> lb_common::Result<Vec<u8>> {
                 // Recomputed under the directory lock, from what is there now.
                 let text = old
                     .map(|b| String::from_utf8(b.to_vec()))
@@ -348,7 +325,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
             builder.key.display()
         ));
     }
-    let status = report(
+    let status = lb_common::plan::report_files(
         &outcomes,
         apply,
         &format!("{}: already as wanted", layout.conf.display()),
@@ -360,7 +337,7 @@ fn install(args: &BuilderArgs, root: &Root, change: Change, force: bool) -> anyh
 }
 
 /// The other aliases written by lb-sshcfg, which still need the Include.
-fn other_aliases(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
+fn other_aliases(layout: &Layout) -> lb_common::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(&layout.dropin) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -391,11 +368,11 @@ fn other_aliases(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Result<Status> {
+fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> lb_common::Result<Status> {
     validate_name(name)?;
     let layout = Layout::new(root, name)?;
     if let Some(target) = managers::static_link(&layout.conf) {
-        anyhow::bail!(
+        lb_common::bail!(
             "{}: nix-darwin owns this file (a link to {}); remove it in your nix-darwin configuration (nix.linux-builder.enable = false;), then darwin-rebuild switch",
             layout.conf.display(),
             target.display()
@@ -419,7 +396,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
 
     if let Some(old) = existing(&layout.conf)? {
         if !is_ours(&old) && !force {
-            anyhow::bail!(
+            lb_common::bail!(
                 "{}: not written by lb-sshcfg; remove it by hand, or pass --force",
                 layout.conf.display()
             );
@@ -475,7 +452,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
                 &layout.main,
                 &spec,
                 apply,
-                |old| -> anyhow::Result<Vec<u8>> {
+                |old| -> lb_common::Result<Vec<u8>> {
                     let text = String::from_utf8(old.unwrap_or_default().to_vec())
                         .map_err(|_| usage!("{}: not UTF-8 text", layout.main.display()))?;
                     Ok(MANAGED.remove(&text, &layout.main)?.into_bytes())
@@ -484,7 +461,7 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> anyhow::Re
         };
         outcomes.push((layout.main.clone(), outcome));
     }
-    Ok(report(
+    Ok(lb_common::plan::report_files(
         &outcomes,
         apply,
         &format!("{name}: nothing to remove"),

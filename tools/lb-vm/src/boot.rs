@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use lb_common::cmd::{Child, Cmd, Sink};
 use lb_common::ui;
+use lb_common::Context as _;
 use nix::sys::signal::Signal;
 
 use crate::ready::{self, Readiness};
@@ -62,7 +62,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 }
 
 /// The error for a failed boot: what QEMU and the guest said last.
-pub fn boot_failure(l: &Layout, what: &str) -> anyhow::Error {
+pub fn boot_failure(l: &Layout, what: &str) -> lb_common::Error {
     let console = tail(&l.console(), 15);
     let qemu = tail(&l.qemu_log(), 10);
     // The error itself is one line; the evidence is printed before it.
@@ -75,7 +75,7 @@ pub fn boot_failure(l: &Layout, what: &str) -> anyhow::Error {
             l.console().display()
         ));
     }
-    anyhow::anyhow!(
+    lb_common::failed!(
         "{what}; nothing left running (console log: {})",
         l.console().display()
     )
@@ -129,7 +129,7 @@ pub fn await_ready(
 
 /// Spawn the VM in its own process group with its output in the QEMU
 /// log, and record its pid and state; on failure nothing is left running.
-pub fn spawn_vm(l: &Layout, cmd: &Cmd, state: &State) -> anyhow::Result<Child> {
+pub fn spawn_vm(l: &Layout, cmd: &Cmd, state: &State) -> lb_common::Result<Child> {
     // Both streams to the log: a VM holding our caller's stderr pipe would
     // keep `lb-vm start 2>&1 | ...` (and test harnesses) waiting forever.
     let log = lb_common::fs::open_log(&l.qemu_log(), false)?;
@@ -153,7 +153,7 @@ pub fn disk_create_cmd(spec: &VmSpec) -> Cmd {
 }
 
 /// Create the disk if absent, grow it if smaller than `--disk-size`.
-pub fn ensure_disk(spec: &VmSpec) -> anyhow::Result<()> {
+pub fn ensure_disk(spec: &VmSpec) -> lb_common::Result<()> {
     let want = spec.disk_size * 1024 * 1024;
     if !spec.disk.exists() {
         disk_create_cmd(spec).run()?;

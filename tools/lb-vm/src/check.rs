@@ -217,17 +217,17 @@ pub fn disk_size_problem(disk: &Path, have: u64, want_mib: u64) -> Option<String
 }
 
 /// The virtual size of a disk image, from `qemu-img info`.
-pub fn virtual_size(disk: &Path) -> anyhow::Result<u64> {
+pub fn virtual_size(disk: &Path) -> lb_common::Result<u64> {
     let out = Cmd::new("qemu-img")
         .hint("install qemu-utils (apt-get install qemu-utils) or qemu")
         .args(["info", "--output=json", "-U"])
         .arg(disk)
         .run()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| anyhow::anyhow!("qemu-img info {}: not JSON ({e})", disk.display()))?;
+        .map_err(|e| lb_common::failed!("qemu-img info {}: not JSON ({e})", disk.display()))?;
     v.get("virtual-size")
         .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| anyhow::anyhow!("qemu-img info {}: no virtual-size", disk.display()))
+        .ok_or_else(|| lb_common::failed!("qemu-img info {}: no virtual-size", disk.display()))
 }
 
 /// Where the VM runs, as `lb-vm start` recorded it.
@@ -250,7 +250,7 @@ pub fn problems(
     layout: &Layout,
     running: Running,
     expect: &Expect,
-) -> anyhow::Result<Vec<String>> {
+) -> lb_common::Result<Vec<String>> {
     let mut out = Vec::new();
     let name = &layout.name;
     let port = running.port;

@@ -204,7 +204,7 @@ pub fn command() -> clap::Command {
     lb_common::cli::command::<Cli>()
 }
 
-fn input_file(flag: &str, path: &Path, what: &str) -> anyhow::Result<PathBuf> {
+fn input_file(flag: &str, path: &Path, what: &str) -> lb_common::Result<PathBuf> {
     if !path.is_file() {
         return Err(usage!(
             "{flag} {}: no such file; give the path of {what}",
@@ -215,7 +215,7 @@ fn input_file(flag: &str, path: &Path, what: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Validate the VM flags into a spec.
-pub(crate) fn spec(ctx: &Ctx, a: &VmArgs) -> anyhow::Result<VmSpec> {
+pub(crate) fn spec(ctx: &Ctx, a: &VmArgs) -> lb_common::Result<VmSpec> {
     let system = ctx.builder.system.clone();
     let boot = match (&a.runner, &a.kernel, &a.initrd) {
         (Some(r), _, _) => Boot::Runner(input_file(

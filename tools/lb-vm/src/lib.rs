@@ -58,11 +58,11 @@ pub mod vm;
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use lb_common::builder::{Builder, BuilderArgs};
 use lb_common::exit::Status;
 use lb_common::paths::Root;
 use lb_common::platform::Platform;
+use lb_common::Context as _;
 
 pub use crate::cli::{
     command, CheckArgs, Cli, Command, ConfigArgs, ServiceArgs, StartArgs, StatusArgs, StopArgs,
@@ -83,7 +83,11 @@ struct Ctx {
 impl Ctx {
     /// Resolve the builder flags and the working directory, on this
     /// machine's platform.
-    fn new(global_root: Option<&Path>, args: &BuilderArgs, workdir: &Path) -> anyhow::Result<Self> {
+    fn new(
+        global_root: Option<&Path>,
+        args: &BuilderArgs,
+        workdir: &Path,
+    ) -> lb_common::Result<Self> {
         Self::on(global_root, args, workdir, || Ok(Platform::current()?))
     }
 
@@ -91,8 +95,8 @@ impl Ctx {
         global_root: Option<&Path>,
         args: &BuilderArgs,
         workdir: &Path,
-        platform: impl FnOnce() -> anyhow::Result<Platform>,
-    ) -> anyhow::Result<Self> {
+        platform: impl FnOnce() -> lb_common::Result<Platform>,
+    ) -> lb_common::Result<Self> {
         let root = Root::new(global_root)?;
         let builder = args.resolve(&root)?;
         let platform = platform()?;
@@ -118,7 +122,7 @@ impl Ctx {
 ///
 /// # Errors
 /// Bad input (status 2) and failures (status 1), each one line.
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let ctx = Ctx::new(cli.global.root.as_deref(), &cli.builder, &cli.workdir)?;
     match cli.command {
         Command::Start(a) => cmd::start::start(&ctx, &a),

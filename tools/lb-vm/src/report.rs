@@ -22,7 +22,7 @@ pub trait Report: Serialize {
 ///
 /// # Errors
 /// When stdout fails (a broken pipe is dealt with by `main`).
-pub fn print(report: &impl Report, json: bool) -> anyhow::Result<()> {
+pub fn print(report: &impl Report, json: bool) -> lb_common::Result<()> {
     if json {
         ui::out(&report.json()?)?;
     } else {

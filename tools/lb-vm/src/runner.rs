@@ -186,7 +186,7 @@ pub fn settle(
     memory: Option<u32>,
     cpus: Option<u32>,
     disk: Option<u64>,
-) -> Result<Settled, anyhow::Error> {
+) -> Result<Settled, lb_common::Error> {
     let mut qemu_opts = Vec::new();
     if let Some(m) = memory.filter(|m| baked.memory != Some(*m)) {
         qemu_opts.extend(["-m".to_owned(), m.to_string()]);

@@ -55,13 +55,13 @@ pub fn now() -> u64 {
 }
 
 /// A small file of lb-vm's own (pid, state), written whole.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> lb_common::Result<()> {
     lb_common::fs::write(path, bytes, &FileSpec::mode(0o644), Apply::Write)?;
     Ok(())
 }
 
 /// Record `pid` as the builder's VM, with its state.
-pub fn record(l: &Layout, pid: u32, state: &State) -> anyhow::Result<()> {
+pub fn record(l: &Layout, pid: u32, state: &State) -> lb_common::Result<()> {
     write_file(&l.pid(), format!("{pid}\n").as_bytes())?;
     write_file(&l.state(), serde_json::to_string_pretty(state)?.as_bytes())
 }
@@ -103,13 +103,13 @@ pub fn running_pid(l: &Layout) -> Option<u32> {
 }
 
 /// Remove the runner's TMPDIR (its store image is hundreds of MB).
-pub fn clean_tmp(l: &Layout) -> anyhow::Result<()> {
+pub fn clean_tmp(l: &Layout) -> lb_common::Result<()> {
     lb_common::fs::remove_tree(&l.tmp())?;
     Ok(())
 }
 
 /// Remove the pid file, control socket, state and TMPDIR of a VM that is gone.
-pub fn clean_up(l: &Layout) -> anyhow::Result<()> {
+pub fn clean_up(l: &Layout) -> lb_common::Result<()> {
     for f in [l.pid(), l.state()] {
         lb_common::fs::remove(&f, Apply::Write)?;
     }
@@ -120,7 +120,7 @@ pub fn clean_up(l: &Layout) -> anyhow::Result<()> {
 }
 
 /// Clean after a process that died behind our back; its pid if there was one.
-pub fn clean_stale(l: &Layout) -> anyhow::Result<Option<u32>> {
+pub fn clean_stale(l: &Layout) -> lb_common::Result<Option<u32>> {
     match read_pid(l) {
         Some(pid) if running_pid(l).is_none() => {
             ui::note(&format!(

@@ -203,9 +203,9 @@ impl Service {
 
     /// Refuse a plist another tool owns: nix-darwin's (a link into
     /// /etc/static, or its wait4path-exec-store-path shape).
-    pub fn refuse_foreign(&self) -> anyhow::Result<()> {
+    pub fn refuse_foreign(&self) -> lb_common::Result<()> {
         if let Some(target) = managers::static_link(&self.file) {
-            anyhow::bail!(
+            lb_common::bail!(
                 "{}: nix-darwin owns this file (a link to {}); choose another --label, or turn off nix.linux-builder in your nix-darwin configuration first",
                 self.file.display(),
                 target.display()
@@ -214,7 +214,7 @@ impl Service {
         if self.kind == Kind::Launchd {
             if let Ok(text) = std::fs::read_to_string(&self.file) {
                 if managers::is_nix_darwin_plist(&text) && !text.contains("--foreground") {
-                    anyhow::bail!(
+                    lb_common::bail!(
                         "{}: nix-darwin wrote this plist (its nix.linux-builder daemon); lb-vm does not replace it: choose another --label, or set nix.linux-builder.enable = false; and darwin-rebuild switch first",
                         self.file.display()
                     );
@@ -226,7 +226,7 @@ impl Service {
 }
 
 /// Run service-manager commands, or only print them.
-pub fn run_all(cmds: &[Vec<String>], print_only: bool) -> anyhow::Result<()> {
+pub fn run_all(cmds: &[Vec<String>], print_only: bool) -> lb_common::Result<()> {
     for c in cmds {
         let cmd = Cmd::from_argv(c);
         if print_only {

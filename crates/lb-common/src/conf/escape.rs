@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 use crate::text::excerpt;
 
 /// A value the target format cannot hold safely.

@@ -16,7 +16,7 @@ pub mod sshconfig;
 
 use std::path::{Path, PathBuf};
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 /// Where in which file a problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]

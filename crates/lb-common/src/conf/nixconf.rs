@@ -260,8 +260,8 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            crate::exit::Classify::status(&e),
-            crate::exit::Status::Usage
+            crate::status::Classify::status(&e),
+            crate::status::Status::Usage
         );
         let fifo = d.join("fifo.conf");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();

@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::exit::{Classify, Status};
+use crate::status::{Classify, Status};
 
 /// A run-time file operation that failed: `remove /w/x.qmp: Permission denied`.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use crate::state;
 use crate::{check, on_demand, Ctx};
 
 /// Print the problems; exit 1 if any.
-pub(crate) fn run(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Status> {
+pub(crate) fn run(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Status> {
     let problems = problems(ctx, a)?;
     for p in &problems {
         ui::out(p)?;
@@ -36,12 +36,12 @@ pub fn for_doctor(
     args: &BuilderArgs,
     workdir: &Path,
     a: &CheckArgs,
-) -> anyhow::Result<Vec<String>> {
+) -> lb_common::Result<Vec<String>> {
     let ctx = Ctx::new(global_root, args, workdir)?;
     problems(&ctx, a)
 }
 
-fn problems(ctx: &Ctx, a: &CheckArgs) -> anyhow::Result<Vec<String>> {
+fn problems(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Vec<String>> {
     let l = &ctx.layout;
     let running = if let Some(r) = on_demand::query(l) {
         check::Running {

@@ -75,7 +75,7 @@ impl Report for ConfigReport {
     }
 }
 
-pub(crate) fn config(ctx: &Ctx, a: &ConfigArgs) -> anyhow::Result<Status> {
+pub(crate) fn config(ctx: &Ctx, a: &ConfigArgs) -> lb_common::Result<Status> {
     let spec = cli::spec(ctx, &a.vm)?;
     let profile = cli::profile(ctx);
     let l = &ctx.layout;

@@ -5,11 +5,11 @@
 use std::ffi::OsString;
 use std::io::Write as _;
 
-use anyhow::Context as _;
 use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::{Apply, FileSpec};
 use lb_common::ui;
+use lb_common::Context as _;
 
 use crate::cli::{self, ServiceArgs};
 use crate::vm::{Asked, VmSpec};
@@ -20,7 +20,7 @@ use crate::{on_demand, runner, service, supervisor, Ctx};
 const SERVICE_PATH: &str = "/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 
 /// `lb-vm start --foreground ...` as the service runs it.
-fn service_argv(a: &ServiceArgs, spec: &VmSpec) -> anyhow::Result<Vec<OsString>> {
+fn service_argv(a: &ServiceArgs, spec: &VmSpec) -> lb_common::Result<Vec<OsString>> {
     if a.on_demand {
         on_demand::check_port(spec)?;
     }
@@ -42,7 +42,7 @@ fn service_argv(a: &ServiceArgs, spec: &VmSpec) -> anyhow::Result<Vec<OsString>>
     Ok(argv)
 }
 
-pub(crate) fn service(ctx: &Ctx, a: &ServiceArgs) -> anyhow::Result<Status> {
+pub(crate) fn service(ctx: &Ctx, a: &ServiceArgs) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     let kind = if a.launchd {
         supervisor::Kind::Launchd
@@ -115,7 +115,7 @@ pub(crate) fn run_service_commands(
     apply: Apply,
     cmds: &[Vec<String>],
     done: &str,
-) -> anyhow::Result<()> {
+) -> lb_common::Result<()> {
     if cmds.is_empty() {
         ui::note(done);
         return Ok(());
@@ -139,7 +139,11 @@ pub(crate) fn run_service_commands(
     }
 }
 
-fn uninstall_service(ctx: &Ctx, svc: &supervisor::Service, apply: Apply) -> anyhow::Result<Status> {
+fn uninstall_service(
+    ctx: &Ctx,
+    svc: &supervisor::Service,
+    apply: Apply,
+) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     if std::fs::symlink_metadata(&svc.file).is_err() {
         ui::note(&format!("{} is not installed", svc.file.display()));
@@ -147,7 +151,7 @@ fn uninstall_service(ctx: &Ctx, svc: &supervisor::Service, apply: Apply) -> anyh
     }
     svc.refuse_foreign()?;
     if !svc.installed_for(&l.dir) {
-        anyhow::bail!(
+        lb_common::bail!(
             "{}: not lb-vm's service for {} in {}; remove it by hand if it is yours",
             svc.file.display(),
             l.name,

@@ -26,7 +26,7 @@ pub(crate) fn preflight(
     a: &StartArgs,
     spec: &VmSpec,
     profile: &QemuProfile,
-) -> anyhow::Result<Option<Status>> {
+) -> lb_common::Result<Option<Status>> {
     let l = &ctx.layout;
     let apply = Apply::from(a.change);
     if let Some(pid) = state::running_pid(l) {
@@ -38,7 +38,7 @@ pub(crate) fn preflight(
             }
             return Ok(Some(Status::Ok));
         }
-        anyhow::bail!(
+        lb_common::bail!(
             "{} is already running (pid {pid}, {}); pass --if-not-running to accept that, or run `lb-vm stop` first",
             l.name,
             address(port)
@@ -91,11 +91,11 @@ fn note_nix_darwin_builder(ctx: &Ctx) {
 /// Both ports free: ours (`--port`, on 127.0.0.1) and a runner's own
 /// baked-in forward (on all interfaces), which a second runner-based
 /// builder would find taken: refused here, before anything starts.
-fn preflight_ports(spec: &VmSpec) -> anyhow::Result<()> {
+fn preflight_ports(spec: &VmSpec) -> lb_common::Result<()> {
     let runner = matches!(spec.boot, Boot::Runner(_));
     if runner {
         if let Some(t) = port::taken(spec.image_port, true) {
-            anyhow::bail!(
+            lb_common::bail!(
                 "port {} (the runner's own forward, built in, on all interfaces) is taken by {}: another builder from this runner, or another server; stop it (`lb-vm stop --name ...`), or build the runner with another virtualisation.darwin-builder.hostPort",
                 spec.image_port,
                 t.who()
@@ -104,7 +104,7 @@ fn preflight_ports(spec: &VmSpec) -> anyhow::Result<()> {
     }
     if !runner || spec.port != spec.image_port {
         if let Some(t) = port::taken(spec.port, false) {
-            anyhow::bail!(
+            lb_common::bail!(
                 "port {} on 127.0.0.1 is taken by {}; stop it or choose another --port",
                 spec.port,
                 t.who()
@@ -117,7 +117,7 @@ fn preflight_ports(spec: &VmSpec) -> anyhow::Result<()> {
 /// create-builder asks `sudo --reset-timestamp` for its install-credentials
 /// step when the keys differ; started by lb-vm it has no terminal, so that
 /// prompt would hang until the timeout. Fail now with the command to run.
-fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> anyhow::Result<()> {
+fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> lb_common::Result<()> {
     let baked = runner::read(runner_path);
     let Some(installed) = baked.installed_pub else {
         return Ok(());
@@ -136,7 +136,7 @@ fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> anyhow
             .prefix()
             .map(|p| format!(" --root {}", p.display()))
             .unwrap_or_default();
-        anyhow::bail!(
+        lb_common::bail!(
             "{why}, and sudo cannot ask for a password under lb-vm; install them first: `sudo lb-keys install {keys}{root}` (or run the runner once in a terminal: cd {} && KEYS={keys} {})",
             spec.layout.dir.display(),
             runner_path.display()
@@ -145,7 +145,7 @@ fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> anyhow
     Ok(())
 }
 
-pub(crate) fn start(ctx: &Ctx, a: &StartArgs) -> anyhow::Result<Status> {
+pub(crate) fn start(ctx: &Ctx, a: &StartArgs) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     note_nix_darwin_builder(ctx);
     let spec = cli::spec(ctx, &a.vm)?;
@@ -216,7 +216,7 @@ fn launch(
     cmd: &Cmd,
     state: &State,
     timeout: u64,
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     let child = boot::spawn_vm(l, cmd, state)?;
     let pid = child.pid();
     ui::note(&format!(
@@ -266,7 +266,7 @@ fn launch(
 
 /// `--foreground`: record this process as the VM and become it, so the
 /// service manager's signals reach QEMU directly.
-fn foreground(ctx: &Ctx, spec: &VmSpec, cmd: &Cmd, state: &State) -> anyhow::Result<Status> {
+fn foreground(ctx: &Ctx, spec: &VmSpec, cmd: &Cmd, state: &State) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     state::record(l, std::process::id(), state)?;
     ui::note(&format!(

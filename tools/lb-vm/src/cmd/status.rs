@@ -83,7 +83,7 @@ impl Report for StatusReport {
     }
 }
 
-pub(crate) fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<Status> {
+pub(crate) fn status(ctx: &Ctx, a: &StatusArgs) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     let state = state::read_state(l);
     let pid = state::running_pid(l);

@@ -15,7 +15,7 @@ use crate::cmd::service::run_service_commands;
 use crate::state;
 use crate::{on_demand, process, qmp, supervisor, Ctx};
 
-pub(crate) fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
+pub(crate) fn stop(ctx: &Ctx, a: &StopArgs) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     if let Some(status) = on_demand::stop(l, a)? {
         return Ok(status);
@@ -79,7 +79,7 @@ pub(crate) fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<Status> {
         }
     };
     if process::alive(pid) {
-        anyhow::bail!("pid {pid} survived SIGKILL; it may be stuck in the kernel");
+        lb_common::bail!("pid {pid} survived SIGKILL; it may be stuck in the kernel");
     }
     state::clean_up(l)?;
     ui::note(&format!("{} stopped ({how})", l.name));

@@ -12,7 +12,7 @@ use crate::ready::Readiness;
 use crate::state;
 use crate::{on_demand, process, Ctx};
 
-pub(crate) fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
+pub(crate) fn wait(ctx: &Ctx, a: &WaitArgs) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     if let Some(r) = on_demand::query(l) {
         // The listener holds every connection until the guest's sshd
@@ -25,7 +25,7 @@ pub(crate) fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
     let pid = state::running_pid(l);
     if pid.is_none() {
         state::clean_stale(l)?;
-        anyhow::bail!(
+        lb_common::bail!(
             "{} is not running (no live pid in {}); start it with `lb-vm start`",
             l.name,
             l.pid().display()
@@ -46,7 +46,7 @@ pub(crate) fn wait(ctx: &Ctx, a: &WaitArgs) -> anyhow::Result<Status> {
             Err(boot_failure(l, &why))
         }
         Readiness::TimedOut => {
-            anyhow::bail!(
+            lb_common::bail!(
                 "no SSH banner on {} after {}s; the VM is still running (see {})",
                 address(port),
                 a.timeout,

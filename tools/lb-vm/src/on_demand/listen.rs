@@ -4,11 +4,11 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use lb_common::cmd::{Cmd, Sink};
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
 use lb_common::platform::QemuProfile;
+use lb_common::Context as _;
 use lb_common::{ui, usage};
 
 use super::{clean_stale, query};
@@ -24,7 +24,7 @@ pub fn start(
     a: &StartArgs,
     spec: &VmSpec,
     profile: &QemuProfile,
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     let apply = Apply::from(a.change);
     if a.idle < Duration::from_secs(1) {
@@ -46,7 +46,7 @@ pub fn start(
             }
             return Ok(Status::Ok);
         }
-        anyhow::bail!(
+        lb_common::bail!(
             "{} is already listening on demand on {} (pid {}); pass --if-not-running to accept that, or run `lb-vm stop` first",
             l.name,
             address(r.port),
@@ -98,7 +98,7 @@ pub fn start(
 
 /// A runner's QEMU binds its baked-in forward itself: the listener needs
 /// another port.
-pub fn check_port(spec: &VmSpec) -> anyhow::Result<()> {
+pub fn check_port(spec: &VmSpec) -> lb_common::Result<()> {
     if matches!(spec.boot, Boot::Runner(_)) && spec.port == spec.image_port {
         return Err(usage!(
             "--port {}: a nixpkgs runner forwards {} to its guest itself (baked in), so an on-demand listener cannot hold it; give the builder another --port (e.g. 31023), and the same --port to lb-sshcfg and lb-nixconf",
@@ -112,7 +112,7 @@ pub fn check_port(spec: &VmSpec) -> anyhow::Result<()> {
 /// Run this same command again with `--foreground`, detached (its own
 /// process group, output in the listener log), and return once it answers
 /// on its control socket.
-fn detach(l: &Layout, port: u16) -> anyhow::Result<Status> {
+fn detach(l: &Layout, port: u16) -> lb_common::Result<Status> {
     lb_common::fs::ensure_dir(&l.dir)?;
     let exe = std::env::current_exe().context("find lb-vm's own path")?;
     let log_path = l.listener_log();
@@ -137,7 +137,7 @@ fn detach(l: &Layout, port: u16) -> anyhow::Result<Status> {
             return Ok(Status::Ok);
         }
         if let Some(st) = child.try_wait()? {
-            anyhow::bail!(
+            lb_common::bail!(
                 "the on-demand listener exited ({st}): {}",
                 crate::boot::tail(&log_path, 3).replace('\n', " / ")
             );
@@ -145,7 +145,7 @@ fn detach(l: &Layout, port: u16) -> anyhow::Result<Status> {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            anyhow::bail!(
+            lb_common::bail!(
                 "the on-demand listener did not answer on {} within 60 s (log {})",
                 l.control().display(),
                 log_path.display()

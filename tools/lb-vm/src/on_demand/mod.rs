@@ -35,10 +35,10 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
 use lb_common::ui;
+use lb_common::Context as _;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
@@ -153,7 +153,7 @@ fn clean_stale(l: &Layout) {
 /// `lb-vm stop` when a listener runs: ask it to power the VM off and exit,
 /// and wait for that. `None` when no listener answers (the caller then
 /// stops a VM the ordinary way).
-pub fn stop(l: &Layout, a: &StopArgs) -> anyhow::Result<Option<Status>> {
+pub fn stop(l: &Layout, a: &StopArgs) -> lb_common::Result<Option<Status>> {
     let Some(r) = query(l) else {
         clean_stale(l);
         return Ok(None);

@@ -8,10 +8,10 @@ use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use lb_common::exit::Status;
 use lb_common::platform::QemuProfile;
 use lb_common::ui;
+use lb_common::Context as _;
 
 use super::shared::{Guest, OpenConnection, Shared};
 use super::supervise::{supervise, Boots};
@@ -28,7 +28,7 @@ pub(super) fn serve(
     a: &StartArgs,
     spec: &VmSpec,
     profile: &QemuProfile,
-) -> anyhow::Result<Status> {
+) -> lb_common::Result<Status> {
     let l = &ctx.layout;
     lb_common::fs::ensure_dir(&l.dir)?;
     let accel = match spec.boot {
@@ -94,7 +94,7 @@ pub(super) fn serve(
             ephemeral: a.ephemeral,
         };
         supervise(&boots, &shared);
-        anyhow::Ok(())
+        Ok::<(), lb_common::Error>(())
     })();
     let _ = lb_common::fs::remove_entry(&l.control());
     let _ = lb_common::fs::remove_entry(&l.listener_pid());
