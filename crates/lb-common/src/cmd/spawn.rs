@@ -55,7 +55,9 @@ impl Child {
     /// # Errors
     /// When the signal or the wait fails.
     pub fn kill(&self) -> std::io::Result<()> {
-        self.handle.kill()
+        // duct 1 only signals (0.13 also waited): reap it here.
+        self.handle.kill()?;
+        self.handle.wait().map(|_| ())
     }
 }
 
