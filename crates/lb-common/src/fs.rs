@@ -419,17 +419,7 @@ where
     }
     let old = read_optional(path)?;
     let contents = edit(old.as_deref())?;
-    let outcome = match &old {
-        None => Outcome::Created,
-        Some(old) => {
-            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-            if *old == contents && matches_spec(&meta, spec) {
-                Outcome::Unchanged
-            } else {
-                Outcome::Updated
-            }
-        }
-    };
+    let outcome = outcome_of(path, old.as_deref(), &contents, spec)?;
     match apply {
         Apply::Check => {}
         Apply::DryRun => {
@@ -450,6 +440,75 @@ where
         }
     }
     Ok(outcome)
+}
+
+/// What writing `contents` over `old` (the current contents of `path`,
+/// `None` when absent) would do.
+fn outcome_of(
+    path: &Path,
+    old: Option<&[u8]>,
+    contents: &[u8],
+    spec: &FileSpec,
+) -> Result<Outcome, Error> {
+    Ok(match old {
+        None => Outcome::Created,
+        Some(old) => {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            if old == contents && matches_spec(&meta, spec) {
+                Outcome::Unchanged
+            } else {
+                Outcome::Updated
+            }
+        }
+    })
+}
+
+/// What [`write`] of `contents` would do to `path`, and the diff `-n`
+/// shows for it (empty when unchanged); only looking, under the
+/// directory's lock.
+///
+/// # Errors
+/// What [`write`] would fail with before changing anything: a symlink or
+/// directory at `path`, an unreadable file.
+pub fn inspect_write(
+    path: &Path,
+    contents: &[u8],
+    spec: &FileSpec,
+) -> Result<(Outcome, String), Error> {
+    let _lock = lock_dir_of(path, false)?;
+    let old = read_optional(path)?;
+    let outcome = outcome_of(path, old.as_deref(), contents, spec)?;
+    let shown = if outcome.changed() {
+        diff(
+            path,
+            old.as_deref().unwrap_or_default(),
+            contents,
+            old.is_none(),
+        )
+    } else {
+        String::new()
+    };
+    Ok((outcome, shown))
+}
+
+/// What [`remove`] would do to `path`, and what `-n` shows for it: the
+/// diff to nothing of a file, `rm PATH` for a link or special file, empty
+/// when absent; only looking.
+///
+/// # Errors
+/// A directory at `path`; an unreadable file.
+pub fn inspect_remove(path: &Path) -> Result<(Outcome, String), Error> {
+    let _lock = lock_dir_of(path, false)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::IsDir(path.to_path_buf())),
+        Ok(m) if m.is_file() => {
+            let old = read_optional(path)?.unwrap_or_default();
+            Ok((Outcome::Removed, diff(path, &old, b"", false)))
+        }
+        Ok(_) => Ok((Outcome::Removed, format!("rm {}\n", path.display()))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok((Outcome::Unchanged, String::new())),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 /// The atomic replacement itself.

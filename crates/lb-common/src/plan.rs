@@ -10,17 +10,20 @@
 //! and the real change apart, so no command matches on [`Apply`] itself.
 //!
 //! Edits of whole files go through [`crate::fs`], which shows their diffs
-//! under `-n` and never a secret's contents; [`report_files`] is the one
-//! writer of the "created / would be updated / unchanged" messages for
-//! them. A step whose files are secret (a private key) previews the
+//! under `-n` and never a secret's contents; a [`Files`] step carries the
+//! files' new contents, decided once, and says "PATH created / would be
+//! updated" for them ([`report_files`] says it for a caller that wrote
+//! through [`crate::fs`] itself). A check that only matters for real
+//! (may this process write there?) is a step's [`Step::preflight`], made
+//! before it looks. A step whose files are secret (a private key) previews the
 //! commands that would install or remove them instead of a diff.
 
 use std::path::{Path, PathBuf};
 
 use crate::cmd::Cmd;
-use crate::fs::{Apply, Outcome};
+use crate::fs::{self, Apply, FileSpec, Outcome};
 use crate::status::{Error, Result, Status};
-use crate::ui;
+use crate::{privilege, ui};
 
 /// What a step found when it looked.
 #[derive(Debug)]
@@ -40,8 +43,12 @@ pub struct Needed {
     /// The lines `-n` prints on stdout: a diff, or the commands that would
     /// run (never a secret's contents).
     pub preview: Vec<String>,
-    /// What `--check` says on stderr ("would install the pair to DIR").
-    pub would: String,
+    /// What `--check` says on stderr, one message each ("would install
+    /// the pair to DIR").
+    pub would: Vec<String>,
+    /// Say [`Needed::would`] under `-n` too, after the preview: changes
+    /// to files are named on stderr in both read-only modes.
+    pub would_under_dry_run: bool,
 }
 
 impl Needed {
@@ -51,7 +58,8 @@ impl Needed {
     pub fn commands(commands: &[Cmd], would: impl Into<String>) -> Self {
         Needed {
             preview: commands.iter().map(Cmd::display).collect(),
-            would: would.into(),
+            would: vec![would.into()],
+            would_under_dry_run: false,
         }
     }
 
@@ -69,6 +77,16 @@ impl Needed {
 
 /// One change of a command: inspect first, then (for real) execute.
 pub trait Step {
+    /// For real only, before inspecting: what must hold for the change to
+    /// be made at all (may this process write there?), so that a refusal
+    /// comes first, naming the fix. Nothing by default.
+    ///
+    /// # Errors
+    /// The change cannot be made by this process.
+    fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Look at what is there; change nothing.
     ///
     /// # Errors
@@ -133,6 +151,9 @@ impl Applied {
 /// The step's conflict, or what inspecting, printing or executing failed
 /// with.
 pub fn apply(mode: Apply, step: &dyn Step) -> Result<Applied> {
+    if mode == Apply::Write {
+        step.preflight()?;
+    }
     let needed = match step.inspect()? {
         Inspection::Done => {
             if mode == Apply::Write {
@@ -148,16 +169,153 @@ pub fn apply(mode: Apply, step: &dyn Step) -> Result<Applied> {
             for line in &needed.preview {
                 ui::out(line)?;
             }
+            if needed.would_under_dry_run {
+                needed.would.iter().for_each(|w| ui::note(w));
+            }
             Ok(Applied::Shown)
         }
         Apply::Check => {
-            ui::note(&needed.would);
+            needed.would.iter().for_each(|w| ui::note(w));
             Ok(Applied::WouldChange)
         }
         Apply::Write => {
             step.execute()?;
             Ok(Applied::Changed)
         }
+    }
+}
+
+/// What a file is to become.
+#[derive(Debug, Clone)]
+pub enum Wanted {
+    /// Exactly these bytes, with this mode and owner.
+    Contents(Vec<u8>, FileSpec),
+    /// No file there.
+    Absent,
+}
+
+/// Whole files written or removed through [`crate::fs`] as one step, the
+/// new contents decided before the step is applied: under `-n` their
+/// diffs, under `--check` and `-n` `PATH would be created` (updated,
+/// removed) for each file that changes, for real the writes and `PATH
+/// created`. The files are changed in the order given.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    /// Each file with what it becomes.
+    pub changes: Vec<(PathBuf, Wanted)>,
+    /// For real, checked before anything is looked at: what the change
+    /// is ("editing FILE") and the paths this process must be able to
+    /// write ([`privilege::require_writable`]).
+    pub writable: Option<(String, Vec<PathBuf>)>,
+}
+
+impl Files {
+    /// The step for `changes`, with no permission check of its own.
+    #[must_use]
+    pub fn new(changes: Vec<(PathBuf, Wanted)>) -> Self {
+        Files {
+            changes,
+            writable: None,
+        }
+    }
+
+    /// [`Step::execute`], with `between` run after the writes and before
+    /// the messages saying what they did (a warning that belongs there).
+    ///
+    /// # Errors
+    /// A write or removal failed.
+    pub fn execute_then(&self, between: impl FnOnce()) -> Result<()> {
+        let done = self.write()?;
+        between();
+        for (path, outcome) in done {
+            if outcome.changed() {
+                ui::note(&format!("{} {}", path.display(), verb(outcome)));
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self) -> Result<Vec<(PathBuf, Outcome)>> {
+        let mut done = Vec::new();
+        for (path, wanted) in &self.changes {
+            let outcome = match wanted {
+                Wanted::Contents(bytes, spec) => fs::write(path, bytes, spec, Apply::Write)?,
+                Wanted::Absent => fs::remove(path, Apply::Write)?,
+            };
+            done.push((path.clone(), outcome));
+        }
+        Ok(done)
+    }
+}
+
+/// For real only ([`Apply::Write`]): [`privilege::require_writable`], the
+/// check [`Files::writable`] makes, for a command that must make it before
+/// its own first look (its lock, its reads), so a refusal comes first.
+///
+/// # Errors
+/// As [`privilege::require_writable`].
+pub fn require_writable(mode: Apply, what: &str, paths: &[&Path]) -> Result<()> {
+    if mode == Apply::Write {
+        privilege::require_writable(what, paths)?;
+    }
+    Ok(())
+}
+
+impl Step for Files {
+    fn preflight(&self) -> Result<()> {
+        if let Some((what, paths)) = &self.writable {
+            let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            privilege::require_writable(what, &paths)?;
+        }
+        Ok(())
+    }
+
+    fn inspect(&self) -> Result<Inspection> {
+        let mut needed = Needed {
+            would_under_dry_run: true,
+            ..Needed::default()
+        };
+        for (path, wanted) in &self.changes {
+            let (outcome, shown) = match wanted {
+                Wanted::Contents(bytes, spec) => fs::inspect_write(path, bytes, spec)?,
+                Wanted::Absent => fs::inspect_remove(path)?,
+            };
+            if outcome.changed() {
+                // One preview line per diff line, each printed with its
+                // newline again: the bytes `fs::update` prints under -n.
+                needed.preview.extend(
+                    shown
+                        .split_inclusive('\n')
+                        .map(|l| l.strip_suffix('\n').unwrap_or(l).to_owned()),
+                );
+                needed
+                    .would
+                    .push(format!("{} would be {}", path.display(), verb(outcome)));
+            }
+        }
+        Ok(if needed.would.is_empty() {
+            Inspection::Done
+        } else {
+            Inspection::Needed(needed)
+        })
+    }
+
+    fn execute(&self) -> Result<()> {
+        self.execute_then(|| {})
+    }
+
+    /// Nothing to change: the writes still sweep what a killed writer
+    /// left beside the files.
+    fn tidy(&self) -> Result<()> {
+        self.write().map(drop)
+    }
+}
+
+fn verb(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Created => "created",
+        Outcome::Removed => "removed",
+        Outcome::Updated | Outcome::Unchanged => "updated",
     }
 }
 
@@ -178,12 +336,7 @@ pub fn report_files(outcomes: &[(PathBuf, Outcome)], mode: Apply, nothing: &str)
         "would be "
     };
     for (path, outcome) in &changed {
-        let verb = match outcome {
-            Outcome::Created => "created",
-            Outcome::Removed => "removed",
-            Outcome::Updated | Outcome::Unchanged => "updated",
-        };
-        ui::note(&format!("{} {would}{verb}", path.display()));
+        ui::note(&format!("{} {would}{}", path.display(), verb(*outcome)));
     }
     if mode == Apply::Check {
         Status::Failed
@@ -196,6 +349,7 @@ pub fn report_files(outcomes: &[(PathBuf, Outcome)], mode: Apply, nothing: &str)
 mod tests {
     use super::*;
     use std::cell::Cell;
+    use std::os::unix::fs::PermissionsExt;
 
     struct Counter {
         found: fn() -> Inspection,
@@ -253,6 +407,44 @@ mod tests {
     fn removal_previews_commands_not_contents() {
         let n = Needed::removal(&[Path::new("/etc/nix/k"), Path::new("/a b")], "w");
         assert_eq!(n.preview, ["rm -f /etc/nix/k", "rm -f '/a b'"]);
+    }
+
+    #[test]
+    fn files_preview_is_the_writers_diff_and_only_write_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept = tmp.path().join("kept");
+        let gone = tmp.path().join("gone");
+        std::fs::write(&kept, "a\r\nb").unwrap();
+        std::fs::write(&gone, "x\n").unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let step = Files::new(vec![
+            (
+                kept.clone(),
+                Wanted::Contents(b"a\r\nc\n".to_vec(), FileSpec::mode(0o644)),
+            ),
+            (gone.clone(), Wanted::Absent),
+        ]);
+        let Inspection::Needed(n) = step.inspect().unwrap() else {
+            panic!("a change is needed");
+        };
+        let shown: String = n.preview.iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(
+            shown,
+            fs::diff(&kept, b"a\r\nb", b"a\r\nc\n", false) + &fs::diff(&gone, b"x\n", b"", false)
+        );
+        assert_eq!(
+            n.would,
+            [
+                format!("{} would be updated", kept.display()),
+                format!("{} would be removed", gone.display())
+            ]
+        );
+        assert_eq!(apply(Apply::Check, &step).unwrap(), Applied::WouldChange);
+        assert!(gone.exists());
+        assert_eq!(apply(Apply::Write, &step).unwrap(), Applied::Changed);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"a\r\nc\n");
+        assert!(!gone.exists());
+        assert!(matches!(step.inspect().unwrap(), Inspection::Done));
     }
 
     #[test]

@@ -50,7 +50,7 @@ use lb_common::exit::Status;
 use lb_common::fs::{self, Apply, FileSpec};
 use lb_common::managers;
 use lb_common::paths::Root;
-use lb_common::privilege::require_writable;
+use lb_common::plan::{self, Applied, Files, Inspection, Step, Wanted};
 use lb_common::{ui, usage};
 
 use layout::{is_ours, Layout, BLOCK_TAG, CREATED_NOTE};
@@ -279,61 +279,92 @@ fn install(
         }
         fs::refuse_symlink(&layout.main)?;
     }
-    if apply == Apply::Write {
-        let mut paths = vec![
-            layout.dropin.as_path(),
-            layout.conf.as_path(),
-            layout.known_hosts.as_path(),
-        ];
-        if main_changes {
-            paths.extend([layout.etc_ssh.as_path(), layout.main.as_path()]);
-        }
-        require_writable(&format!("writing {}", layout.dropin.display()), &paths)?;
-    }
-
+    let mut writable = vec![
+        layout.dropin.clone(),
+        layout.conf.clone(),
+        layout.known_hosts.clone(),
+    ];
     let spec = FileSpec::mode(0o644);
-    let mut outcomes = vec![
+    let mut changes = vec![
         (
             layout.known_hosts.clone(),
-            fs::write(&layout.known_hosts, known_hosts.as_bytes(), &spec, apply)?,
+            Wanted::Contents(known_hosts.into_bytes(), spec),
         ),
         (
             layout.conf.clone(),
-            fs::write(&layout.conf, conf.as_bytes(), &spec, apply)?,
+            Wanted::Contents(conf.into_bytes(), spec),
         ),
     ];
     if main_changes {
+        writable.extend([layout.etc_ssh.clone(), layout.main.clone()]);
+        // Decided under the directory locks held since the reads above.
         let spec = FileSpec::mode(fs::existing_mode(&layout.main, 0o644));
-        let outcome = fs::update(
-            &layout.main,
-            &spec,
-            apply,
-            |old| -> lb_common::Result<Vec<u8>> {
-                // Recomputed under the directory lock, from what is there now.
-                let text = old
-                    .map(|b| String::from_utf8(b.to_vec()))
-                    .transpose()
-                    .map_err(|_| usage!("{}: not UTF-8 text", layout.main.display()))?;
-                Ok(with_include(text.as_deref(), &layout)?.into_bytes())
-            },
-        )?;
-        outcomes.push((layout.main.clone(), outcome));
-    }
-    if !builder.key.is_file() {
-        ui::warn(&format!(
-            "IdentityFile {} does not exist yet; install the builder's key (`lb-keys install`)",
-            builder.key.display()
+        changes.push((
+            layout.main.clone(),
+            Wanted::Contents(main_new.into_bytes(), spec),
         ));
     }
-    let status = lb_common::plan::report_files(
-        &outcomes,
-        apply,
-        &format!("{}: already as wanted", layout.conf.display()),
-    );
+    let step = Install {
+        files: Files {
+            changes,
+            writable: Some((format!("writing {}", layout.dropin.display()), writable)),
+        },
+        mode: apply,
+        missing_key: (!builder.key.is_file()).then(|| {
+            format!(
+                "IdentityFile {} does not exist yet; install the builder's key (`lb-keys install`)",
+                builder.key.display()
+            )
+        }),
+    };
+    let applied = plan::apply(apply, &step)?;
+    if applied == Applied::Unchanged {
+        ui::note(&format!("{}: already as wanted", layout.conf.display()));
+    }
     if apply == Apply::Write {
         ui::out(&layout.conf.display().to_string())?;
     }
-    Ok(status)
+    Ok(applied.status())
+}
+
+/// `install`'s files, with the warning about a key not installed yet said
+/// where it always was: after the writes, before what they did (in the
+/// read-only modes: before what they would do).
+struct Install {
+    files: Files,
+    mode: Apply,
+    missing_key: Option<String>,
+}
+
+impl Install {
+    fn warn(&self) {
+        if let Some(w) = &self.missing_key {
+            ui::warn(w);
+        }
+    }
+}
+
+impl Step for Install {
+    fn preflight(&self) -> lb_common::Result<()> {
+        self.files.preflight()
+    }
+
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        let found = self.files.inspect()?;
+        // For real, a change is warned about by `execute`, after writing.
+        if self.mode != Apply::Write || matches!(found, Inspection::Done) {
+            self.warn();
+        }
+        Ok(found)
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        self.files.execute_then(|| self.warn())
+    }
+
+    fn tidy(&self) -> lb_common::Result<()> {
+        self.files.tidy()
+    }
 }
 
 /// The other aliases written by lb-sshcfg, which still need the Include.
@@ -379,18 +410,17 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> lb_common:
         );
     }
     let apply = Apply::from(change);
-    if apply == Apply::Write {
-        require_writable(
-            &format!("removing files in {}", layout.dropin.display()),
-            &[
-                &layout.dropin,
-                &layout.conf,
-                &layout.known_hosts,
-                &layout.etc_ssh,
-                &layout.main,
-            ],
-        )?;
-    }
+    plan::require_writable(
+        apply,
+        &format!("removing files in {}", layout.dropin.display()),
+        &[
+            &layout.dropin,
+            &layout.conf,
+            &layout.known_hosts,
+            &layout.etc_ssh,
+            &layout.main,
+        ],
+    )?;
     // Everything from here to the last removal under one lock (see `lock`).
     let _locks = lock(&layout, apply)?;
 
@@ -436,34 +466,24 @@ fn uninstall(name: &str, root: &Root, change: Change, force: bool) -> lb_common:
         ));
     }
 
-    let mut outcomes = vec![
-        (layout.conf.clone(), fs::remove(&layout.conf, apply)?),
-        (
-            layout.known_hosts.clone(),
-            fs::remove(&layout.known_hosts, apply)?,
-        ),
+    let mut changes = vec![
+        (layout.conf.clone(), Wanted::Absent),
+        (layout.known_hosts.clone(), Wanted::Absent),
     ];
     if main_changes {
-        let outcome = if main_new.is_none() {
-            fs::remove(&layout.main, apply)?
-        } else {
-            let spec = FileSpec::mode(fs::existing_mode(&layout.main, 0o644));
-            fs::update(
-                &layout.main,
-                &spec,
-                apply,
-                |old| -> lb_common::Result<Vec<u8>> {
-                    let text = String::from_utf8(old.unwrap_or_default().to_vec())
-                        .map_err(|_| usage!("{}: not UTF-8 text", layout.main.display()))?;
-                    Ok(MANAGED.remove(&text, &layout.main)?.into_bytes())
-                },
-            )?
+        // Decided under the directory locks held since the reads above.
+        let wanted = match main_new {
+            None => Wanted::Absent,
+            Some(text) => Wanted::Contents(
+                text.into_bytes(),
+                FileSpec::mode(fs::existing_mode(&layout.main, 0o644)),
+            ),
         };
-        outcomes.push((layout.main.clone(), outcome));
+        changes.push((layout.main.clone(), wanted));
     }
-    Ok(lb_common::plan::report_files(
-        &outcomes,
-        apply,
-        &format!("{name}: nothing to remove"),
-    ))
+    let applied = plan::apply(apply, &Files::new(changes))?;
+    if applied == Applied::Unchanged {
+        ui::note(&format!("{name}: nothing to remove"));
+    }
+    Ok(applied.status())
 }
