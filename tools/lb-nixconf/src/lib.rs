@@ -36,6 +36,7 @@ mod examples;
 mod show;
 mod trust;
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -48,10 +49,10 @@ use lb_common::conf::machines::{self, Machine};
 use lb_common::conf::nixconf;
 use lb_common::conf::Location;
 use lb_common::exit::Status;
-use lb_common::fs::{self, Apply, FileSpec, Outcome};
+use lb_common::fs::{self, Apply, FileSpec};
 use lb_common::managers::{self, LinuxBuilderSnippet, Managers};
 use lb_common::paths::Root;
-use lb_common::plan;
+use lb_common::plan::{self, Applied, Files, Inspection, Step, Wanted};
 use lb_common::platform::Platform;
 use lb_common::privilege::{is_root, require_writable};
 use lb_common::Context as _;
@@ -341,26 +342,63 @@ fn read_text(path: &Path) -> lb_common::Result<String> {
         .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))
 }
 
-/// Read-modify-write nix.conf as text under lb-common's lock, keeping its
-/// mode (0644 for a new file: every user's Nix reads it); stop first, with
-/// the sudo command, when the directory is not ours to write.
-fn edit_conf(
-    path: &Path,
-    apply: Apply,
-    edit: impl FnOnce(&str) -> lb_common::Result<Vec<u8>>,
-) -> lb_common::Result<Outcome> {
-    if apply == Apply::Write {
+/// Read-modify-write nix.conf as text, as one step: for real, stop first,
+/// with the sudo command, when the directory is not ours to write; then,
+/// under lb-common's lock (held until the step is dropped, so what is
+/// written is what was decided), `edit` runs once on the text there and
+/// the file keeps its mode (0644 for a new file: every user's Nix reads it).
+struct EditConf<'a> {
+    path: &'a Path,
+    edit: &'a dyn Fn(&str) -> lb_common::Result<Vec<u8>>,
+    /// Set by the first inspection: the lock and the file as `edit` made it.
+    decided: OnceCell<(Option<fs::DirLock>, Files)>,
+}
+
+impl<'a> EditConf<'a> {
+    fn new(path: &'a Path, edit: &'a dyn Fn(&str) -> lb_common::Result<Vec<u8>>) -> Self {
+        EditConf {
+            path,
+            edit,
+            decided: OnceCell::new(),
+        }
+    }
+
+    fn decide(&self) -> lb_common::Result<&Files> {
+        if let Some((_, files)) = self.decided.get() {
+            return Ok(files);
+        }
+        let path = self.path;
+        let lock = fs::lock_dir_of(path, false)?;
+        let old = fs::read_optional(path)?;
+        let text = std::str::from_utf8(old.as_deref().unwrap_or_default())
+            .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?;
+        let new = (self.edit)(text)?;
+        let spec = FileSpec::mode(fs::existing_mode(path, 0o644));
+        let files = Files::new(vec![(path.to_path_buf(), Wanted::Contents(new, spec))]);
+        Ok(&self.decided.get_or_init(|| (lock, files)).1)
+    }
+}
+
+impl Step for EditConf<'_> {
+    fn preflight(&self) -> lb_common::Result<()> {
+        let path = self.path;
         require_writable(
             &format!("editing {}", path.display()),
             &[path.parent().unwrap_or(Path::new("/")), path],
-        )?;
+        )
     }
-    let spec = FileSpec::mode(fs::existing_mode(path, 0o644));
-    fs::update(path, &spec, apply, |old| {
-        let text = std::str::from_utf8(old.unwrap_or_default())
-            .map_err(|_| usage!("{}: not UTF-8 text; fix the file by hand", path.display()))?;
-        edit(text)
-    })
+
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        self.decide()?.inspect()
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        self.decide()?.execute()
+    }
+
+    fn tidy(&self) -> lb_common::Result<()> {
+        self.decide()?.tidy()
+    }
 }
 
 fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Result<Status> {
@@ -378,7 +416,7 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Re
     }
     note_determinate(root, &found)?;
 
-    let outcome = edit_conf(&path, apply, |text| {
+    let edit = |text: &str| {
         match body::install(text, &path, &machine, &opts.trust_user, opts.force) {
             Ok((t, moved)) => {
                 for at in moved {
@@ -396,26 +434,30 @@ fn install(args: &BuilderArgs, root: &Root, opts: &InstallArgs) -> lb_common::Re
             )),
         }
         .map(String::into_bytes)
-    })?;
-    let status = plan::report_files(
-        &[(path.clone(), outcome)],
-        apply,
-        &format!("{}: already has builder {}", path.display(), builder.name),
-    );
+    };
+    let applied = plan::apply(apply, &EditConf::new(&path, &edit))?;
+    if applied == Applied::Unchanged {
+        ui::note(&format!(
+            "{}: already has builder {}",
+            path.display(),
+            builder.name
+        ));
+    }
+    let changed = applied != Applied::Unchanged;
     if opts.restart && apply != Apply::Check {
         // A restart is wanted when the file changed, or when an earlier
         // change is still not in effect.
         let stale = daemon::running_for(path.parent().unwrap_or(Path::new("/")))
             .is_some_and(|d| newest_mtime(std::slice::from_ref(&path)) > Some(d.started));
-        if outcome.changed() || stale {
+        if changed || stale {
             restart_daemon(apply, root)?;
         } else {
             ui::note("the daemon already runs with this nix.conf; not restarting");
         }
-    } else if outcome.changed() && apply == Apply::Write {
+    } else if applied == Applied::Changed {
         ui::note("restart the Nix daemon for the change to take effect: lb-nixconf restart-daemon");
     }
-    Ok(status)
+    Ok(applied.status())
 }
 
 fn remove(name: &str, root: &Root, change: Change) -> lb_common::Result<Status> {
@@ -438,16 +480,16 @@ fn remove(name: &str, root: &Root, change: Change) -> lb_common::Result<Status> 
         return Ok(Status::Ok);
     }
     // Re-read under the lock: another writer may have changed it.
-    let outcome = edit_conf(&path, apply, |text| {
+    let edit = |text: &str| {
         Ok(body::remove(text, &path, name)?
             .unwrap_or_else(|| text.to_owned())
             .into_bytes())
-    })?;
-    Ok(plan::report_files(
-        &[(path.clone(), outcome)],
-        apply,
-        &format!("{}: no builder {name}", path.display()),
-    ))
+    };
+    let applied = plan::apply(apply, &EditConf::new(&path, &edit))?;
+    if applied == Applied::Unchanged {
+        ui::note(&format!("{}: no builder {name}", path.display()));
+    }
+    Ok(applied.status())
 }
 
 pub(crate) fn newest_mtime(files: &[PathBuf]) -> Option<SystemTime> {
