@@ -207,6 +207,9 @@ pub struct Files {
     /// is ("editing FILE") and the paths this process must be able to
     /// write ([`privilege::require_writable`]).
     pub writable: Option<(String, Vec<PathBuf>)>,
+    /// Say nothing of the files (the caller says what was done): `-n`
+    /// shows only the diffs, `--check` only the status.
+    pub silent: bool,
 }
 
 impl Files {
@@ -216,6 +219,7 @@ impl Files {
         Files {
             changes,
             writable: None,
+            silent: false,
         }
     }
 
@@ -228,7 +232,7 @@ impl Files {
         let done = self.write()?;
         between();
         for (path, outcome) in done {
-            if outcome.changed() {
+            if outcome.changed() && !self.silent {
                 ui::note(&format!("{} {}", path.display(), verb(outcome)));
             }
         }
@@ -275,12 +279,14 @@ impl Step for Files {
             would_under_dry_run: true,
             ..Needed::default()
         };
+        let mut changed = false;
         for (path, wanted) in &self.changes {
             let (outcome, shown) = match wanted {
                 Wanted::Contents(bytes, spec) => fs::inspect_write(path, bytes, spec)?,
                 Wanted::Absent => fs::inspect_remove(path)?,
             };
             if outcome.changed() {
+                changed = true;
                 // One preview line per diff line, each printed with its
                 // newline again: the bytes `fs::update` prints under -n.
                 needed.preview.extend(
@@ -293,7 +299,10 @@ impl Step for Files {
                     .push(format!("{} would be {}", path.display(), verb(outcome)));
             }
         }
-        Ok(if needed.would.is_empty() {
+        if self.silent {
+            needed.would.clear();
+        }
+        Ok(if !changed {
             Inspection::Done
         } else {
             Inspection::Needed(needed)

@@ -308,6 +308,7 @@ fn install(
         files: Files {
             changes,
             writable: Some((format!("writing {}", layout.dropin.display()), writable)),
+            silent: false,
         },
         mode: apply,
         missing_key: (!builder.key.is_file()).then(|| {

@@ -4,10 +4,12 @@
 
 use std::ffi::OsString;
 use std::io::Write as _;
+use std::path::Path;
 
 use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::{Apply, FileSpec};
+use lb_common::plan::{self, Applied, Files, Inspection, Needed, Step, Wanted};
 use lb_common::ui;
 use lb_common::Context as _;
 
@@ -82,20 +84,23 @@ pub(crate) fn service(ctx: &Ctx, a: &ServiceArgs) -> lb_common::Result<Status> {
         return Ok(Status::Ok);
     }
     svc.refuse_foreign()?;
-    if apply == Apply::Write {
-        // launchd does not create WorkingDirectory; the VM's files go there.
-        lb_common::fs::ensure_dir(&l.dir)?;
-    }
-    let outcome = lb_common::fs::write(&svc.file, text.as_bytes(), &FileSpec::mode(0o644), apply)?;
+    let file = ServiceFile {
+        dir: &l.dir,
+        files: Files {
+            silent: true,
+            ..Files::new(vec![(
+                svc.file.clone(),
+                Wanted::Contents(text.into_bytes(), FileSpec::mode(0o644)),
+            )])
+        },
+    };
+    let written = plan::apply(apply, &file)?;
     if apply == Apply::Check {
-        return Ok(if outcome.changed() {
-            Status::Failed
-        } else {
-            Status::Ok
-        });
+        // --check judges the file only (loading it is not judged).
+        return Ok(written.status());
     }
     let loaded = ctx.root.is_real() && svc.loaded();
-    if !outcome.changed() && loaded {
+    if written == Applied::Unchanged && loaded {
         ui::note(&format!(
             "{} is already up to date and loaded",
             svc.file.display()
@@ -107,36 +112,89 @@ pub(crate) fn service(ctx: &Ctx, a: &ServiceArgs) -> lb_common::Result<Status> {
     Ok(Status::Ok)
 }
 
-/// Run launchctl/systemctl commands: printed under `-n`; for a scratch
-/// `--root` only named (the machine's service manager knows nothing of
-/// files there).
+/// The service file, silent (the load commands say what was done), and
+/// for real the VM's directory first: launchd does not create
+/// WorkingDirectory, and the VM's files go there.
+struct ServiceFile<'a> {
+    dir: &'a Path,
+    files: Files,
+}
+
+impl Step for ServiceFile<'_> {
+    fn preflight(&self) -> lb_common::Result<()> {
+        lb_common::fs::ensure_dir(self.dir)?;
+        Ok(())
+    }
+
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        self.files.inspect()
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        self.files.execute()
+    }
+
+    fn tidy(&self) -> lb_common::Result<()> {
+        self.files.tidy()
+    }
+}
+
+/// launchctl/systemctl commands as a step: printed under `-n`; for a
+/// scratch `--root` only named (the machine's service manager knows
+/// nothing of files there); `--check` says nothing of them.
+struct ServiceCommands<'a> {
+    ctx: &'a Ctx,
+    cmds: &'a [Vec<String>],
+    done: &'a str,
+}
+
+impl ServiceCommands<'_> {
+    fn shown(&self) -> Vec<String> {
+        self.cmds
+            .iter()
+            .map(|c| Cmd::from_argv(c).display())
+            .collect()
+    }
+}
+
+impl Step for ServiceCommands<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        Ok(if self.cmds.is_empty() {
+            Inspection::Done
+        } else {
+            Inspection::Needed(Needed {
+                preview: self.shown(),
+                ..Needed::default()
+            })
+        })
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let (done, shown) = (self.done, self.shown().join(" && "));
+        if self.ctx.root.is_real() {
+            supervisor::run_all(self.cmds, false)?;
+            ui::note(&format!("{done}; ran: {shown}"));
+        } else {
+            ui::note(&format!(
+                "{done}; --root is a scratch root, so not running: {shown}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Run launchctl/systemctl commands `cmds` ([`ServiceCommands`]); with
+/// none, say `done`.
 pub(crate) fn run_service_commands(
     ctx: &Ctx,
     apply: Apply,
     cmds: &[Vec<String>],
     done: &str,
 ) -> lb_common::Result<()> {
-    if cmds.is_empty() {
+    if plan::apply(apply, &ServiceCommands { ctx, cmds, done })? == Applied::Unchanged {
         ui::note(done);
-        return Ok(());
     }
-    let shown: Vec<String> = cmds.iter().map(|c| Cmd::from_argv(c).display()).collect();
-    match apply {
-        Apply::DryRun => supervisor::run_all(cmds, true),
-        Apply::Check => Ok(()),
-        Apply::Write if !ctx.root.is_real() => {
-            ui::note(&format!(
-                "{done}; --root is a scratch root, so not running: {}",
-                shown.join(" && ")
-            ));
-            Ok(())
-        }
-        Apply::Write => {
-            supervisor::run_all(cmds, false)?;
-            ui::note(&format!("{done}; ran: {}", shown.join(" && ")));
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 fn uninstall_service(
@@ -165,7 +223,13 @@ fn uninstall_service(
     if loaded || apply == Apply::DryRun || !ctx.root.is_real() {
         run_service_commands(ctx, apply, &svc.unload(), "unloading")?;
     }
-    lb_common::fs::remove(&svc.file, apply)?;
+    plan::apply(
+        apply,
+        &Files {
+            silent: true,
+            ..Files::new(vec![(svc.file.clone(), Wanted::Absent)])
+        },
+    )?;
     run_service_commands(
         ctx,
         apply,

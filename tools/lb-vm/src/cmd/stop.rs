@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
+use lb_common::plan::{self, Inspection, Needed, Step};
 use lb_common::ui;
 use nix::sys::signal::Signal;
 
@@ -32,25 +34,71 @@ pub(crate) fn stop(ctx: &Ctx, a: &StopArgs) -> lb_common::Result<Status> {
         ui::note(&format!("{} is not running", l.name));
         return Ok(Status::Ok);
     };
-    match apply {
-        Apply::Check => return Ok(Status::Failed),
-        Apply::DryRun => {
-            ui::out(&format!("qmp {} system_powerdown", l.qmp().display()))?;
-            if managed {
-                ui::out(&format!(
-                    "after {}s, if still running (its service would restart a killed VM):",
-                    a.timeout
-                ))?;
-                supervisor::run_all(&svc.stop(), true)?;
-            }
-            ui::out(&format!(
-                "after {}s: kill -TERM {pid}; after {}s: kill -KILL {pid}",
-                a.timeout, a.timeout
-            ))?;
-            return Ok(Status::Ok);
+    let step = Stop {
+        ctx,
+        a,
+        svc: &svc,
+        managed,
+        pid,
+    };
+    // --check: a running VM would be stopped (status 1, nothing said).
+    Ok(plan::apply(apply, &step)?.status())
+}
+
+/// Power the running VM `pid` down, then (through its service when one
+/// manages it) terminate and kill it.
+struct Stop<'a> {
+    ctx: &'a Ctx,
+    a: &'a StopArgs,
+    svc: &'a supervisor::Service,
+    managed: bool,
+    pid: u32,
+}
+
+impl Step for Stop<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        let (a, pid) = (self.a, self.pid);
+        let mut preview = vec![format!(
+            "qmp {} system_powerdown",
+            self.ctx.layout.qmp().display()
+        )];
+        if self.managed {
+            preview.push(format!(
+                "after {}s, if still running (its service would restart a killed VM):",
+                a.timeout
+            ));
+            preview.extend(self.svc.stop().iter().map(|c| Cmd::from_argv(c).display()));
         }
-        Apply::Write => {}
+        preview.push(format!(
+            "after {}s: kill -TERM {pid}; after {}s: kill -KILL {pid}",
+            a.timeout, a.timeout
+        ));
+        Ok(Inspection::Needed(Needed {
+            preview,
+            ..Needed::default()
+        }))
     }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let Stop {
+            ctx,
+            a,
+            svc,
+            managed,
+            pid,
+        } = *self;
+        power_down(ctx, a, svc, managed, pid)
+    }
+}
+
+fn power_down(
+    ctx: &Ctx,
+    a: &StopArgs,
+    svc: &supervisor::Service,
+    managed: bool,
+    pid: u32,
+) -> lb_common::Result<()> {
+    let l = &ctx.layout;
     let timeout = Duration::from_secs(a.timeout);
     let powered = match qmp::execute(&l.qmp(), "system_powerdown") {
         Ok(_) => {
@@ -70,7 +118,7 @@ pub(crate) fn stop(ctx: &Ctx, a: &StopArgs) -> lb_common::Result<Status> {
                 "{} runs it and would restart a killed VM: stopping it there",
                 svc.file.display()
             ));
-            run_service_commands(ctx, apply, &svc.stop(), "stopping the service")?;
+            run_service_commands(ctx, Apply::Write, &svc.stop(), "stopping the service")?;
         }
         if process::wait_gone(pid, Duration::from_secs(5)) {
             "stopped by its service"
@@ -89,7 +137,7 @@ pub(crate) fn stop(ctx: &Ctx, a: &StopArgs) -> lb_common::Result<Status> {
             svc.start_hint()
         ));
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 fn terminate(pid: u32, timeout: Duration) -> &'static str {

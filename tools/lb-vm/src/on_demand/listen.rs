@@ -1,12 +1,14 @@
 //! `lb-vm start --on-demand`: the refusals, the dry run, and the detached
 //! listener (this command again with `--foreground`).
 
+use std::cell::Cell;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use lb_common::cmd::{Cmd, Sink};
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
+use lb_common::plan::{self, Applied, Inspection, Needed, Step};
 use lb_common::platform::QemuProfile;
 use lb_common::Context as _;
 use lb_common::{ui, usage};
@@ -57,42 +59,78 @@ pub fn start(
     if let Some(status) = crate::cmd::start::preflight(ctx, a, spec, profile)? {
         return Ok(status);
     }
-    match apply {
-        Apply::Check => {
-            ui::note(&format!(
+    let step = Listen {
+        ctx,
+        a,
+        spec,
+        profile,
+        served: Cell::new(Status::Ok),
+    };
+    Ok(match plan::apply(apply, &step)? {
+        Applied::Changed => step.served.get(),
+        other => other.status(),
+    })
+}
+
+/// Listen on demand: here (`--foreground`, until told to stop) or in a
+/// detached copy of this command.
+struct Listen<'a> {
+    ctx: &'a Ctx,
+    a: &'a StartArgs,
+    spec: &'a VmSpec,
+    profile: &'a QemuProfile,
+    /// The status the listener (or the detached start) ended with.
+    served: Cell<Status>,
+}
+
+impl Step for Listen<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        let Listen {
+            ctx,
+            a,
+            spec,
+            profile,
+            ..
+        } = *self;
+        let l = &ctx.layout;
+        let (accel, _) = accel::known(l, &a.vm, profile);
+        let accel = if matches!(spec.boot, Boot::Runner(_)) {
+            "runner".to_owned()
+        } else {
+            accel
+        };
+        let mut guest = spec.clone();
+        guest.port = private_port(spec.image_port);
+        Ok(Inspection::Needed(Needed {
+            preview: vec![
+                format!(
+                    "listen on {} (on demand; power off after {} idle)",
+                    address(spec.port),
+                    humantime::format_duration(a.idle)
+                ),
+                format!(
+                    "on the first connection (guest port chosen free at each boot): {}",
+                    guest.command(profile, &accel).display()
+                ),
+            ],
+            would: vec![format!(
                 "{} is not listening; start would listen on {} on demand",
                 l.name,
                 address(spec.port)
-            ));
-            return Ok(Status::Failed);
-        }
-        Apply::DryRun => {
-            let (accel, _) = accel::known(l, &a.vm, profile);
-            let accel = if matches!(spec.boot, Boot::Runner(_)) {
-                "runner".to_owned()
-            } else {
-                accel
-            };
-            let mut guest = spec.clone();
-            guest.port = private_port(spec.image_port);
-            ui::out(&format!(
-                "listen on {} (on demand; power off after {} idle)",
-                address(spec.port),
-                humantime::format_duration(a.idle)
-            ))?;
-            ui::out(&format!(
-                "on the first connection (guest port chosen free at each boot): {}",
-                guest.command(profile, &accel).display()
-            ))?;
-            return Ok(Status::Ok);
-        }
-        Apply::Write => {}
+            )],
+            would_under_dry_run: false,
+        }))
     }
-    clean_stale(l);
-    if a.foreground {
-        super::serve::serve(ctx, a, spec, profile)
-    } else {
-        detach(l, spec.port)
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let l = &self.ctx.layout;
+        clean_stale(l);
+        self.served.set(if self.a.foreground {
+            super::serve::serve(self.ctx, self.a, self.spec, self.profile)?
+        } else {
+            detach(l, self.spec.port)?
+        });
+        Ok(())
     }
 }
 

@@ -31,12 +31,14 @@ mod serve;
 mod shared;
 mod supervise;
 
+use std::cell::Cell;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, SystemTime};
 
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
+use lb_common::plan::{self, Inspection, Needed, Step};
 use lb_common::ui;
 use lb_common::Context as _;
 use nix::sys::signal::Signal;
@@ -158,37 +160,63 @@ pub fn stop(l: &Layout, a: &StopArgs) -> lb_common::Result<Option<Status>> {
         clean_stale(l);
         return Ok(None);
     };
-    match Apply::from(a.change) {
-        Apply::Check => return Ok(Some(Status::Failed)),
-        Apply::DryRun => {
-            ui::out(&format!(
-                "ask the on-demand listener (pid {}) on {} to stop: it powers the VM off (qmp system_powerdown) and exits",
-                r.listener_pid,
-                l.control().display()
-            ))?;
-            return Ok(Some(Status::Ok));
-        }
-        Apply::Write => {}
-    }
-    request(l, "stop").with_context(|| format!("ask {} to stop", l.control().display()))?;
-    ui::note(&format!(
-        "asked the on-demand listener of {} (pid {}) to power the VM off and stop",
-        l.name, r.listener_pid
-    ));
-    let patience = POWER_OFF_TIMEOUT * 2 + Duration::from_secs(10);
-    if !process::wait_gone(r.listener_pid, patience) {
-        process::signal(r.listener_pid, Signal::SIGKILL);
-        ui::warn(&format!(
-            "the listener (pid {}) did not stop within {} s; killed it",
-            r.listener_pid,
-            patience.as_secs()
-        ));
-    }
-    clean_stale(l);
-    // A VM the listener could not take down is stopped the ordinary way.
-    if state::running_pid(l).is_some() {
+    let step = AskToStop {
+        l,
+        r: &r,
+        vm_left: Cell::new(false),
+    };
+    // --check: a listener would be stopped (status 1, nothing said).
+    let applied = plan::apply(Apply::from(a.change), &step)?;
+    if step.vm_left.get() {
+        // A VM the listener could not take down is stopped the ordinary way.
         return Ok(None);
     }
-    ui::note(&format!("{} stopped (listener and VM)", l.name));
-    Ok(Some(Status::Ok))
+    Ok(Some(applied.status()))
+}
+
+/// Ask the running listener `r` to power its VM off and exit, and wait
+/// for that.
+struct AskToStop<'a> {
+    l: &'a Layout,
+    r: &'a Report,
+    /// Set when the listener is gone but its VM still runs.
+    vm_left: Cell<bool>,
+}
+
+impl Step for AskToStop<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        Ok(Inspection::Needed(Needed {
+            preview: vec![format!(
+                "ask the on-demand listener (pid {}) on {} to stop: it powers the VM off (qmp system_powerdown) and exits",
+                self.r.listener_pid,
+                self.l.control().display()
+            )],
+            ..Needed::default()
+        }))
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let (l, r) = (self.l, self.r);
+        request(l, "stop").with_context(|| format!("ask {} to stop", l.control().display()))?;
+        ui::note(&format!(
+            "asked the on-demand listener of {} (pid {}) to power the VM off and stop",
+            l.name, r.listener_pid
+        ));
+        let patience = POWER_OFF_TIMEOUT * 2 + Duration::from_secs(10);
+        if !process::wait_gone(r.listener_pid, patience) {
+            process::signal(r.listener_pid, Signal::SIGKILL);
+            ui::warn(&format!(
+                "the listener (pid {}) did not stop within {} s; killed it",
+                r.listener_pid,
+                patience.as_secs()
+            ));
+        }
+        clean_stale(l);
+        if state::running_pid(l).is_some() {
+            self.vm_left.set(true);
+        } else {
+            ui::note(&format!("{} stopped (listener and VM)", l.name));
+        }
+        Ok(())
+    }
 }
