@@ -302,10 +302,10 @@ impl Step for Files {
         if self.silent {
             needed.would.clear();
         }
-        Ok(if !changed {
-            Inspection::Done
-        } else {
+        Ok(if changed {
             Inspection::Needed(needed)
+        } else {
+            Inspection::Done
         })
     }
 
@@ -436,7 +436,7 @@ mod tests {
         let Inspection::Needed(n) = step.inspect().unwrap() else {
             panic!("a change is needed");
         };
-        let shown: String = n.preview.iter().map(|l| format!("{l}\n")).collect();
+        let shown: String = n.preview.iter().flat_map(|l| [l.as_str(), "\n"]).collect();
         assert_eq!(
             shown,
             fs::diff(&kept, b"a\r\nb", b"a\r\nc\n", false) + &fs::diff(&gone, b"x\n", b"", false)
