@@ -46,9 +46,22 @@ pub struct Needed {
     /// What `--check` says on stderr, one message each ("would install
     /// the pair to DIR").
     pub would: Vec<String>,
-    /// Say [`Needed::would`] under `-n` too, after the preview: changes
-    /// to files are named on stderr in both read-only modes.
-    pub would_under_dry_run: bool,
+    /// Whether `-n` says [`Needed::would`] too, and where.
+    pub dry_run_says: DryRunSays,
+}
+
+/// Whether `-n` says a step's [`Needed::would`] on stderr as `--check`
+/// does, and whether before or after its preview on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DryRunSays {
+    /// Only the preview.
+    #[default]
+    Nothing,
+    /// The messages first, introducing the preview ("would run:").
+    Before,
+    /// The preview, then the messages (changes to files, named after
+    /// their diffs).
+    After,
 }
 
 impl Needed {
@@ -59,7 +72,7 @@ impl Needed {
         Needed {
             preview: commands.iter().map(Cmd::display).collect(),
             would: vec![would.into()],
-            would_under_dry_run: false,
+            dry_run_says: DryRunSays::Nothing,
         }
     }
 
@@ -144,8 +157,10 @@ impl Applied {
     }
 }
 
-/// Carry `step` out as `mode` says: inspect it, then print its preview
-/// (`-n`), say what it would do (`--check`), or execute it.
+/// Carry `step` out as `mode` says: for real, its [`Step::preflight`];
+/// then inspect it, and print its preview (`-n`), say what it would do
+/// (`--check`: each of [`Needed::would`], none for a step whose status
+/// says it all), or execute it.
 ///
 /// # Errors
 /// The step's conflict, or what inspecting, printing or executing failed
@@ -166,11 +181,15 @@ pub fn apply(mode: Apply, step: &dyn Step) -> Result<Applied> {
     };
     match mode {
         Apply::DryRun => {
+            let say = || needed.would.iter().for_each(|w| ui::note(w));
+            if needed.dry_run_says == DryRunSays::Before {
+                say();
+            }
             for line in &needed.preview {
                 ui::out(line)?;
             }
-            if needed.would_under_dry_run {
-                needed.would.iter().for_each(|w| ui::note(w));
+            if needed.dry_run_says == DryRunSays::After {
+                say();
             }
             Ok(Applied::Shown)
         }
@@ -276,7 +295,7 @@ impl Step for Files {
 
     fn inspect(&self) -> Result<Inspection> {
         let mut needed = Needed {
-            would_under_dry_run: true,
+            dry_run_says: DryRunSays::After,
             ..Needed::default()
         };
         let mut changed = false;

@@ -58,10 +58,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use lb_common::cli::{Global, HasGlobal};
+use lb_common::cmd::Cmd;
 use lb_common::conf::machines::Machine;
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
 use lb_common::paths::Root;
+use lb_common::plan::{self, Applied, DryRunSays, Inspection, Needed, Step};
 use lb_common::{ui, usage};
 
 /// Copy build outputs back from the builder: nix build --json | lb-copy.
@@ -244,29 +246,45 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let sshopts = copy::ssh_opts(&root, std::env::var("NIX_SSHOPTS").ok().as_deref());
     let copy_cmd = copy::copy_command(&uri, &missing_refs, cli.no_check_sigs, sshopts.as_deref());
 
-    if cli.dry_run {
-        return dry_run(&cli, &wanted, &copy_cmd, &missing_refs, unique.len());
-    }
-
-    if missing_refs.is_empty() {
-        ui::note(&format!(
-            "all {} paths are already here; nothing copied",
-            unique.len()
-        ));
+    // -n: the paths that would be copied (stderr) and the commands (stdout).
+    let mode = if cli.dry_run {
+        Apply::DryRun
     } else {
-        copy_missing(&local, &uri, &copy_cmd, &missing_refs, unique.len())?;
+        Apply::Write
+    };
+    let copy = CopyMissing {
+        local: &local,
+        uri: &uri,
+        copy_cmd: &copy_cmd,
+        missing_refs: &missing_refs,
+        total: unique.len(),
+    };
+    if plan::apply(mode, &copy)? == Applied::Unchanged {
+        ui::note(&if cli.dry_run {
+            format!("0 of {} paths missing here; nothing to copy", unique.len())
+        } else {
+            format!(
+                "all {} paths are already here; nothing copied",
+                unique.len()
+            )
+        });
     }
-
     match &cli.out_link {
         Some(prefix) => {
-            for w in &wanted {
-                copy::root_command(&link(prefix, w), &w.path).run()?;
-            }
+            let roots: Vec<Cmd> = wanted
+                .iter()
+                .map(|w| copy::root_command(&link(prefix, w), &w.path))
+                .collect();
+            plan::apply(mode, &GcRoots(&roots))?;
         }
-        None => ui::note(
+        None if !cli.dry_run => ui::note(
             "the paths have no GC root (nix-collect-garbage may delete them); \
              pass --out-link PREFIX to keep them",
         ),
+        None => {}
+    }
+    if cli.dry_run {
+        return Ok(Status::Ok);
     }
 
     if cli.json {
@@ -279,43 +297,73 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     Ok(Status::Ok)
 }
 
-/// `-n`: the paths that would be copied (stderr) and the commands (stdout).
-fn dry_run(
-    cli: &Cli,
-    wanted: &[input::Wanted],
-    copy_cmd: &lb_common::cmd::Cmd,
-    missing_refs: &[&str],
+/// The paths missing here, copied by one `nix copy`; `-n` names them on
+/// stderr and prints the command.
+struct CopyMissing<'a> {
+    local: &'a local::Local,
+    uri: &'a str,
+    copy_cmd: &'a Cmd,
+    missing_refs: &'a [&'a str],
     total: usize,
-) -> lb_common::Result<Status> {
-    for p in missing_refs {
-        ui::note(&format!("would copy {p}"));
-    }
-    ui::note(&format!(
-        "{} of {} paths missing here; {}",
-        missing_refs.len(),
-        total,
-        if missing_refs.is_empty() {
-            "nothing to copy"
-        } else {
-            "would run:"
+}
+
+impl Step for CopyMissing<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        if self.missing_refs.is_empty() {
+            return Ok(Inspection::Done);
         }
-    ));
-    if !missing_refs.is_empty() {
-        copy_cmd.apply(Apply::DryRun)?;
+        let mut would: Vec<String> = self
+            .missing_refs
+            .iter()
+            .map(|p| format!("would copy {p}"))
+            .collect();
+        would.push(format!(
+            "{} of {} paths missing here; would run:",
+            self.missing_refs.len(),
+            self.total
+        ));
+        Ok(Inspection::Needed(Needed {
+            preview: vec![self.copy_cmd.display()],
+            would,
+            dry_run_says: DryRunSays::Before,
+        }))
     }
-    if let Some(prefix) = &cli.out_link {
-        for w in wanted {
-            copy::root_command(&link(prefix, w), &w.path).apply(Apply::DryRun)?;
+
+    fn execute(&self) -> lb_common::Result<()> {
+        copy_missing(
+            self.local,
+            self.uri,
+            self.copy_cmd,
+            self.missing_refs,
+            self.total,
+        )
+    }
+}
+
+/// `nix-store --add-root` for each wanted path (`--out-link`).
+struct GcRoots<'a>(&'a [Cmd]);
+
+impl Step for GcRoots<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        Ok(Inspection::Needed(Needed {
+            preview: self.0.iter().map(Cmd::display).collect(),
+            ..Needed::default()
+        }))
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        for root in self.0 {
+            root.run()?;
         }
+        Ok(())
     }
-    Ok(Status::Ok)
 }
 
 /// The one `nix copy`, then a check that every missing path arrived.
 fn copy_missing(
     local: &local::Local,
     uri: &str,
-    copy_cmd: &lb_common::cmd::Cmd,
+    copy_cmd: &Cmd,
     missing_refs: &[&str],
     total: usize,
 ) -> lb_common::Result<()> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use lb_common::cmd::{Cmd, Sink};
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
-use lb_common::plan::{self, Applied, Inspection, Needed, Step};
+use lb_common::plan::{self, Applied, DryRunSays, Inspection, Needed, Step};
 use lb_common::platform::QemuProfile;
 use lb_common::Context as _;
 use lb_common::{ui, usage};
@@ -118,7 +118,7 @@ impl Step for Listen<'_> {
                 l.name,
                 address(spec.port)
             )],
-            would_under_dry_run: false,
+            dry_run_says: DryRunSays::Nothing,
         }))
     }
 
