@@ -3,6 +3,7 @@
 use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
+use lb_common::plan::{self, Inspection, Needed, Step};
 use lb_common::platform::Platform;
 use lb_common::{privilege, ui, usage};
 use nix::unistd::{Group, User};
@@ -83,33 +84,49 @@ pub fn join(a: &JoinGroupArgs) -> lb_common::Result<Status> {
         }
     }
     let argv = platform.add_to_group(&user, &group.name);
-    let cmd = Cmd::from_argv(&argv);
-    match apply {
-        Apply::DryRun => {
-            cmd.apply(apply)?;
-            Ok(Status::Ok)
+    let step = AddToGroup {
+        cmd: Cmd::from_argv(&argv),
+        argv: argv.iter().map(Into::into).collect(),
+        user: &user,
+        group: &group.name,
+        no_sudo: a.sudo.no_sudo,
+    };
+    Ok(plan::apply(apply, &step)?.status())
+}
+
+/// The platform's command that adds `user` to `group`, under sudo when
+/// this process is not root.
+struct AddToGroup<'a> {
+    cmd: Cmd,
+    argv: Vec<std::ffi::OsString>,
+    user: &'a str,
+    group: &'a str,
+    no_sudo: bool,
+}
+
+impl Step for AddToGroup<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        Ok(Inspection::Needed(Needed::commands(
+            std::slice::from_ref(&self.cmd),
+            format!("would add {} to group {}", self.user, self.group),
+        )))
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let (user, group) = (self.user, self.group);
+        if privilege::is_root() {
+            self.cmd.run()?;
+        } else {
+            privilege::escalate(
+                &format!("adding {user} to group {group}"),
+                &self.argv,
+                self.no_sudo,
+            )?;
         }
-        Apply::Check => {
-            ui::note(&format!("would add {user} to group {}", group.name));
-            Ok(Status::Failed)
-        }
-        Apply::Write => {
-            if privilege::is_root() {
-                cmd.apply(apply)?;
-            } else {
-                let argv: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
-                privilege::escalate(
-                    &format!("adding {user} to group {}", group.name),
-                    &argv,
-                    a.sudo.no_sudo,
-                )?;
-            }
-            ui::note(&format!(
-                "added {user} to group {}; it applies to new login sessions (log out and in again)",
-                group.name
-            ));
-            Ok(Status::Ok)
-        }
+        ui::note(&format!(
+            "added {user} to group {group}; it applies to new login sessions (log out and in again)"
+        ));
+        Ok(())
     }
 }
 
