@@ -11,9 +11,8 @@
 //!
 //! Edits of whole files go through [`crate::fs`], which shows their diffs
 //! under `-n` and never a secret's contents; a [`Files`] step carries the
-//! files' new contents, decided once, and says "PATH created / would be
-//! updated" for them ([`report_files`] says it for a caller that wrote
-//! through [`crate::fs`] itself). A check that only matters for real
+//! files' new contents, decided once, and is the one writer of the "PATH
+//! created / would be updated" messages for them. A check that only matters for real
 //! (may this process write there?) is a step's [`Step::preflight`], made
 //! before it looks. A step whose files are secret (a private key) previews the
 //! commands that would install or remove them instead of a diff.
@@ -347,32 +346,6 @@ fn verb(outcome: Outcome) -> &'static str {
     }
 }
 
-/// Say what writing `outcomes` through [`crate::fs`] did (or, under `-n`
-/// and `--check`, would do): `PATH created`, `PATH would be updated`, or
-/// `nothing` when no file changed. The status is 1 when `--check` found a
-/// change needed.
-#[must_use]
-pub fn report_files(outcomes: &[(PathBuf, Outcome)], mode: Apply, nothing: &str) -> Status {
-    let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed()).collect();
-    if changed.is_empty() {
-        ui::note(nothing);
-        return Status::Ok;
-    }
-    let would = if mode == Apply::Write {
-        ""
-    } else {
-        "would be "
-    };
-    for (path, outcome) in &changed {
-        ui::note(&format!("{} {would}{}", path.display(), verb(*outcome)));
-    }
-    if mode == Apply::Check {
-        Status::Failed
-    } else {
-        Status::Ok
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,20 +440,14 @@ mod tests {
                 format!("{} would be removed", gone.display())
             ]
         );
-        assert_eq!(apply(Apply::Check, &step).unwrap(), Applied::WouldChange);
+        // The statuses report_files gave: --check 1 with a change, -n 0.
+        assert_eq!(apply(Apply::Check, &step).unwrap().status(), Status::Failed);
+        assert_eq!(apply(Apply::DryRun, &step).unwrap().status(), Status::Ok);
         assert!(gone.exists());
         assert_eq!(apply(Apply::Write, &step).unwrap(), Applied::Changed);
         assert_eq!(std::fs::read(&kept).unwrap(), b"a\r\nc\n");
         assert!(!gone.exists());
         assert!(matches!(step.inspect().unwrap(), Inspection::Done));
-    }
-
-    #[test]
-    fn file_report_status() {
-        let o = [(PathBuf::from("/x"), Outcome::Updated)];
-        assert_eq!(report_files(&o, Apply::Check, "-"), Status::Failed);
-        assert_eq!(report_files(&o, Apply::DryRun, "-"), Status::Ok);
-        let same = [(PathBuf::from("/x"), Outcome::Unchanged)];
-        assert_eq!(report_files(&same, Apply::Check, "-"), Status::Ok);
+        assert_eq!(apply(Apply::Check, &step).unwrap().status(), Status::Ok);
     }
 }
