@@ -202,6 +202,9 @@ pub struct CheckArgs {
     pub keys: Option<PathBuf>,
     #[command(flatten)]
     pub group: GroupArg,
+    /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -209,6 +212,9 @@ pub struct PubkeyArgs {
     /// Print base64 of the line with its newline, the form nix's builders line and machines file carry
     #[arg(long)]
     pub base64: bool,
+    /// Print {"path", "key", "base64", "fingerprint"} as one JSON object
+    #[arg(long, conflicts_with = "base64")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -281,6 +287,7 @@ pub fn problems(
             group: GroupArg {
                 group: DEFAULT_GROUP.to_owned(),
             },
+            json: false,
         },
     )
 }

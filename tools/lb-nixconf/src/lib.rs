@@ -83,7 +83,7 @@ impl HasGlobal for Cli {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Print this builder's entry for the `builders` setting (the machines format)
-    Line(LineArgs),
+    Line(LineCmd),
     /// Put this builder into nix.conf's managed block, with builders-use-substitutes
     Install(InstallArgs),
     /// Take this builder (--name) out of nix.conf; the block goes with its last builder
@@ -94,6 +94,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Restart the Nix daemon so it rereads nix.conf
     RestartDaemon(RestartArgs),
+}
+
+/// `line`: the fields, and how to print them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LineCmd {
+    #[command(flatten)]
+    pub line: LineArgs,
+    /// Print {"line", "entry"} as one JSON object (the entry as `show --json` names its fields)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The machines-line fields beyond the shared identity flags.
@@ -150,6 +160,9 @@ pub struct CheckArgs {
     /// Also require USER to be a trusted user of this Nix [default: SUDO_USER or USER, when --root is /]
     #[arg(long, value_name = "USER", env = "LB_TRUST_USER")]
     pub trust_user: Option<String>,
+    /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,7 +184,15 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     match &cli.command {
         Command::Line(args) => {
             let builder = cli.builder.resolve(&root)?;
-            ui::out(&machine_of(&builder, args)?.render())?;
+            let machine = machine_of(&builder, &args.line)?;
+            if args.json {
+                lb_common::report::print_json(&serde_json::json!({
+                    "line": machine.render(),
+                    "entry": machine,
+                }))?;
+            } else {
+                ui::out(&machine.render())?;
+            }
             Ok(Status::Ok)
         }
         Command::Install(args) => install(&cli.builder, &root, args),
