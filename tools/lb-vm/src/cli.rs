@@ -52,6 +52,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Print or install a launchd/systemd service that keeps the builder running
     Service(ServiceArgs),
+    /// Remove the stopped builder's files (disk, logs, state) from WORKDIR, and WORKDIR once empty
+    Remove(RemoveArgs),
 }
 
 /// What to boot and with what resources.
@@ -153,6 +155,12 @@ pub struct CheckArgs {
     /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub change: Change,
 }
 
 #[derive(Debug, Clone, clap::Args)]

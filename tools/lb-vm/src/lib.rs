@@ -153,5 +153,6 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
         Command::Check(a) => cmd::check::run(&ctx, &a),
         Command::Config(a) => cmd::config::config(&ctx, &a),
         Command::Service(a) => cmd::service::service(&ctx, &a),
+        Command::Remove(a) => cmd::remove::remove(&ctx, &a),
     }
 }
