@@ -32,7 +32,9 @@ pub mod vm;
 
 pub use keys::{keygen, KeyPair};
 pub use nixgen::NixGen;
-pub use scenario::{clean_command, tool_command, Outcome, Scenario, CLEARED_PREFIXES};
+pub use scenario::{
+    clean_command, tool_command, Outcome, Scenario, CLEARED_NAMES, CLEARED_PREFIXES,
+};
 pub use sshd::Sshd;
 pub use vm::Vm;
 

@@ -27,8 +27,12 @@ use std::time::{Duration, Instant};
 /// The prefixes of the variables a tool under test must not inherit.
 pub const CLEARED_PREFIXES: &[&str] = &["LB_", "NIX_"];
 
-/// `program` with every `LB_*` and `NIX_*` variable of this process
-/// removed from its environment; nothing else set (no `--root`, no current
+/// Variables cleared by name: the caller's sudo identity, which the tools
+/// take as the default user (lb-keys join-group, the trusted user).
+pub const CLEARED_NAMES: &[&str] = &["SUDO_USER"];
+
+/// `program` with every `LB_*` and `NIX_*` variable of this process (and
+/// [`CLEARED_NAMES`]) removed from its environment; nothing else set (no `--root`, no current
 /// directory). For runs that need no scratch root, such as `--help`.
 #[must_use]
 pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
@@ -53,6 +57,7 @@ fn is_cleared(name: &OsStr) -> bool {
     CLEARED_PREFIXES
         .iter()
         .any(|p| name.starts_with(p.as_bytes()))
+        || CLEARED_NAMES.iter().any(|n| name == n.as_bytes())
 }
 
 /// A scratch root and a work directory for one tool, removed on drop.
@@ -192,6 +197,17 @@ impl Scenario {
     {
         let mut c = self.command();
         c.args(args);
+        self.outcome(&mut c)
+    }
+
+    /// As [`Scenario::run`] with the variables `env` set for this run.
+    pub fn run_env<I, S>(&self, env: &[(&str, &str)], args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.command();
+        c.envs(env.iter().copied()).args(args);
         self.outcome(&mut c)
     }
 
@@ -503,7 +519,7 @@ mod tests {
             "#!/bin/sh\n\
              for a in \"$@\"; do printf 'arg %s\\n' \"$a\"; done\n\
              printf 'cwd %s\\n' \"$(pwd -P)\"\n\
-             [ -n \"$SHOW_ENV\" ] && env | grep -E '^(LB_|NIX_|SCENARIO_)' | sort\n\
+             [ -n \"$SHOW_ENV\" ] && env | grep -E '^(LB_|NIX_|SCENARIO_|SUDO_USER)' | sort\n\
              [ -n \"$ERR\" ] && printf '%s\\n' \"$ERR\" >&2\n\
              exit \"${CODE:-0}\"\n",
         )
@@ -523,6 +539,7 @@ mod tests {
         std::env::set_var("LB_SCENARIO_TEST_FOO", "leaked");
         std::env::set_var("NIX_SCENARIO_TEST_BAR", "leaked");
         std::env::set_var("SCENARIO_TEST_KEPT", "kept");
+        std::env::set_var("SUDO_USER", "leaked");
         let (_bin, s) = scenario();
         let mut c = s.command();
         c.env("SHOW_ENV", "1");
@@ -536,6 +553,15 @@ mod tests {
         let out = s.outcome(&mut bare).success().stdout();
         assert!(!out.contains("LEAKED") && !out.contains("leaked"), "{out}");
         assert!(out.contains("LB_CHOSEN=1"), "{out}");
+        let out = s
+            .run_env(&[("SHOW_ENV", "1"), ("LB_PLATFORM", "macos")], ["y"])
+            .success()
+            .stdout();
+        assert!(
+            out.contains("LB_PLATFORM=macos\n") && out.contains("arg y\n"),
+            "{out}"
+        );
+        assert!(!out.contains("leaked"), "{out}");
         let out = s.cmd().env("SHOW_ENV", "1").output().unwrap();
         let out = String::from_utf8_lossy(&out.stdout);
         assert!(
