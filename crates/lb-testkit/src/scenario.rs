@@ -201,13 +201,16 @@ impl Scenario {
     }
 
     /// As [`Scenario::run`] with the variables `env` set for this run.
-    pub fn run_env<I, S>(&self, env: &[(&str, &str)], args: I) -> Outcome
+    pub fn run_env<E, K, V, I, S>(&self, env: E, args: I) -> Outcome
     where
+        E: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let mut c = self.command();
-        c.envs(env.iter().copied()).args(args);
+        c.envs(env).args(args);
         self.outcome(&mut c)
     }
 
@@ -554,7 +557,7 @@ mod tests {
         assert!(!out.contains("LEAKED") && !out.contains("leaked"), "{out}");
         assert!(out.contains("LB_CHOSEN=1"), "{out}");
         let out = s
-            .run_env(&[("SHOW_ENV", "1"), ("LB_PLATFORM", "macos")], ["y"])
+            .run_env([("SHOW_ENV", "1"), ("LB_PLATFORM", "macos")], ["y"])
             .success()
             .stdout();
         assert!(

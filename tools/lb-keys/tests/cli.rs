@@ -456,7 +456,7 @@ fn missing_group_says_how_to_create_it() {
     );
     assert!(files_under(s.root()).is_empty());
     s.run_env(
-        &[("LB_PLATFORM", "macos")],
+        [("LB_PLATFORM", "macos")],
         ["install", "--group", "lbnosuchgroup", "./keys"],
     )
     .code(1)
@@ -674,15 +674,15 @@ fn pubkey_prints_the_installed_key() {
 #[test]
 fn join_group_commands_per_platform() {
     let s = scratch();
-    s.run_env(&[("LB_PLATFORM", "macos")], ["join-group", "-n", "alice"])
+    s.run_env([("LB_PLATFORM", "macos")], ["join-group", "-n", "alice"])
         .success()
         .stdout_is("dseditgroup -o edit -a alice -t user nixbld\n");
-    s.run_env(&[("LB_PLATFORM", "linux")], ["join-group", "-n", "alice"])
+    s.run_env([("LB_PLATFORM", "linux")], ["join-group", "-n", "alice"])
         .success()
         .stdout_is("gpasswd -a alice nixbld\n");
     // Under sudo the default user is SUDO_USER.
     s.run_env(
-        &[("LB_PLATFORM", "macos"), ("SUDO_USER", "bob")],
+        [("LB_PLATFORM", "macos"), ("SUDO_USER", "bob")],
         ["join-group", "-n"],
     )
     .success()
