@@ -269,6 +269,22 @@ impl Scenario {
     pub fn outcome(&self, c: &mut Command) -> Outcome {
         Outcome::of(&self.tool, c)
     }
+
+    /// As [`Scenario::outcome`], with `input` on the command's stdin.
+    pub fn outcome_with_stdin(&self, c: &mut Command, input: impl Into<Vec<u8>>) -> Outcome {
+        Outcome::of_input(&self.tool, c, input.into())
+    }
+
+    /// Run `tool --root ROOT ARGS` with `input` on its stdin.
+    pub fn run_stdin<I, S>(&self, input: impl Into<Vec<u8>>, args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.command();
+        c.args(args);
+        self.outcome_with_stdin(&mut c, input)
+    }
 }
 
 /// How a run ended: its status, stdout and stderr, with assertions that
@@ -291,6 +307,32 @@ impl Outcome {
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("{line}: cannot start: {e}"));
+        Outcome {
+            tool: tool.to_owned(),
+            line,
+            output,
+        }
+    }
+
+    /// Run `c` with `input` on its stdin (closed after it; a child that
+    /// stops reading early is not an error) to its end.
+    pub fn of_input(tool: &str, c: &mut Command, input: Vec<u8>) -> Self {
+        use std::io::Write as _;
+        let line = command_line(c);
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{line}: cannot start: {e}"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        writer.join().expect("stdin writer");
         Outcome {
             tool: tool.to_owned(),
             line,
@@ -716,6 +758,24 @@ mod tests {
             }));
             assert!(msg.contains("wanted exit status 2 and one line"), "{msg}");
         }
+    }
+
+    #[test]
+    fn stdin_reaches_the_tool_and_a_tool_that_ignores_it_is_fine() {
+        let bin = tempfile::tempdir().unwrap();
+        let p = bin.path().join("cat-tool");
+        std::fs::write(&p, "#!/bin/sh\n[ \"$1\" = --root ] && exec cat\nexit 0\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = Scenario::with_program("cat-tool", &p);
+        s.run_stdin("line one\nline two\n", ["x"])
+            .success()
+            .stdout_is("line one\nline two\n");
+        // Stdin closed for an ordinary run: cat ends at once.
+        s.run(["x"]).success().stdout_empty();
+        // A tool that never reads a large input.
+        s.outcome_with_stdin(&mut s.bare(), vec![b'x'; 1 << 20])
+            .success()
+            .stdout_empty();
     }
 
     #[test]
