@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// No arguments, for [`Scenario::run`]: `s.run(NO_ARGS)` is `tool --root ROOT`.
+pub const NO_ARGS: [&str; 0] = [];
+
 /// The prefixes of the variables a tool under test must not inherit.
 pub const CLEARED_PREFIXES: &[&str] = &["LB_", "NIX_"];
 
@@ -682,6 +685,11 @@ mod tests {
             .stderr_starts_with("fake-tool: error: ")
             .one_line_error(2, "--key: bad");
         s.run(["x"]).success().stderr_empty();
+        s.run(NO_ARGS).success().stdout_is(&format!(
+            "arg --root\narg {}\ncwd {}\n",
+            s.root().display(),
+            s.work().display()
+        ));
         let mut quiet = s.bare();
         quiet.arg("-q");
         assert_eq!(s.outcome(&mut quiet).status_code(), Some(0));
