@@ -10,11 +10,14 @@
 //!
 //! ```no_run
 //! let s = lb_testkit::Scenario::new("lb-keys");
-//! s.run(["install", "-n", "./keys"])
-//!     .code(2)
-//!     .stdout_empty()
-//!     .stderr_has("./keys");
+//! s.run(["check"])
+//!     .code(1)
+//!     .stderr_has("builder_ed25519: missing");
+//! s.run(["install", "./keys"]).success().stdout_has("builder_ed25519");
 //! ```
+//!
+//! [`Scenario::command`] and [`Scenario::cmd`] give the same command to
+//! spawn by hand (pipes, concurrent runs) or to use with assert_cmd.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -35,8 +38,9 @@ pub const CLEARED_PREFIXES: &[&str] = &["LB_", "NIX_"];
 pub const CLEARED_NAMES: &[&str] = &["SUDO_USER"];
 
 /// `program` with every `LB_*` and `NIX_*` variable of this process (and
-/// [`CLEARED_NAMES`]) removed from its environment; nothing else set (no `--root`, no current
-/// directory). For runs that need no scratch root, such as `--help`.
+/// [`CLEARED_NAMES`]) removed from its environment; nothing else set (no
+/// `--root`, no current directory). For runs that need no scratch root,
+/// such as `--help`, and for programs that run a tool (strace, runuser).
 #[must_use]
 pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(program);
