@@ -12,6 +12,9 @@
 //!   `create-builder` and `run-nixos-vm`, booting the test guest;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
 //!   test process and shared, killed when the process ends;
+//! - [`Scenario`]: one tool's command line in a scratch root and work
+//!   directory, `LB_*` and `NIX_*` cleared, with chained assertions on its
+//!   [`Outcome`] (the shape of every tool's CLI tests);
 //! - [`NixGen`] and [`nix_matrix!`]: the Nix generations (2.8, 2.26, 2.34)
 //!   on both sides, builder guest and host-side Nix, one test each.
 //!
@@ -23,11 +26,15 @@ mod keys;
 pub mod layouts;
 mod nixgen;
 pub mod runner;
+mod scenario;
 mod sshd;
 pub mod vm;
 
 pub use keys::{keygen, KeyPair};
 pub use nixgen::NixGen;
+pub use scenario::{
+    clean_command, tool_command, Outcome, Scenario, CLEARED_NAMES, CLEARED_PREFIXES, NO_ARGS,
+};
 pub use sshd::Sshd;
 pub use vm::Vm;
 
