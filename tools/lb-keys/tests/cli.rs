@@ -602,10 +602,12 @@ fn generate_never_overwrites_without_force() {
 #[test]
 fn check_reports_each_problem_with_its_fix() {
     let s = scratch();
+    // One line per problem on stdout, the count on stderr.
     s.run(["check"])
         .code(1)
-        .stderr_has("builder_ed25519: missing; run `sudo lb-keys --root")
-        .stderr_has("builder_ed25519.pub: missing");
+        .stdout_has("builder_ed25519: missing; run `sudo lb-keys --root")
+        .stdout_has("builder_ed25519.pub: missing")
+        .stderr_is("lb-keys: linux-builder: 2 problem(s)\n");
     s.install();
     s.run(["check", "./keys"])
         .success()
@@ -615,11 +617,18 @@ fn check_reports_each_problem_with_its_fix() {
     std::fs::set_permissions(s.installed(), PermissionsExt::from_mode(0o644)).unwrap();
     nix::unistd::chown(&s.installed(), None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
     let a = s.run(["check", "./keys"]).code(1);
-    let err = s.redact(&a.stderr());
-    insta::assert_snapshot!(err, @r"
-    lb-keys: error: ROOT/etc/nix/builder_ed25519: mode 0644: group or others can read or change it; want 0600; run `sudo chmod 600 ROOT/etc/nix/builder_ed25519`
-    lb-keys: error: ROOT/etc/nix/builder_ed25519: group is root, want nixbld; run `sudo chgrp nixbld ROOT/etc/nix/builder_ed25519`
+    let out = s.redact(&a.stdout());
+    insta::assert_snapshot!(out, @r"
+    ROOT/etc/nix/builder_ed25519: mode 0644: group or others can read or change it; want 0600; run `sudo chmod 600 ROOT/etc/nix/builder_ed25519`
+    ROOT/etc/nix/builder_ed25519: group is root, want nixbld; run `sudo chgrp nixbld ROOT/etc/nix/builder_ed25519`
     ");
+    // The same as JSON.
+    let a = s.run(["check", "--json", "./keys"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&a.stdout()).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["name"], "linux-builder");
+    assert_eq!(v["problems"].as_array().unwrap().len(), 2);
+    assert_eq!(v["summary"], "2 problem(s)");
     // install repairs mode and group (same bytes: only metadata changes).
     s.install();
     s.run(["check", "./keys"]).success();
@@ -628,10 +637,10 @@ fn check_reports_each_problem_with_its_fix() {
     let other = lb_testkit::keygen(s.work(), "other");
     std::fs::copy(&other.public, s.installed_pub()).unwrap();
     let a = s.run(["check", "./keys"]).code(1);
-    let err = s.redact(&a.stderr());
-    insta::assert_snapshot!(err, @r"
-    lb-keys: error: ROOT/etc/nix/builder_ed25519.pub: is not the public key of ROOT/etc/nix/builder_ed25519; run `sudo lb-keys --root ROOT install ./keys`
-    lb-keys: error: ROOT/etc/nix/builder_ed25519.pub: differs from ./keys/builder_ed25519.pub (the key the VM accepts); run `sudo lb-keys --root ROOT install ./keys`
+    let out = s.redact(&a.stdout());
+    insta::assert_snapshot!(out, @r"
+    ROOT/etc/nix/builder_ed25519.pub: is not the public key of ROOT/etc/nix/builder_ed25519; run `sudo lb-keys --root ROOT install ./keys`
+    ROOT/etc/nix/builder_ed25519.pub: differs from ./keys/builder_ed25519.pub (the key the VM accepts); run `sudo lb-keys --root ROOT install ./keys`
     ");
     s.install();
 
@@ -640,13 +649,13 @@ fn check_reports_each_problem_with_its_fix() {
     s.run(["generate", "./elsewhere"]).success();
     s.run(["check", "./elsewhere"])
         .code(1)
-        .stderr_has("differs from ./elsewhere/builder_ed25519.pub");
+        .stdout_has("differs from ./elsewhere/builder_ed25519.pub");
     assert!(elsewhere.is_dir());
 
     // A symlinked private key.
     std::fs::remove_file(s.installed()).unwrap();
     std::os::unix::fs::symlink(s.keys().join("builder_ed25519"), s.installed()).unwrap();
-    s.run(["check"]).code(1).stderr_has("is a symlink");
+    s.run(["check"]).code(1).stdout_has("is a symlink");
 }
 
 #[test]
@@ -671,19 +680,37 @@ fn pubkey_prints_the_installed_key() {
         .stderr_has("not an OpenSSH public key");
 }
 
+/// `lb-keys --root / ARGS` (with `env`): join-group and leave-group on
+/// this machine's own groups. Only read-only runs (-n, --check, nothing to
+/// change, refusals) use it: the tests never change the machine's groups.
+fn on_machine(s: &Scenario, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let mut c = s.bare();
+    c.args(["--root", "/"]).args(args).envs(env.iter().copied());
+    s.outcome(&mut c)
+}
+
 #[test]
 fn join_group_commands_per_platform() {
     let s = scratch();
-    s.run_env([("LB_PLATFORM", "macos")], ["join-group", "-n", "alice"])
-        .success()
-        .stdout_is("dseditgroup -o edit -a alice -t user nixbld\n");
-    s.run_env([("LB_PLATFORM", "linux")], ["join-group", "-n", "alice"])
-        .success()
-        .stdout_is("gpasswd -a alice nixbld\n");
+    on_machine(
+        &s,
+        &[("LB_PLATFORM", "macos")],
+        &["join-group", "-n", "alice"],
+    )
+    .success()
+    .stdout_is("dseditgroup -o edit -a alice -t user nixbld\n");
+    on_machine(
+        &s,
+        &[("LB_PLATFORM", "linux")],
+        &["join-group", "-n", "alice"],
+    )
+    .success()
+    .stdout_is("gpasswd -a alice nixbld\n");
     // Under sudo the default user is SUDO_USER.
-    s.run_env(
-        [("LB_PLATFORM", "macos"), ("SUDO_USER", "bob")],
-        ["join-group", "-n"],
+    on_machine(
+        &s,
+        &[("LB_PLATFORM", "macos"), ("SUDO_USER", "bob")],
+        &["join-group", "-n"],
     )
     .success()
     .stdout_is("dseditgroup -o edit -a bob -t user nixbld\n");
@@ -692,7 +719,7 @@ fn join_group_commands_per_platform() {
         .unwrap()
         .unwrap()
         .name;
-    s.run(["join-group", "-n"])
+    on_machine(&s, &[], &["join-group", "-n"])
         .success()
         .stdout_is(&format!("gpasswd -a {me} nixbld\n"));
 }
@@ -701,22 +728,78 @@ fn join_group_commands_per_platform() {
 fn join_group_is_idempotent_and_checks_its_input() {
     let s = scratch();
     // nixbld1 is a member of nixbld on any Nix multi-user install.
-    s.run(["join-group", "nixbld1"])
+    on_machine(&s, &[], &["join-group", "nixbld1"])
         .success()
         .stdout_empty()
         .stderr_has("already in group nixbld; nothing changed");
-    s.run(["join-group", "--check", "builder"])
+    on_machine(&s, &[], &["join-group", "--check", "builder"])
         .code(1)
         .stderr_has("would add builder to group nixbld");
-    s.run(["join-group", "--group", "lbnosuchgroup", "builder"])
-        .code(1)
-        .stderr_has("groupadd --system lbnosuchgroup");
-    s.run(["join-group", "lb-no-such-user"])
+    on_machine(
+        &s,
+        &[],
+        &["join-group", "--group", "lbnosuchgroup", "builder"],
+    )
+    .code(1)
+    .stderr_has("groupadd --system lbnosuchgroup");
+    on_machine(&s, &[], &["join-group", "lb-no-such-user"])
         .code(2)
         .stderr_has("no such user");
-    s.run(["join-group", "a;b"])
+    on_machine(&s, &[], &["join-group", "a;b"])
         .code(2)
         .stderr_has("not a user name");
+    // leave-group, the reverse: nothing to do for a user not in the group,
+    // the platform's command otherwise.
+    on_machine(&s, &[], &["leave-group", "builder"])
+        .success()
+        .stderr_has("builder is not in group nixbld; nothing changed");
+    // setup-host puts the harness's builder account in nix-users.
+    let leave = ["leave-group", "-n", "--group", "nix-users", "builder"];
+    on_machine(&s, &[("LB_PLATFORM", "linux")], &leave)
+        .success()
+        .stdout_is("gpasswd -d builder nix-users\n");
+    on_machine(&s, &[("LB_PLATFORM", "macos")], &leave)
+        .success()
+        .stdout_is("dseditgroup -o edit -d builder -t user nix-users\n");
+    // nixbld is the build users' primary group: refused, not half-done.
+    on_machine(&s, &[], &["leave-group", "nixbld1"])
+        .code(1)
+        .stderr_has("primary group");
+}
+
+#[test]
+fn join_and_leave_group_edit_the_scratch_roots_group_file() {
+    let s = scratch();
+    let before = "root:x:0:\nnixbld:x:30000:nixbld1\n";
+    let group = s.write("etc/group", before);
+    s.run(["join-group", "-n", "alice"])
+        .success()
+        .stdout_is(&format!(
+            "--- {}\n-nixbld:x:30000:nixbld1\n+nixbld:x:30000:nixbld1,alice\n",
+            group.display()
+        ));
+    s.run(["join-group", "--check", "alice"]).code(1);
+    assert_eq!(std::fs::read_to_string(&group).unwrap(), before);
+    s.run(["join-group", "alice"])
+        .success()
+        .stderr_has("added alice to group nixbld");
+    assert_eq!(
+        std::fs::read_to_string(&group).unwrap(),
+        "root:x:0:\nnixbld:x:30000:nixbld1,alice\n"
+    );
+    s.run(["join-group", "alice"])
+        .success()
+        .stderr_has("already in group nixbld");
+    s.run(["leave-group", "alice"])
+        .success()
+        .stderr_has("removed alice from group nixbld");
+    assert_eq!(std::fs::read_to_string(&group).unwrap(), before);
+    s.run(["leave-group", "alice"])
+        .success()
+        .stderr_has("not in group nixbld");
+    s.run(["join-group", "--group", "lbnosuch", "alice"])
+        .code(1)
+        .stderr_has("group lbnosuch: not in");
 }
 
 #[test]
@@ -829,9 +912,9 @@ fn unprivileged_install_names_the_sudo_command_and_it_works() {
     // check cannot read the root-owned key as builder, and says to use sudo.
     let out = as_builder(&s, &["check", "./keys"]);
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read it as uid"), "{err}");
-    assert!(err.contains("the Nix daemon runs as root"), "{err}");
+    let found = String::from_utf8_lossy(&out.stdout);
+    assert!(found.contains("cannot read it as uid"), "{found}");
+    assert!(found.contains("the Nix daemon runs as root"), "{found}");
 }
 
 #[test]

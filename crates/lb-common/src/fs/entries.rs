@@ -66,12 +66,7 @@ pub fn remove_entry(path: &Path) -> Result<bool, OpError> {
 pub fn remove_empty_dir(dir: &Path) -> Result<bool, OpError> {
     match std::fs::remove_dir(dir) {
         Ok(()) => Ok(true),
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => {
             Ok(false)
         }
         Err(e) => Err(op("remove", dir)(e)),
