@@ -103,7 +103,7 @@ unsetup:
 	rm -f $(KEYS)/builder_ed25519 $(KEYS)/builder_ed25519.pub
 	-rmdir $(KEYS) 2>/dev/null
 	$(BIN)lb-vm remove --workdir $(WORKDIR)
-	$(BIN)lb-nixconf remove --trust-user $(TRUST_USER)
+	$(BIN)lb-nixconf remove
 	$(BIN)lb-nixconf restart-daemon
 	$(BIN)lb-sshcfg uninstall
 	$(BIN)lb-keys leave-group $(TRUST_USER)

@@ -4,25 +4,10 @@
 //! without a line here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The directory holding the tools' binaries (built by `cargo test
-/// --workspace`; built here when this test runs alone).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let missing = lb_docs::tools()
-        .iter()
-        .any(|(c, _)| !dir.join(c.get_name()).exists());
-    if missing {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(lb_docs::workspace_dir())
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --bins failed");
-    }
-    dir
+    lb_testkit::tool_bin_dir()
 }
 
 /// Every subcommand path of every tool: `["lb-vm", "service"]`, the tool

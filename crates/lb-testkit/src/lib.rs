@@ -59,6 +59,41 @@ pub fn workspace_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The tools, every workspace binary a test runs from another crate (the
+/// e2e tests, lb-docs' conventions).
+pub const TOOLS: &[&str] = &[
+    "lb-keys",
+    "lb-vm",
+    "lb-sshcfg",
+    "lb-nixconf",
+    "lb-ping",
+    "lb-copy",
+    "lb-doctor",
+];
+
+/// The directory holding the tools' binaries, for a test outside their
+/// crates: `cargo test --workspace` builds them first; a test run alone
+/// builds them here (`cargo build --bins --workspace`).
+#[must_use]
+pub fn tool_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug/deps/TEST")
+        .to_path_buf();
+    if TOOLS.iter().any(|t| !dir.join(t).exists()) {
+        let st =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["build", "--bins", "--workspace"])
+                .current_dir(workspace_dir())
+                .status()
+                .expect("run cargo build");
+        assert!(st.success(), "cargo build --bins --workspace failed");
+    }
+    dir
+}
+
 /// A fresh, empty directory to pass as `--root`.
 #[must_use]
 pub fn scratch_root() -> tempfile::TempDir {

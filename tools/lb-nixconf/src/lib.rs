@@ -495,6 +495,17 @@ pub(crate) fn restart_argv(root: &Root) -> lb_common::Result<Vec<String>> {
 fn restart_daemon(apply: Apply, root: &Root) -> lb_common::Result<Status> {
     let argv = restart_argv(root)?;
     let cmd = Cmd::from_argv(&argv);
+    // The daemon is this machine's and reads /etc/nix, not a scratch
+    // root: -n shows the command a real machine would run; it is never run
+    // for a scratch root (the tests and the demo must not restart it).
+    if apply == Apply::Write && !root.is_real() {
+        ui::note(&format!(
+            "not restarting the Nix daemon: {} is a scratch root, not this machine's /etc/nix (on the machine: {})",
+            root.prefix().map_or_else(String::new, |p| p.display().to_string()),
+            cmd.display()
+        ));
+        return Ok(Status::Ok);
+    }
     if apply == Apply::Write && !is_root() {
         let sudo_args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
         lb_common::privilege::escalate("restarting the Nix daemon", &sudo_args, false)
