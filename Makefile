@@ -32,7 +32,7 @@ ifneq ($(HOST_KEY),)
 export LB_HOST_KEY := $(HOST_KEY)
 endif
 
-.PHONY: all build test lint setup-host install uninstall clean setup doctor demo man
+.PHONY: all build test lint setup-host install uninstall clean setup unsetup doctor demo man
 
 all: build
 
@@ -89,6 +89,24 @@ setup:
 	$(BIN)lb-nixconf install --trust-user $(TRUST_USER) --restart
 	$(BIN)lb-vm start --if-not-running --workdir $(WORKDIR) --keys $(KEYS) --runner $(RUNNER)
 	$(BIN)lb-ping --explain $(NAME)
+
+# Undo `make setup`, step by step in reverse: stop the VM and remove its
+# files (disk, logs, state) and the keys directory setup generated, take
+# the builder out of nix.conf (with the trusted user it added) and restart
+# the daemon, remove the ssh alias, take TRUST_USER out of nixbld, and
+# remove the installed key. Each step is idempotent; a step with nothing
+# to undo says so. (TRUST_USER leaves nixbld even if it was a member
+# before setup: join it again with `lb-keys join-group` if so.)
+unsetup:
+	$(BIN)lb-vm stop --workdir $(WORKDIR)
+	$(BIN)lb-keys uninstall
+	rm -f $(KEYS)/builder_ed25519 $(KEYS)/builder_ed25519.pub
+	-rmdir $(KEYS) 2>/dev/null
+	$(BIN)lb-vm remove --workdir $(WORKDIR)
+	$(BIN)lb-nixconf remove
+	$(BIN)lb-nixconf restart-daemon
+	$(BIN)lb-sshcfg uninstall
+	$(BIN)lb-keys leave-group $(TRUST_USER)
 
 # Every check and a ping of every builder, one overview with fixes (lb-doctor):
 # exit 0 only if all is healthy.

@@ -715,7 +715,9 @@ fn print_diff(path: &Path, old: &[u8], new: &[u8], created: bool) -> std::io::Re
 
 /// A tool's own run-time files (directories, logs, sockets): see [`entries`].
 pub mod entries;
-pub use entries::{ensure_dir, keep_tail, open_log, remove_entry, remove_tree, OpError};
+pub use entries::{
+    ensure_dir, keep_tail, open_log, remove_empty_dir, remove_entry, remove_tree, OpError,
+};
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 //! - [`managers`]: nix-darwin and Determinate Nix, recognised on disk;
 //! - [`procfacts`]: process facts from `ps`, `lsof`, `launchctl` where there is no /proc;
 //! - [`privilege`]: re-running one step under sudo, never silently;
+//! - [`report`]: the one shape of every `check`, and `--json` printing;
 //! - [`ssh`]: alias resolution as ssh does it, and an ssh2 session to a builder;
 //! - [`daemon`]: the client side of the Nix worker protocol;
 //! - [`status`]: the exit status table, and the error that carries its status;
@@ -38,6 +39,7 @@ pub mod plan;
 pub mod platform;
 pub mod privilege;
 pub mod procfacts;
+pub mod report;
 pub mod ssh;
 pub mod status;
 pub mod text;

@@ -126,6 +126,19 @@ impl Platform {
         }
     }
 
+    /// The command that removes `user` from `group` (the reverse of
+    /// [`Platform::add_to_group`]).
+    #[must_use]
+    pub fn remove_from_group(&self, user: &str, group: &str) -> Vec<String> {
+        match self.os {
+            Os::MacOs => ["dseditgroup", "-o", "edit", "-d", user, "-t", "user", group]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            Os::Linux => vec!["gpasswd".into(), "-d".into(), user.into(), group.into()],
+        }
+    }
+
     /// The command that creates a missing group (for error messages).
     #[must_use]
     pub fn create_group_hint(&self, group: &str) -> String {

@@ -4,25 +4,10 @@
 //! without a line here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The directory holding the tools' binaries (built by `cargo test
-/// --workspace`; built here when this test runs alone).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let missing = lb_docs::tools()
-        .iter()
-        .any(|(c, _)| !dir.join(c.get_name()).exists());
-    if missing {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(lb_docs::workspace_dir())
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --bins failed");
-    }
-    dir
+    lb_testkit::tool_bin_dir()
 }
 
 /// Every subcommand path of every tool: `["lb-vm", "service"]`, the tool
@@ -44,15 +29,10 @@ fn every_command() -> Vec<(Vec<String>, clap::Command)> {
     out
 }
 
-/// Runs `path[0] path[1..] args` in an empty environment of ours: no
-/// LB_* or NIX_* variable of the caller's, a scratch --root.
+/// Runs `path[0] path[1..] args` with no LB_* or NIX_* variable of the
+/// caller's, and a scratch --root.
 fn run(bin: &Path, path: &[String], root: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(bin.join(&path[0]));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LB_") || k.starts_with("NIX_") {
-            c.env_remove(k);
-        }
-    }
+    let mut c = lb_testkit::clean_command(bin.join(&path[0]));
     c.arg("--root").arg(root).args(&path[1..]).args(args);
     c.envs(vars.iter().copied());
     c.stdin(std::process::Stdio::null());
@@ -245,4 +225,49 @@ fn every_help_has_examples_and_headings() {
             );
         }
     }
+}
+
+/// Every command with `--json` prints JSON on stdout (nothing else), or
+/// fails with one error line; run in an empty scratch root, where
+/// each reports its (absent) state or refuses with a usage error.
+#[test]
+fn every_json_output_parses() {
+    let bin = bin_dir();
+    let mut checked = 0;
+    for (path, cmd) in every_command() {
+        if !cmd.get_arguments().any(|a| a.get_long() == Some("json")) {
+            continue;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let what = format!("{} --json", path.join(" "));
+        let o = run(
+            &bin,
+            &path,
+            root.path(),
+            &["--json"],
+            &[("LB_VM_WORKDIR", root.path().to_str().unwrap())],
+        );
+        if o.status.code() == Some(2) {
+            continue; // bad usage here (a required input): nothing to report
+        }
+        let out = String::from_utf8_lossy(&o.stdout);
+        if out.trim().is_empty() {
+            // A failure (nothing installed to report): one error line.
+            assert_ne!(
+                o.status.code(),
+                Some(0),
+                "{what}: exit 0 and nothing on stdout"
+            );
+            assert!(stderr(&o).contains("error: "), "{what}: {}", stderr(&o));
+            continue;
+        }
+        let values: Result<Vec<serde_json::Value>, _> = serde_json::Deserializer::from_str(&out)
+            .into_iter()
+            .collect();
+        let values = values.unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {out}"));
+        assert!(!values.is_empty(), "{what}: {out}");
+        checked += 1;
+    }
+    // Checks, status, config, show, pubkey-less runs...: most of them.
+    assert!(checked >= 8, "only {checked} --json outputs parsed");
 }

@@ -409,25 +409,8 @@ pub fn tool(bin: &Path, root: &Path, name: &str) -> Command {
     c
 }
 
-/// The directory holding the workspace's tool binaries (target/debug when
-/// run by `cargo test`), building them when they are missing.
+/// The directory holding the workspace's tool binaries: [`crate::tool_bin_dir`].
 #[must_use]
 pub fn tools_bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/TEST -> target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary in target/PROFILE/deps")
-        .to_path_buf();
-    let tools = ["lb-keys", "lb-sshcfg", "lb-nixconf", "lb-ping", "lb-doctor"];
-    if tools.iter().any(|t| !dir.join(t).exists()) {
-        let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(crate::workspace_dir())
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build --bins failed");
-    }
-    dir
+    crate::tool_bin_dir()
 }

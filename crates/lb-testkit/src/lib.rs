@@ -12,6 +12,9 @@
 //!   `create-builder` and `run-nixos-vm`, booting the test guest;
 //! - [`Vm::shared`]: the test builder VM (`tests/guest/`), booted once per
 //!   test process and shared, killed when the process ends;
+//! - [`Scenario`]: one tool's command line in a scratch root and work
+//!   directory, `LB_*` and `NIX_*` cleared, with chained assertions on its
+//!   [`Outcome`] (the shape of every tool's CLI tests);
 //! - [`NixGen`] and [`nix_matrix!`]: the Nix generations (2.8, 2.26, 2.34)
 //!   on both sides, builder guest and host-side Nix, one test each.
 //!
@@ -23,11 +26,15 @@ mod keys;
 pub mod layouts;
 mod nixgen;
 pub mod runner;
+mod scenario;
 mod sshd;
 pub mod vm;
 
 pub use keys::{keygen, KeyPair};
 pub use nixgen::NixGen;
+pub use scenario::{
+    clean_command, tool_command, Outcome, Scenario, CLEARED_NAMES, CLEARED_PREFIXES, NO_ARGS,
+};
 pub use sshd::Sshd;
 pub use vm::Vm;
 
@@ -50,6 +57,41 @@ pub fn workspace_dir() -> PathBuf {
         .nth(2)
         .expect("crates/lb-testkit is two levels down")
         .to_path_buf()
+}
+
+/// The tools, every workspace binary a test runs from another crate (the
+/// e2e tests, lb-docs' conventions).
+pub const TOOLS: &[&str] = &[
+    "lb-keys",
+    "lb-vm",
+    "lb-sshcfg",
+    "lb-nixconf",
+    "lb-ping",
+    "lb-copy",
+    "lb-doctor",
+];
+
+/// The directory holding the tools' binaries, for a test outside their
+/// crates: `cargo test --workspace` builds them first; a test run alone
+/// builds them here (`cargo build --bins --workspace`).
+#[must_use]
+pub fn tool_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug/deps/TEST")
+        .to_path_buf();
+    if TOOLS.iter().any(|t| !dir.join(t).exists()) {
+        let st =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["build", "--bins", "--workspace"])
+                .current_dir(workspace_dir())
+                .status()
+                .expect("run cargo build");
+        assert!(st.success(), "cargo build --bins --workspace failed");
+    }
+    dir
 }
 
 /// A fresh, empty directory to pass as `--root`.

@@ -7,7 +7,7 @@ complete -c lb-doctor -l key -d 'The private key the Nix daemon logs in with (un
 complete -c lb-doctor -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-doctor -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-doctor -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-doctor -l workdir -d 'The VM\'s working directory (its NAME.pid, NAME.qcow2, NAME.qemu.log...), as lb-vm --workdir' -r -F
+complete -c lb-doctor -l workdir -d 'The VM\'s working directory (its NAME.pid, NAME.qcow2, NAME.qemu.log...), as lb-vm --workdir [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-doctor -l keys -d 'The keys directory shared into the VM, to check the installed key against [default: WORKDIR/keys if present]' -r -F
 complete -c lb-doctor -l disk -d 'The VM\'s disk image [default: WORKDIR/NAME.qcow2]' -r -F
 complete -c lb-doctor -l disk-size -d 'The configured disk size in MiB, to compare the image with' -r

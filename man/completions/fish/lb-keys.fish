@@ -42,6 +42,7 @@ complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "generate" -d 'Creat
 complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "check" -d 'Verify the installed pair: present, mode 600, group nixbld, matching (exit 1 per problem found)'
 complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "pubkey" -d 'Print the installed public key (the `.pub` line, or its base64 with --base64)'
 complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "join-group" -d 'Add a user to the nixbld group (gpasswd on Linux, dseditgroup on macOS)'
+complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "leave-group" -d 'Remove a user from the nixbld group, undoing join-group (gpasswd -d, dseditgroup -d)'
 complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "uninstall" -d 'Remove the installed pair (--key and its .pub); the keys directory is left alone'
 complete -c lb-keys -n "__fish_lb_keys_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand install" -l group -d 'The group that owns the installed private key (the Nix daemon\'s build users group)' -r
@@ -86,6 +87,7 @@ complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -l key -d 'The pr
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -l json -d 'Print the findings as one JSON object: {"name", "ok", "problems", "summary"}'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -99,10 +101,11 @@ complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -l host-key -d '
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -l base64 -d 'Print base64 of the line with its newline, the form nix\'s builders line and machines file carry'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -l json -d 'Print {"path", "key", "base64", "fingerprint"} as one JSON object'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand pubkey" -s h -l help -d 'Print help'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -l group -d 'The group to add USER to (the Nix daemon\'s build users group)' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -l group -d 'The group to add USER to or remove USER from (the Nix daemon\'s build users group)' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -l user -d 'The user Nix logs into the builder as' -r
@@ -118,6 +121,22 @@ complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -l no-sudo -
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand join-group" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l group -d 'The group to add USER to or remove USER from (the Nix daemon\'s build users group)' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l user -d 'The user Nix logs into the builder as' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l hostname -d 'The host the builder\'s sshd is reached at' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l port -d 'The port the builder\'s sshd is reached at' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l key -d 'The private key the Nix daemon logs in with (under --root)' -r -F
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -s n -l dry-run -d 'Show what would change (a diff or the commands) and change nothing'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l check -d 'Change nothing; exit 1 if a change would be made'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -l no-sudo -d 'Never run sudo: when root is needed, exit 1 and print the command to run as root'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand leave-group" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -l user -d 'The user Nix logs into the builder as' -r
@@ -133,10 +152,11 @@ complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -l no-sudo -d
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-keys -n "__fish_lb_keys_using_subcommand uninstall" -s h -l help -d 'Print help'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "install" -d 'Generate the pair in KEYS_DIR if missing, then install it to /etc/nix (prints the private key\'s path)'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "generate" -d 'Create a fresh pair in DIR without installing it (never overwrites without --force)'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "check" -d 'Verify the installed pair: present, mode 600, group nixbld, matching (exit 1 per problem found)'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "pubkey" -d 'Print the installed public key (the `.pub` line, or its base64 with --base64)'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "join-group" -d 'Add a user to the nixbld group (gpasswd on Linux, dseditgroup on macOS)'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "uninstall" -d 'Remove the installed pair (--key and its .pub); the keys directory is left alone'
-complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group uninstall help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "install" -d 'Generate the pair in KEYS_DIR if missing, then install it to /etc/nix (prints the private key\'s path)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "generate" -d 'Create a fresh pair in DIR without installing it (never overwrites without --force)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "check" -d 'Verify the installed pair: present, mode 600, group nixbld, matching (exit 1 per problem found)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "pubkey" -d 'Print the installed public key (the `.pub` line, or its base64 with --base64)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "join-group" -d 'Add a user to the nixbld group (gpasswd on Linux, dseditgroup on macOS)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "leave-group" -d 'Remove a user from the nixbld group, undoing join-group (gpasswd -d, dseditgroup -d)'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "uninstall" -d 'Remove the installed pair (--key and its .pub); the keys directory is left alone'
+complete -c lb-keys -n "__fish_lb_keys_using_subcommand help; and not __fish_seen_subcommand_from install generate check pubkey join-group leave-group uninstall help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

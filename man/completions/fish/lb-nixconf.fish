@@ -56,6 +56,7 @@ complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l key -d 'T
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -l json -d 'Print {"line", "entry"} as one JSON object (the entry as `show --json` names its fields)'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand line" -s h -l help -d 'Print help'
@@ -116,6 +117,7 @@ complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l key -d '
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -l json -d 'Print the findings as one JSON object: {"name", "ok", "problems", "summary"}'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand check" -s h -l help -d 'Print help'

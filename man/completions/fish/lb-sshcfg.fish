@@ -66,6 +66,7 @@ complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -l key -d 'Th
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -l json -d 'Print {"name", "path", "contents"} as one JSON object'
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand print" -s h -l help -d 'Print help'
@@ -78,6 +79,7 @@ complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -l key -d 'Th
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -l json -d 'Print the findings as one JSON object: {"name", "ok", "problems", "summary"}'
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-sshcfg -n "__fish_lb_sshcfg_using_subcommand check" -s h -l help -d 'Print help'

@@ -33,7 +33,7 @@ complete -c lb-vm -n "__fish_lb_vm_needs_command" -l key -d 'The private key the
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_needs_command" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_needs_command" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -s h -l help -d 'Print help'
@@ -45,6 +45,7 @@ complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "stop" -d 'Shut the buil
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "check" -d 'Find what users of builder VMs hit (down, crashed, disk size, TMPDIR, exposed port, alias port); one line per problem, exit 1 if any'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "config" -d 'Print the effective settings and the exact command that boots the VM'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "service" -d 'Print or install a launchd/systemd service that keeps the builder running'
+complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "remove" -d 'Remove the stopped builder\'s files (disk, logs, state) from WORKDIR, and WORKDIR once empty'
 complete -c lb-vm -n "__fish_lb_vm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l runner -d 'A nixpkgs VM runner (run-nixos-vm or create-builder) to run instead of a kernel' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l kernel -d 'The guest kernel to boot (with --initrd)' -r -F
@@ -69,13 +70,14 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l key -d 'The privat
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s n -l dry-run -d 'Show what would change (a diff or the commands) and change nothing'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l check -d 'Change nothing; exit 1 if a change would be made'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l foreground -d 'Stay attached: become the VM process (for launchd and systemd)'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l if-not-running -d 'Succeed (exit 0) when this builder is already running'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l ephemeral -d 'Start from a fresh disk: delete the disk image first'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l on-demand -d 'Listen on the port and boot the VM on the first connection (held until sshd answers)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -l json -d 'Print {"name", "address", "port", "pid"} as one JSON object once it answers'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand start" -s h -l help -d 'Print help'
@@ -89,7 +91,8 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l key -d 'The private
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -l json -d 'Print {"name", "address", "port", "pid"} as one JSON object'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand wait" -s h -l help -d 'Print help'
@@ -102,7 +105,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l key -d 'The priva
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -l json -d 'Print the status as JSON'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand status" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
@@ -118,7 +121,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l key -d 'The private
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -s n -l dry-run -d 'Show what would change (a diff or the commands) and change nothing'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -l check -d 'Change nothing; exit 1 if a change would be made'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand stop" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
@@ -135,7 +138,8 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l key -d 'The privat
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -l json -d 'Print the findings as one JSON object: {"name", "ok", "problems", "summary"}'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand check" -s h -l help -d 'Print help'
@@ -160,7 +164,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l key -d 'The priva
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -l json -d 'Print the settings as JSON'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand config" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
@@ -188,7 +192,7 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l key -d 'The priv
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s n -l dry-run -d 'Show what would change (a diff or the commands) and change nothing'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l check -d 'Change nothing; exit 1 if a change would be made'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l launchd -d 'A launchd daemon (macOS), label org.lb-vm.NAME (see --label)'
@@ -199,11 +203,27 @@ complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -l on-demand -d 'Th
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-vm -n "__fish_lb_vm_using_subcommand service" -s h -l help -d 'Print help'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "check" -d 'Find what users of builder VMs hit (down, crashed, disk size, TMPDIR, exposed port, alias port); one line per problem, exit 1 if any'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "config" -d 'Print the effective settings and the exact command that boots the VM'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "service" -d 'Print or install a launchd/systemd service that keeps the builder running'
-complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l root -d 'Treat DIR as `/` for every system path read or written (a scratch prefix)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l name -d 'The builder\'s name: ssh alias, HostKeyAlias, and the host part of its URI' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l user -d 'The user Nix logs into the builder as' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l hostname -d 'The host the builder\'s sshd is reached at' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l port -d 'The port the builder\'s sshd is reached at' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l key -d 'The private key the Nix daemon logs in with (under --root)' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l host-key -d 'The builder\'s SSH host key: `ssh-ed25519 AAAA...`, base64 of that, or @FILE [default: the nixpkgs builder\'s]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l system -d 'The builder\'s Nix system [default: this machine\'s arch + "-linux"]' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l max-jobs -d 'Builds Nix may run on the builder at once' -r
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l workdir -d 'Directory holding the builder\'s pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]' -r -F
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -s n -l dry-run -d 'Show what would change (a diff or the commands) and change nothing'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -l check -d 'Change nothing; exit 1 if a change would be made'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand remove" -s h -l help -d 'Print help'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "start" -d 'Boot the builder VM and return once its sshd answers, printing 127.0.0.1:PORT (--on-demand: listen, boot on the first connection)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "wait" -d 'Wait until the running builder\'s sshd answers, printing 127.0.0.1:PORT'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "status" -d 'Say whether the builder runs: pid, port, accelerator, uptime, ready (exit 1 if not running)'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "stop" -d 'Shut the builder down cleanly (ACPI power button), then SIGTERM, then SIGKILL'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "check" -d 'Find what users of builder VMs hit (down, crashed, disk size, TMPDIR, exposed port, alias port); one line per problem, exit 1 if any'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "config" -d 'Print the effective settings and the exact command that boots the VM'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "service" -d 'Print or install a launchd/systemd service that keeps the builder running'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "remove" -d 'Remove the stopped builder\'s files (disk, logs, state) from WORKDIR, and WORKDIR once empty'
+complete -c lb-vm -n "__fish_lb_vm_using_subcommand help; and not __fish_seen_subcommand_from start wait status stop check config service remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

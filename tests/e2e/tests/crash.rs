@@ -15,25 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lb_testkit::{scratch_root, workspace_dir};
+use lb_testkit::scratch_root;
 
-/// The directory holding the tools' binaries (built by `cargo test
-/// --workspace`; built here when this test runs alone).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    if ["lb-keys", "lb-sshcfg", "lb-nixconf"]
-        .iter()
-        .any(|b| !dir.join(b).exists())
-    {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(workspace_dir())
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --bins failed");
-    }
-    dir
+    lb_testkit::tool_bin_dir()
 }
 
 /// A small xorshift: random enough for kill times, no dependency.

@@ -13,20 +13,8 @@ use lb_testkit::{
     ensure_nix_daemon, free_port, scratch_root, vm::guest_images, workspace_dir, NIX_TEST_OPTIONS,
 };
 
-/// The directory holding the tools' binaries (built here when this test
-/// runs alone).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    if !dir.join("lb-sshcfg").exists() || !dir.join("lb-vm").exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(workspace_dir())
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --bins failed");
-    }
-    dir
+    lb_testkit::tool_bin_dir()
 }
 
 fn text(b: &[u8]) -> String {

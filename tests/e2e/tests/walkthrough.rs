@@ -13,20 +13,8 @@ use std::time::SystemTime;
 
 use lb_testkit::{free_port, nix_matrix, scratch_root, workspace_dir, NixGen, NIX_TEST_OPTIONS};
 
-/// The directory holding the tools' binaries (built by `cargo test
-/// --workspace`; built here when this test runs alone).
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    if !dir.join("lb-copy").exists() || !dir.join("lb-vm").exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(workspace_dir())
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --bins failed");
-    }
-    dir
+    lb_testkit::tool_bin_dir()
 }
 
 struct Chain {

@@ -53,9 +53,9 @@ pub struct Cli {
     pub global: Global,
     #[command(flatten)]
     pub builder: BuilderArgs,
-    /// The VM's working directory (its NAME.pid, NAME.qcow2, NAME.qemu.log...), as lb-vm --workdir
-    #[arg(long, env = "LB_VM_WORKDIR", default_value = ".")]
-    pub workdir: PathBuf,
+    /// The VM's working directory (its NAME.pid, NAME.qcow2, NAME.qemu.log...), as lb-vm --workdir [default: /var/lib/linux-builder, under --root]
+    #[arg(long, value_name = "DIR", env = "LB_VM_WORKDIR")]
+    pub workdir: Option<PathBuf>,
     /// The keys directory shared into the VM, to check the installed key against [default: WORKDIR/keys if present]
     #[arg(long, value_name = "DIR", env = "LB_KEYS_DIR")]
     pub keys: Option<PathBuf>,
@@ -225,10 +225,17 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
 #[must_use]
 pub fn diagnose(cli: &Cli, root: &Root, builder: &Builder) -> Overview {
     let root_dir = cli.global.root.as_deref();
+    // As lb-vm finds it; a default that cannot be placed under --root
+    // leaves the VM step to say so.
+    let workdir = lb_vm::workdir_of(root, cli.workdir.as_deref()).unwrap_or_else(|_| {
+        cli.workdir
+            .clone()
+            .unwrap_or_else(|| lb_vm::DEFAULT_WORKDIR.into())
+    });
     let keys = cli
         .keys
         .clone()
-        .or_else(|| Some(cli.workdir.join("keys")).filter(|k| k.is_dir()));
+        .or_else(|| Some(workdir.join("keys")).filter(|k| k.is_dir()));
     let mut steps = vec![Step::from_result(
         "keys",
         format!(
@@ -247,6 +254,7 @@ pub fn diagnose(cli: &Cli, root: &Root, builder: &Builder) -> Overview {
         root,
         &lb_nixconf::CheckArgs {
             trust_user: cli.trust_user.clone(),
+            json: false,
         },
     );
     let reports = ping_all(root, Duration::from_secs_f64(cli.timeout));
@@ -282,10 +290,11 @@ pub fn diagnose(cli: &Cli, root: &Root, builder: &Builder) -> Overview {
             lb_vm::problems(
                 root_dir,
                 &cli.builder,
-                &cli.workdir,
+                Some(&workdir),
                 &lb_vm::CheckArgs {
                     disk: cli.disk.clone(),
                     disk_size: cli.disk_size,
+                    json: false,
                 },
             ),
         )

@@ -2,28 +2,24 @@
 //! listed, each failing with its fix; the JSON holds the same; bad usage
 //! exits 2.
 
-use assert_cmd::Command;
+use lb_testkit::{Outcome, Scenario};
 
-fn doctor(root: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("lb-doctor")
-        .unwrap()
-        .env_remove("NIX_CONF_DIR")
-        .env_remove("LB_TRUST_USER")
-        .arg("--root")
-        .arg(root)
-        .arg("--workdir")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap()
+fn scratch() -> Scenario {
+    Scenario::new("lb-doctor")
+}
+
+/// `lb-doctor --root ROOT --workdir ROOT ARGS`.
+fn doctor(s: &Scenario, args: &[&str]) -> Outcome {
+    let mut c = s.command();
+    c.arg("--workdir").arg(s.root()).args(args);
+    s.outcome(&mut c)
 }
 
 #[test]
 fn an_empty_root_fails_every_step_with_a_fix() {
-    let root = lb_testkit::scratch_root();
-    let out = doctor(root.path(), &["--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = scratch();
+    let out = doctor(&s, &["--json"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
     assert_eq!(v["healthy"], false);
     let steps: Vec<&str> = v["steps"]
         .as_array()
@@ -44,7 +40,7 @@ fn an_empty_root_fails_every_step_with_a_fix() {
             "trust"
         ]
     );
-    let text = String::from_utf8_lossy(&doctor(root.path(), &[]).stdout).into_owned();
+    let text = doctor(&s, &[]).stdout();
     for s in v["steps"].as_array().unwrap() {
         for p in s["problems"].as_array().unwrap() {
             assert!(text.contains(p["message"].as_str().unwrap()), "{text}");
@@ -58,22 +54,14 @@ fn an_empty_root_fails_every_step_with_a_fix() {
 
 #[test]
 fn no_vm_skips_the_vm_step() {
-    let root = lb_testkit::scratch_root();
-    let out = doctor(root.path(), &["--no-vm"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("VM            skipped --no-vm"), "{text}");
+    let s = scratch();
+    doctor(&s, &["--no-vm"]).stdout_has("VM            skipped --no-vm");
 }
 
 #[test]
 fn bad_usage_exits_2() {
-    let root = lb_testkit::scratch_root();
-    assert_eq!(
-        doctor(root.path(), &["--timeout", "0"]).status.code(),
-        Some(2)
-    );
-    assert_eq!(
-        doctor(root.path(), &["--name", "a b"]).status.code(),
-        Some(2)
-    );
-    assert_eq!(doctor(root.path(), &["--bogus"]).status.code(), Some(2));
+    let s = scratch();
+    doctor(&s, &["--timeout", "0"]).code(2);
+    doctor(&s, &["--name", "a b"]).code(2);
+    doctor(&s, &["--bogus"]).code(2);
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use lb_common::exit::Status;
 use lb_common::fs;
-use lb_common::{ui, usage};
+use lb_common::report::CheckReport;
+use lb_common::usage;
 use nix::unistd::Gid;
 
 use crate::install::{quote, Ctx};
@@ -24,25 +25,17 @@ impl Problem {
 }
 
 pub fn check(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Status> {
-    let problems = problems(ctx, a)?;
-    if problems.is_empty() {
-        let with = a
-            .keys
-            .as_deref()
-            .map(|k| format!(", matches {}", k.display()))
-            .unwrap_or_default();
-        ui::note(&format!(
-            "{}: installed, mode 0600, group {}{with}",
-            ctx.installed().private.display(),
-            a.group.group
-        ));
-        Ok(Status::Ok)
-    } else {
-        for p in &problems {
-            ui::error(p);
-        }
-        Ok(Status::Failed)
-    }
+    let with = a
+        .keys
+        .as_deref()
+        .map(|k| format!(", matches {}", k.display()))
+        .unwrap_or_default();
+    let healthy = format!(
+        "{}: installed, mode 0600, group {}{with}",
+        ctx.installed().private.display(),
+        a.group.group
+    );
+    CheckReport::new(&ctx.builder.name, problems(ctx, a)?, healthy).print(a.json)
 }
 
 /// `check`'s findings, one line each with its fix.

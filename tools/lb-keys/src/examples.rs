@@ -9,5 +9,6 @@ pub(crate) const EXAMPLES: Examples = &[
     ("check", "lb-keys check ./keys          # the installed pair matches the VM's keys\nlb-keys check --json | jq .problems"),
     ("pubkey", "lb-keys pubkey --base64       # as the builders line carries it"),
     ("join-group", "sudo lb-keys join-group \"$USER\""),
+    ("leave-group", "sudo lb-keys leave-group \"$USER\""),
     ("uninstall", "sudo lb-keys uninstall\nlb-keys uninstall -n          # show what would be removed"),
 ];

@@ -385,8 +385,19 @@ pub fn pubkey(ctx: &Ctx, a: &PubkeyArgs) -> lb_common::Result<Status> {
     let line = key
         .to_openssh()
         .map_err(|e| lb_common::failed!("{}: {e}", path.display()))?;
-    if a.base64 {
-        ui::out(&base64::engine::general_purpose::STANDARD.encode(format!("{line}\n")))?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{line}\n"));
+    if a.json {
+        lb_common::report::print_fields(&[
+            ("path", path.display().to_string()),
+            ("key", line.clone()),
+            ("base64", b64),
+            (
+                "fingerprint",
+                key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+            ),
+        ])?;
+    } else if a.base64 {
+        ui::out(&b64)?;
     } else {
         ui::out(&line)?;
     }

@@ -129,9 +129,17 @@ pub enum Command {
         On macOS this runs `dseditgroup -o edit -a USER -t user nixbld`, on Linux `gpasswd -a USER nixbld` \
         (LB_PLATFORM=macos|linux chooses which). A user already in the group is left alone (exit 0). \
         The new membership applies to new login sessions. Not root: the command is run under \
-        `sudo --reset-timestamp`, printed first. Reads the machine's own group database, not --root."
+        `sudo --reset-timestamp`, printed first. Under a scratch --root it edits ROOT/etc/group as \
+        gpasswd would, and never the machine's groups."
     )]
     JoinGroup(JoinGroupArgs),
+    /// Remove a user from the nixbld group, undoing join-group (gpasswd -d, dseditgroup -d)
+    #[command(
+        long_about = "Remove USER from the nixbld group: the reverse of join-group, for undoing \
+        the setup. A user not in the group is left alone (exit 0); a user whose primary group it is \
+        is refused (exit 1). Under a scratch --root it edits ROOT/etc/group."
+    )]
+    LeaveGroup(JoinGroupArgs),
     /// Remove the installed pair (--key and its .pub); the keys directory is left alone
     Uninstall(UninstallArgs),
 }
@@ -155,7 +163,7 @@ pub struct GroupArg {
 /// The group flag of `join-group`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct JoinGroupArg {
-    /// The group to add USER to (the Nix daemon's build users group)
+    /// The group to add USER to or remove USER from (the Nix daemon's build users group)
     #[arg(long, value_name = "NAME", default_value = DEFAULT_GROUP, env = "LB_GROUP")]
     pub group: String,
 }
@@ -202,6 +210,9 @@ pub struct CheckArgs {
     pub keys: Option<PathBuf>,
     #[command(flatten)]
     pub group: GroupArg,
+    /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -209,6 +220,9 @@ pub struct PubkeyArgs {
     /// Print base64 of the line with its newline, the form nix's builders line and machines file carry
     #[arg(long)]
     pub base64: bool,
+    /// Print {"path", "key", "base64", "fingerprint"} as one JSON object
+    #[arg(long, conflicts_with = "base64")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -254,7 +268,8 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
         Command::Generate(a) => generate::generate(&ctx, &a),
         Command::Check(a) => check::check(&ctx, &a),
         Command::Pubkey(a) => install::pubkey(&ctx, &a),
-        Command::JoinGroup(a) => group::join(&a),
+        Command::JoinGroup(a) => group::change(&ctx.root, &a, group::Membership::Join),
+        Command::LeaveGroup(a) => group::change(&ctx.root, &a, group::Membership::Leave),
         Command::Uninstall(a) => uninstall::uninstall(&ctx, &a),
     }
 }
@@ -281,6 +296,7 @@ pub fn problems(
             group: GroupArg {
                 group: DEFAULT_GROUP.to_owned(),
             },
+            json: false,
         },
     )
 }

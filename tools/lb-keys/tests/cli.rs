@@ -8,75 +8,38 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use assert_cmd::Command;
 use base64::Engine as _;
-use predicates::prelude::*;
+use lb_testkit::{clean_command, tool_command, Outcome, Scenario};
 
-/// A scratch root and a working directory holding `./keys`.
-struct Scratch {
-    root: tempfile::TempDir,
-    work: tempfile::TempDir,
+/// lb-keys in a scratch root, run from a work directory holding `./keys`.
+fn scratch() -> Scenario {
+    Scenario::new("lb-keys")
 }
 
-impl Scratch {
-    fn new() -> Self {
-        Scratch {
-            root: lb_testkit::scratch_root(),
-            work: tempfile::Builder::new()
-                .prefix("lb-keys-work.")
-                .tempdir()
-                .unwrap(),
-        }
-    }
+/// Where lb-keys keeps the pair, in a scenario.
+trait KeysScenario {
+    fn keys(&self) -> PathBuf;
+    fn installed(&self) -> PathBuf;
+    fn installed_pub(&self) -> PathBuf;
+    /// Install from ./keys, expecting success; returns stdout.
+    fn install(&self) -> String;
+}
 
-    /// The real root path (canonical, as lb-keys prints it).
-    fn root(&self) -> PathBuf {
-        std::fs::canonicalize(self.root.path()).unwrap()
-    }
-
+impl KeysScenario for Scenario {
     fn keys(&self) -> PathBuf {
-        self.work.path().join("keys")
+        self.work().join("keys")
     }
 
     fn installed(&self) -> PathBuf {
-        self.root().join("etc/nix/builder_ed25519")
+        self.path("etc/nix/builder_ed25519")
     }
 
     fn installed_pub(&self) -> PathBuf {
-        self.root().join("etc/nix/builder_ed25519.pub")
+        self.path("etc/nix/builder_ed25519.pub")
     }
 
-    /// `lb-keys --root ROOT ARGS`, run in the working directory with a
-    /// clean environment (no LB_* from the caller).
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("lb-keys").unwrap();
-        for var in [
-            "LB_PLATFORM",
-            "LB_ROOT",
-            "LB_KEY",
-            "LB_GROUP",
-            "LB_KEYS_DIR",
-            "LB_NO_SUDO",
-            "SUDO_USER",
-        ] {
-            c.env_remove(var);
-        }
-        c.arg("--root")
-            .arg(self.root.path())
-            .current_dir(self.work.path());
-        c
-    }
-
-    /// Install from ./keys, expecting success; returns stdout.
     fn install(&self) -> String {
-        let out = self.cmd().args(["install", "./keys"]).assert().success();
-        String::from_utf8(out.get_output().stdout.clone()).unwrap()
-    }
-
-    /// Replace the text `ROOT` and `WORK` stand for, for snapshots.
-    fn redact(&self, s: &str) -> String {
-        s.replace(&self.root().display().to_string(), "ROOT")
-            .replace(&self.work.path().display().to_string(), "WORK")
+        self.run(["install", "./keys"]).success().stdout()
     }
 }
 
@@ -90,14 +53,6 @@ fn nixbld_gid() -> u32 {
         .expect("group nixbld exists on the test machine (tests/setup-host.sh)")
         .gid
         .as_raw()
-}
-
-fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(a.get_output().stderr.clone()).unwrap()
-}
-
-fn stdout_of(a: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(a.get_output().stdout.clone()).unwrap()
 }
 
 /// Every file below `dir`, recursively.
@@ -131,13 +86,13 @@ fn snapshot_files(paths: &[PathBuf]) -> Vec<(Vec<u8>, SystemTime, u32)> {
 
 #[test]
 fn install_generates_then_installs_with_safe_modes_and_owner() {
-    let s = Scratch::new();
+    let s = scratch();
     let out = s.install();
     assert_eq!(out, format!("{}\n", s.installed().display()));
 
     // Every file the install created, in the keys dir and the root.
     let mut created = files_under(&s.keys());
-    created.extend(files_under(&s.root()));
+    created.extend(files_under(s.root()));
     let names: Vec<String> = created
         .iter()
         .map(|p| s.redact(&p.display().to_string()))
@@ -176,33 +131,30 @@ fn install_generates_then_installs_with_safe_modes_and_owner() {
 
 #[test]
 fn second_install_changes_nothing_and_says_so() {
-    let s = Scratch::new();
+    let s = scratch();
     s.install();
     let mut files = files_under(&s.keys());
-    files.extend(files_under(&s.root()));
+    files.extend(files_under(s.root()));
     let before = snapshot_files(&files);
     std::thread::sleep(std::time::Duration::from_millis(30));
-    let a = s.cmd().args(["install", "./keys"]).assert().success();
-    assert_eq!(stdout_of(&a), format!("{}\n", s.installed().display()));
+    let a = s.run(["install", "./keys"]).success();
+    assert_eq!(a.stdout(), format!("{}\n", s.installed().display()));
     assert!(
-        stderr_of(&a).contains("already installed; nothing changed"),
+        a.stderr().contains("already installed; nothing changed"),
         "{}",
-        stderr_of(&a)
+        a.stderr()
     );
     // Same bytes, same mtimes, same inodes: nothing was rewritten.
     assert_eq!(snapshot_files(&files), before);
     let mut after = files_under(&s.keys());
-    after.extend(files_under(&s.root()));
+    after.extend(files_under(s.root()));
     assert_eq!(after, files);
-    s.cmd()
-        .args(["install", "--check", "./keys"])
-        .assert()
-        .code(0);
+    s.run(["install", "--check", "./keys"]).code(0);
 }
 
 #[test]
 fn ssh_keygen_reproduces_the_public_key() {
-    let s = Scratch::new();
+    let s = scratch();
     s.install();
     for (private, public) in [
         (s.installed(), s.installed_pub()),
@@ -233,7 +185,7 @@ fn ssh_keygen_reproduces_the_public_key() {
 
 #[test]
 fn installed_key_logs_into_a_real_sshd() {
-    let s = Scratch::new();
+    let s = scratch();
     s.install();
     let line = std::fs::read_to_string(s.installed_pub()).unwrap();
     let sshd = lb_testkit::Sshd::start(Some(line.trim()));
@@ -256,7 +208,7 @@ fn installed_key_logs_into_a_real_sshd() {
     );
 
     // A different key (a fresh pair) is refused by the same server.
-    let other = Scratch::new();
+    let other = scratch();
     other.install();
     let config = sshd.ssh_config("lb-keys-other", &other.installed());
     let out = std::process::Command::new("ssh")
@@ -274,10 +226,10 @@ fn no_file_is_ever_created_readable_by_others() {
     // generated, both files installed): files start 0600 and only the
     // public keys are ever opened up to 0644.
     lb_testkit::require_program("strace", "strace");
-    let s = Scratch::new();
-    let log = s.work.path().join("strace.log");
+    let s = scratch();
+    let log = s.work().join("strace.log");
     let bin = assert_cmd::cargo::cargo_bin("lb-keys");
-    let status = std::process::Command::new("strace")
+    let status = clean_command("strace")
         .args([
             "-f",
             "-y",
@@ -288,10 +240,9 @@ fn no_file_is_ever_created_readable_by_others() {
         .arg(&log)
         .arg(&bin)
         .arg("--root")
-        .arg(s.root.path())
+        .arg(s.root())
         .args(["install", "./keys"])
-        .current_dir(s.work.path())
-        .env_remove("LB_ROOT")
+        .current_dir(s.work())
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -320,25 +271,23 @@ fn no_file_is_ever_created_readable_by_others() {
 
 #[test]
 fn dry_run_and_check_write_nothing() {
-    let s = Scratch::new();
-    let a = s.cmd().args(["install", "-n", "./keys"]).assert().success();
-    insta::assert_snapshot!(s.redact(&stdout_of(&a)), @r"
+    let s = scratch();
+    let a = s.run(["install", "-n", "./keys"]).success();
+    insta::assert_snapshot!(s.redact(&a.stdout()), @r"
     ssh-keygen -q -t ed25519 -N '' -C builder@localhost -f ./keys/builder_ed25519
     install -g nixbld -m 600 ./keys/builder_ed25519 ROOT/etc/nix/builder_ed25519
     install -g nixbld -m 644 ./keys/builder_ed25519.pub ROOT/etc/nix/builder_ed25519.pub
     ");
-    s.cmd()
-        .args(["install", "--check", "./keys"])
-        .assert()
+    s.run(["install", "--check", "./keys"])
         .code(1)
-        .stdout("");
+        .stdout_empty();
     assert!(!s.keys().exists());
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
 
     // Pair present, nothing installed: only the two installs; never key material.
-    s.cmd().args(["generate", "./keys"]).assert().success();
-    let a = s.cmd().args(["install", "-n", "./keys"]).assert().success();
-    let out = stdout_of(&a);
+    s.run(["generate", "./keys"]).success();
+    let a = s.run(["install", "-n", "./keys"]).success();
+    let out = a.stdout();
     assert!(
         !out.contains("PRIVATE KEY") && !out.contains("AAAA"),
         "{out}"
@@ -347,31 +296,27 @@ fn dry_run_and_check_write_nothing() {
     install -g nixbld -m 600 ./keys/builder_ed25519 ROOT/etc/nix/builder_ed25519
     install -g nixbld -m 644 ./keys/builder_ed25519.pub ROOT/etc/nix/builder_ed25519.pub
     ");
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
 }
 
 #[test]
 fn key_flag_moves_the_installed_path() {
-    let s = Scratch::new();
+    let s = scratch();
     let a = s
-        .cmd()
-        .args(["--key", "/var/lib/nix/other_key", "install", "./keys"])
-        .assert()
+        .run(["--key", "/var/lib/nix/other_key", "install", "./keys"])
         .success();
     let private = s.root().join("var/lib/nix/other_key");
-    assert_eq!(stdout_of(&a), format!("{}\n", private.display()));
+    assert_eq!(a.stdout(), format!("{}\n", private.display()));
     assert_eq!(mode(&private), 0o600);
     assert_eq!(mode(&s.root().join("var/lib/nix/other_key.pub")), 0o644);
     assert!(!s.installed().exists());
-    s.cmd()
-        .args(["--key", "/var/lib/nix/other_key", "check", "./keys"])
-        .assert()
+    s.run(["--key", "/var/lib/nix/other_key", "check", "./keys"])
         .success();
 }
 
 #[test]
 fn a_lone_half_in_keys_dir_means_a_fresh_pair() {
-    let s = Scratch::new();
+    let s = scratch();
     s.install();
     let old = std::fs::read(s.installed_pub()).unwrap();
     std::fs::remove_file(s.keys().join("builder_ed25519")).unwrap();
@@ -382,50 +327,46 @@ fn a_lone_half_in_keys_dir_means_a_fresh_pair() {
         new,
         std::fs::read(s.keys().join("builder_ed25519.pub")).unwrap()
     );
-    s.cmd().args(["check", "./keys"]).assert().success();
+    s.run(["check", "./keys"]).success();
 }
 
 #[test]
 fn keys_dir_that_is_a_file_is_bad_input() {
-    let s = Scratch::new();
+    let s = scratch();
     std::fs::write(s.keys(), "not a dir").unwrap();
     for args in [
         &["install", "./keys"][..],
         &["generate", "./keys"],
         &["check", "./keys"],
     ] {
-        s.cmd()
-            .args(args)
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains("./keys: is not a directory"));
+        s.run(args).code(2).stderr_has("./keys: is not a directory");
     }
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
 }
 
 #[test]
 fn bad_private_key_is_bad_input_and_nothing_is_installed() {
-    let s = Scratch::new();
-    s.cmd().args(["generate", "./keys"]).assert().success();
+    let s = scratch();
+    s.run(["generate", "./keys"]).success();
     std::fs::write(
         s.keys().join("builder_ed25519"),
         "-----BEGIN GARBAGE-----\n",
     )
     .unwrap();
-    let a = s.cmd().args(["install", "./keys"]).assert().code(2);
-    let err = stderr_of(&a);
+    let a = s.run(["install", "./keys"]).code(2);
+    let err = a.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("keys/builder_ed25519: not an OpenSSH private key"),
         "{err}"
     );
     assert!(err.contains("delete both"), "{err}");
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
 }
 
 #[test]
 fn encrypted_private_key_is_refused() {
-    let s = Scratch::new();
+    let s = scratch();
     std::fs::create_dir(s.keys()).unwrap();
     let status = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
@@ -433,40 +374,36 @@ fn encrypted_private_key_is_refused() {
         .status()
         .unwrap();
     assert!(status.success());
-    s.cmd()
-        .args(["install", "./keys"])
-        .assert()
+    s.run(["install", "./keys"])
         .code(2)
-        .stderr(predicate::str::contains("encrypted with a passphrase"));
-    assert!(files_under(&s.root()).is_empty());
+        .stderr_has("encrypted with a passphrase");
+    assert!(files_under(s.root()).is_empty());
 }
 
 #[test]
 fn private_key_not_matching_its_pub_is_bad_input() {
-    let s = Scratch::new();
-    s.cmd().args(["generate", "./keys"]).assert().success();
-    let other = lb_testkit::keygen(s.work.path(), "other");
+    let s = scratch();
+    s.run(["generate", "./keys"]).success();
+    let other = lb_testkit::keygen(s.work(), "other");
     std::fs::copy(&other.public, s.keys().join("builder_ed25519.pub")).unwrap();
-    s.cmd()
-        .args(["install", "./keys"])
-        .assert()
+    s.run(["install", "./keys"])
         .code(2)
-        .stderr(predicate::str::contains("does not match"));
-    assert!(files_under(&s.root()).is_empty());
+        .stderr_has("does not match");
+    assert!(files_under(s.root()).is_empty());
 }
 
 #[test]
 fn symlink_at_the_install_target_is_refused() {
-    let s = Scratch::new();
+    let s = scratch();
     std::fs::create_dir_all(s.root().join("etc/nix")).unwrap();
-    let victim = s.work.path().join("victim");
+    let victim = s.work().join("victim");
     std::fs::write(&victim, "keep me\n").unwrap();
     for target in [s.installed(), s.installed_pub()] {
         let _ = std::fs::remove_file(s.installed());
         let _ = std::fs::remove_file(s.installed_pub());
         std::os::unix::fs::symlink(&victim, &target).unwrap();
-        let a = s.cmd().args(["install", "./keys"]).assert().code(1);
-        assert!(stderr_of(&a).contains("is a symlink"), "{}", stderr_of(&a));
+        let a = s.run(["install", "./keys"]).code(1);
+        assert!(a.stderr().contains("is a symlink"), "{}", a.stderr());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
         assert_eq!(mode(&victim), 0o644);
         assert!(std::fs::symlink_metadata(&target)
@@ -485,54 +422,47 @@ fn symlink_at_the_install_target_is_refused() {
 
 #[test]
 fn a_refused_public_key_leaves_the_installed_pair_whole() {
-    let s = Scratch::new();
-    s.cmd().args(["install", "./keys"]).assert().success();
+    let s = scratch();
+    s.run(["install", "./keys"]).success();
     let before = (
         std::fs::read(s.installed()).unwrap(),
         std::fs::read(s.installed_pub()).unwrap(),
     );
     // A new pair to install, and a symlink where its public key would go.
-    std::fs::remove_dir_all(s.work.path().join("keys")).unwrap();
+    std::fs::remove_dir_all(s.work().join("keys")).unwrap();
     std::fs::remove_file(s.installed_pub()).unwrap();
-    std::os::unix::fs::symlink(s.work.path().join("victim"), s.installed_pub()).unwrap();
-    s.cmd().args(["install", "./keys"]).assert().code(1);
+    std::os::unix::fs::symlink(s.work().join("victim"), s.installed_pub()).unwrap();
+    s.run(["install", "./keys"]).code(1);
     assert_eq!(
         std::fs::read(s.installed()).unwrap(),
         before.0,
         "the private key was replaced"
     );
-    assert!(!s.work.path().join("victim").exists());
+    assert!(!s.work().join("victim").exists());
 }
 
 #[test]
 fn missing_group_says_how_to_create_it() {
-    let s = Scratch::new();
+    let s = scratch();
     let a = s
-        .cmd()
-        .args(["install", "--group", "lbnosuchgroup", "./keys"])
-        .assert()
+        .run(["install", "--group", "lbnosuchgroup", "./keys"])
         .code(1);
-    let err = stderr_of(&a);
+    let err = a.stderr();
     assert!(
         err.contains("group lbnosuchgroup: does not exist")
             && err.contains("sudo groupadd --system lbnosuchgroup")
             && err.contains("--group"),
         "{err}"
     );
-    assert!(files_under(&s.root()).is_empty());
-    s.cmd()
-        .env("LB_PLATFORM", "macos")
-        .args(["install", "--group", "lbnosuchgroup", "./keys"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "sudo dseditgroup -o create lbnosuchgroup",
-        ));
+    assert!(files_under(s.root()).is_empty());
+    s.run_env(
+        [("LB_PLATFORM", "macos")],
+        ["install", "--group", "lbnosuchgroup", "./keys"],
+    )
+    .code(1)
+    .stderr_has("sudo dseditgroup -o create lbnosuchgroup");
     // --group names another, existing group.
-    s.cmd()
-        .args(["install", "--group", "root", "./keys"])
-        .assert()
-        .success();
+    s.run(["install", "--group", "root", "./keys"]).success();
     assert_eq!(std::fs::metadata(s.installed()).unwrap().gid(), 0);
 }
 
@@ -575,16 +505,14 @@ fn full_disk_leaves_the_old_key_whole() {
     let root = fs.dir.path();
     let work = tempfile::tempdir().unwrap();
     let run = |keys: &str| {
-        let mut c = Command::cargo_bin("lb-keys").unwrap();
-        c.env_remove("LB_ROOT")
-            .env_remove("LB_GROUP")
-            .arg("--root")
+        let mut c = tool_command("lb-keys");
+        c.arg("--root")
             .arg(root)
             .args(["install", keys])
             .current_dir(work.path());
-        c
+        Outcome::of("lb-keys", &mut c)
     };
-    run("./old").assert().success();
+    run("./old").success();
     let private = root.join("etc/nix/builder_ed25519");
     let public = root.join("etc/nix/builder_ed25519.pub");
     let old = (
@@ -592,12 +520,13 @@ fn full_disk_leaves_the_old_key_whole() {
         std::fs::read(&public).unwrap(),
     );
     // A new pair outside the full disk, then fill the disk.
-    Command::cargo_bin("lb-keys")
-        .unwrap()
-        .args(["generate", "./new"])
-        .current_dir(work.path())
-        .assert()
-        .success();
+    Outcome::of(
+        "lb-keys",
+        tool_command("lb-keys")
+            .args(["generate", "./new"])
+            .current_dir(work.path()),
+    )
+    .success();
     {
         use std::io::Write;
         let mut filler = std::fs::File::create(root.join("filler")).unwrap();
@@ -606,8 +535,8 @@ fn full_disk_leaves_the_old_key_whole() {
         while filler.write_all(&[0u8]).is_ok() {}
         let _ = filler.sync_all();
     }
-    let a = run("./new").assert().code(1);
-    let err = stderr_of(&a);
+    let a = run("./new").code(1);
+    let err = a.stderr();
     assert!(err.contains("No space left on device"), "{err}");
     // Said once, not once per error in the chain (issue 19).
     assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
@@ -636,273 +565,291 @@ fn full_disk_leaves_the_old_key_whole() {
 
 #[test]
 fn generate_never_overwrites_without_force() {
-    let s = Scratch::new();
-    let a = s.cmd().args(["generate", "./keys"]).assert().success();
+    let s = scratch();
+    let a = s.run(["generate", "./keys"]).success();
     let private = s.keys().join("builder_ed25519");
-    assert_eq!(stdout_of(&a), "./keys/builder_ed25519\n");
+    assert_eq!(a.stdout(), "./keys/builder_ed25519\n");
     assert_eq!(mode(&private), 0o600);
     assert_eq!(mode(&s.keys().join("builder_ed25519.pub")), 0o644);
     let first = std::fs::read(&private).unwrap();
 
     // A valid pair is what was asked for: left alone, exit 0.
-    s.cmd()
-        .args(["generate", "./keys"])
-        .assert()
+    s.run(["generate", "./keys"])
         .success()
-        .stderr(predicate::str::contains("already holds a key pair"));
+        .stderr_has("already holds a key pair");
     assert_eq!(std::fs::read(&private).unwrap(), first);
 
     // Anything else in the way is refused without --force.
     std::fs::write(&private, "precious\n").unwrap();
-    s.cmd()
-        .args(["generate", "./keys"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("--force"));
+    s.run(["generate", "./keys"]).code(1).stderr_has("--force");
     assert_eq!(std::fs::read(&private).unwrap(), b"precious\n");
-    s.cmd()
-        .args(["generate", "--check", "./keys"])
-        .assert()
+    s.run(["generate", "--check", "./keys"])
         .code(1)
-        .stderr(predicate::str::contains("refusing to overwrite"));
-    s.cmd()
-        .args(["generate", "--force", "--check", "./keys"])
-        .assert()
-        .code(1);
-    let a = s
-        .cmd()
-        .args(["generate", "--force", "-n", "./keys"])
-        .assert()
-        .success();
-    insta::assert_snapshot!(stdout_of(&a), @r"
+        .stderr_has("refusing to overwrite");
+    s.run(["generate", "--force", "--check", "./keys"]).code(1);
+    let a = s.run(["generate", "--force", "-n", "./keys"]).success();
+    insta::assert_snapshot!(a.stdout(), @r"
     rm -f ./keys/builder_ed25519
     rm -f ./keys/builder_ed25519.pub
     ssh-keygen -q -t ed25519 -N '' -C builder@localhost -f ./keys/builder_ed25519
     ");
     assert_eq!(std::fs::read(&private).unwrap(), b"precious\n");
-    s.cmd()
-        .args(["generate", "--force", "./keys"])
-        .assert()
-        .success();
+    s.run(["generate", "--force", "./keys"]).success();
     assert_ne!(std::fs::read(&private).unwrap(), b"precious\n");
     assert_eq!(mode(&private), 0o600);
 }
 
 #[test]
 fn check_reports_each_problem_with_its_fix() {
-    let s = Scratch::new();
-    s.cmd().args(["check"]).assert().code(1).stderr(
-        predicate::str::contains("builder_ed25519: missing; run `sudo lb-keys --root")
-            .and(predicate::str::contains("builder_ed25519.pub: missing")),
-    );
+    let s = scratch();
+    // One line per problem on stdout, the count on stderr.
+    s.run(["check"])
+        .code(1)
+        .stdout_has("builder_ed25519: missing; run `sudo lb-keys --root")
+        .stdout_has("builder_ed25519.pub: missing")
+        .stderr_is("lb-keys: linux-builder: 2 problem(s)\n");
     s.install();
-    s.cmd()
-        .args(["check", "./keys"])
-        .assert()
+    s.run(["check", "./keys"])
         .success()
-        .stderr(predicate::str::contains(
-            "installed, mode 0600, group nixbld, matches ./keys",
-        ));
+        .stderr_has("installed, mode 0600, group nixbld, matches ./keys");
 
     // Readable by others, wrong group.
     std::fs::set_permissions(s.installed(), PermissionsExt::from_mode(0o644)).unwrap();
     nix::unistd::chown(&s.installed(), None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
-    let a = s.cmd().args(["check", "./keys"]).assert().code(1);
-    let err = s.redact(&stderr_of(&a));
-    insta::assert_snapshot!(err, @r"
-    lb-keys: error: ROOT/etc/nix/builder_ed25519: mode 0644: group or others can read or change it; want 0600; run `sudo chmod 600 ROOT/etc/nix/builder_ed25519`
-    lb-keys: error: ROOT/etc/nix/builder_ed25519: group is root, want nixbld; run `sudo chgrp nixbld ROOT/etc/nix/builder_ed25519`
+    let a = s.run(["check", "./keys"]).code(1);
+    let out = s.redact(&a.stdout());
+    insta::assert_snapshot!(out, @r"
+    ROOT/etc/nix/builder_ed25519: mode 0644: group or others can read or change it; want 0600; run `sudo chmod 600 ROOT/etc/nix/builder_ed25519`
+    ROOT/etc/nix/builder_ed25519: group is root, want nixbld; run `sudo chgrp nixbld ROOT/etc/nix/builder_ed25519`
     ");
+    // The same as JSON.
+    let a = s.run(["check", "--json", "./keys"]).code(1);
+    let v: serde_json::Value = serde_json::from_str(&a.stdout()).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["name"], "linux-builder");
+    assert_eq!(v["problems"].as_array().unwrap().len(), 2);
+    assert_eq!(v["summary"], "2 problem(s)");
     // install repairs mode and group (same bytes: only metadata changes).
     s.install();
-    s.cmd().args(["check", "./keys"]).assert().success();
+    s.run(["check", "./keys"]).success();
 
     // The installed .pub is not the private key's own, and differs from ./keys.
-    let other = lb_testkit::keygen(s.work.path(), "other");
+    let other = lb_testkit::keygen(s.work(), "other");
     std::fs::copy(&other.public, s.installed_pub()).unwrap();
-    let a = s.cmd().args(["check", "./keys"]).assert().code(1);
-    let err = s.redact(&stderr_of(&a));
-    insta::assert_snapshot!(err, @r"
-    lb-keys: error: ROOT/etc/nix/builder_ed25519.pub: is not the public key of ROOT/etc/nix/builder_ed25519; run `sudo lb-keys --root ROOT install ./keys`
-    lb-keys: error: ROOT/etc/nix/builder_ed25519.pub: differs from ./keys/builder_ed25519.pub (the key the VM accepts); run `sudo lb-keys --root ROOT install ./keys`
+    let a = s.run(["check", "./keys"]).code(1);
+    let out = s.redact(&a.stdout());
+    insta::assert_snapshot!(out, @r"
+    ROOT/etc/nix/builder_ed25519.pub: is not the public key of ROOT/etc/nix/builder_ed25519; run `sudo lb-keys --root ROOT install ./keys`
+    ROOT/etc/nix/builder_ed25519.pub: differs from ./keys/builder_ed25519.pub (the key the VM accepts); run `sudo lb-keys --root ROOT install ./keys`
     ");
     s.install();
 
     // Installed pair consistent, but the keys directory holds another pair.
-    let elsewhere = s.work.path().join("elsewhere");
-    s.cmd().args(["generate", "./elsewhere"]).assert().success();
-    s.cmd()
-        .args(["check", "./elsewhere"])
-        .assert()
+    let elsewhere = s.work().join("elsewhere");
+    s.run(["generate", "./elsewhere"]).success();
+    s.run(["check", "./elsewhere"])
         .code(1)
-        .stderr(predicate::str::contains(
-            "differs from ./elsewhere/builder_ed25519.pub",
-        ));
+        .stdout_has("differs from ./elsewhere/builder_ed25519.pub");
     assert!(elsewhere.is_dir());
 
     // A symlinked private key.
     std::fs::remove_file(s.installed()).unwrap();
     std::os::unix::fs::symlink(s.keys().join("builder_ed25519"), s.installed()).unwrap();
-    s.cmd()
-        .args(["check"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("is a symlink"));
+    s.run(["check"]).code(1).stdout_has("is a symlink");
 }
 
 #[test]
 fn pubkey_prints_the_installed_key() {
-    let s = Scratch::new();
-    s.cmd()
-        .args(["pubkey"])
-        .assert()
+    let s = scratch();
+    s.run(["pubkey"])
         .code(1)
-        .stderr(predicate::str::contains("not installed; run `sudo lb-keys"));
+        .stderr_has("not installed; run `sudo lb-keys");
     s.install();
     let line = std::fs::read_to_string(s.installed_pub()).unwrap();
-    s.cmd()
-        .args(["pubkey"])
-        .assert()
-        .success()
-        .stdout(line.clone());
-    let a = s.cmd().args(["pubkey", "--base64"]).assert().success();
-    let b64 = stdout_of(&a);
+    s.run(["pubkey"]).success().stdout_is(&line);
+    let a = s.run(["pubkey", "--base64"]).success();
+    let b64 = a.stdout();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .unwrap();
     let decoded = String::from_utf8(decoded).unwrap();
     assert_eq!(decoded, line);
     std::fs::write(s.installed_pub(), "garbage\n").unwrap();
-    s.cmd()
-        .args(["pubkey"])
-        .assert()
+    s.run(["pubkey"])
         .code(2)
-        .stderr(predicate::str::contains("not an OpenSSH public key"));
+        .stderr_has("not an OpenSSH public key");
+}
+
+/// `lb-keys --root / ARGS` (with `env`): join-group and leave-group on
+/// this machine's own groups. Only read-only runs (-n, --check, nothing to
+/// change, refusals) use it: the tests never change the machine's groups.
+fn on_machine(s: &Scenario, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let mut c = s.bare();
+    c.args(["--root", "/"]).args(args).envs(env.iter().copied());
+    s.outcome(&mut c)
 }
 
 #[test]
 fn join_group_commands_per_platform() {
-    let s = Scratch::new();
-    s.cmd()
-        .env("LB_PLATFORM", "macos")
-        .args(["join-group", "-n", "alice"])
-        .assert()
-        .success()
-        .stdout("dseditgroup -o edit -a alice -t user nixbld\n");
-    s.cmd()
-        .env("LB_PLATFORM", "linux")
-        .args(["join-group", "-n", "alice"])
-        .assert()
-        .success()
-        .stdout("gpasswd -a alice nixbld\n");
+    let s = scratch();
+    on_machine(
+        &s,
+        &[("LB_PLATFORM", "macos")],
+        &["join-group", "-n", "alice"],
+    )
+    .success()
+    .stdout_is("dseditgroup -o edit -a alice -t user nixbld\n");
+    on_machine(
+        &s,
+        &[("LB_PLATFORM", "linux")],
+        &["join-group", "-n", "alice"],
+    )
+    .success()
+    .stdout_is("gpasswd -a alice nixbld\n");
     // Under sudo the default user is SUDO_USER.
-    s.cmd()
-        .env("LB_PLATFORM", "macos")
-        .env("SUDO_USER", "bob")
-        .args(["join-group", "-n"])
-        .assert()
-        .success()
-        .stdout("dseditgroup -o edit -a bob -t user nixbld\n");
+    on_machine(
+        &s,
+        &[("LB_PLATFORM", "macos"), ("SUDO_USER", "bob")],
+        &["join-group", "-n"],
+    )
+    .success()
+    .stdout_is("dseditgroup -o edit -a bob -t user nixbld\n");
     // Without sudo, the invoking user (the tests run as root).
     let me = nix::unistd::User::from_uid(nix::unistd::getuid())
         .unwrap()
         .unwrap()
         .name;
-    s.cmd()
-        .args(["join-group", "-n"])
-        .assert()
+    on_machine(&s, &[], &["join-group", "-n"])
         .success()
-        .stdout(format!("gpasswd -a {me} nixbld\n"));
+        .stdout_is(&format!("gpasswd -a {me} nixbld\n"));
 }
 
 #[test]
 fn join_group_is_idempotent_and_checks_its_input() {
-    let s = Scratch::new();
+    let s = scratch();
     // nixbld1 is a member of nixbld on any Nix multi-user install.
-    s.cmd()
-        .args(["join-group", "nixbld1"])
-        .assert()
+    on_machine(&s, &[], &["join-group", "nixbld1"])
         .success()
-        .stdout("")
-        .stderr(predicate::str::contains(
-            "already in group nixbld; nothing changed",
-        ));
-    s.cmd()
-        .args(["join-group", "--check", "builder"])
-        .assert()
+        .stdout_empty()
+        .stderr_has("already in group nixbld; nothing changed");
+    on_machine(&s, &[], &["join-group", "--check", "builder"])
         .code(1)
-        .stderr(predicate::str::contains(
-            "would add builder to group nixbld",
-        ));
-    s.cmd()
-        .args(["join-group", "--group", "lbnosuchgroup", "builder"])
-        .assert()
+        .stderr_has("would add builder to group nixbld");
+    on_machine(
+        &s,
+        &[],
+        &["join-group", "--group", "lbnosuchgroup", "builder"],
+    )
+    .code(1)
+    .stderr_has("groupadd --system lbnosuchgroup");
+    on_machine(&s, &[], &["join-group", "lb-no-such-user"])
+        .code(2)
+        .stderr_has("no such user");
+    on_machine(&s, &[], &["join-group", "a;b"])
+        .code(2)
+        .stderr_has("not a user name");
+    // leave-group, the reverse: nothing to do for a user not in the group,
+    // the platform's command otherwise.
+    on_machine(&s, &[], &["leave-group", "builder"])
+        .success()
+        .stderr_has("builder is not in group nixbld; nothing changed");
+    // setup-host puts the harness's builder account in nix-users.
+    let leave = ["leave-group", "-n", "--group", "nix-users", "builder"];
+    on_machine(&s, &[("LB_PLATFORM", "linux")], &leave)
+        .success()
+        .stdout_is("gpasswd -d builder nix-users\n");
+    on_machine(&s, &[("LB_PLATFORM", "macos")], &leave)
+        .success()
+        .stdout_is("dseditgroup -o edit -d builder -t user nix-users\n");
+    // nixbld is the build users' primary group: refused, not half-done.
+    on_machine(&s, &[], &["leave-group", "nixbld1"])
         .code(1)
-        .stderr(predicate::str::contains("groupadd --system lbnosuchgroup"));
-    s.cmd()
-        .args(["join-group", "lb-no-such-user"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no such user"));
-    s.cmd()
-        .args(["join-group", "a;b"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("not a user name"));
+        .stderr_has("primary group");
+}
+
+#[test]
+fn join_and_leave_group_edit_the_scratch_roots_group_file() {
+    let s = scratch();
+    let before = "root:x:0:\nnixbld:x:30000:nixbld1\n";
+    let group = s.write("etc/group", before);
+    s.run(["join-group", "-n", "alice"])
+        .success()
+        .stdout_is(&format!(
+            "--- {}\n-nixbld:x:30000:nixbld1\n+nixbld:x:30000:nixbld1,alice\n",
+            group.display()
+        ));
+    s.run(["join-group", "--check", "alice"]).code(1);
+    assert_eq!(std::fs::read_to_string(&group).unwrap(), before);
+    s.run(["join-group", "alice"])
+        .success()
+        .stderr_has("added alice to group nixbld");
+    assert_eq!(
+        std::fs::read_to_string(&group).unwrap(),
+        "root:x:0:\nnixbld:x:30000:nixbld1,alice\n"
+    );
+    s.run(["join-group", "alice"])
+        .success()
+        .stderr_has("already in group nixbld");
+    s.run(["leave-group", "alice"])
+        .success()
+        .stderr_has("removed alice from group nixbld");
+    assert_eq!(std::fs::read_to_string(&group).unwrap(), before);
+    s.run(["leave-group", "alice"])
+        .success()
+        .stderr_has("not in group nixbld");
+    s.run(["join-group", "--group", "lbnosuch", "alice"])
+        .code(1)
+        .stderr_has("group lbnosuch: not in");
 }
 
 #[test]
 fn uninstall_removes_the_pair_and_never_prints_it() {
-    let s = Scratch::new();
+    let s = scratch();
     s.install();
-    let a = s.cmd().args(["uninstall", "-n"]).assert().success();
-    insta::assert_snapshot!(s.redact(&stdout_of(&a)), @r"
+    let a = s.run(["uninstall", "-n"]).success();
+    insta::assert_snapshot!(s.redact(&a.stdout()), @r"
     rm -f ROOT/etc/nix/builder_ed25519
     rm -f ROOT/etc/nix/builder_ed25519.pub
     ");
-    s.cmd().args(["uninstall", "--check"]).assert().code(1);
+    s.run(["uninstall", "--check"]).code(1);
     assert!(s.installed().exists());
-    s.cmd().args(["uninstall"]).assert().success();
-    assert!(files_under(&s.root()).is_empty());
+    s.run(["uninstall"]).success();
+    assert!(files_under(s.root()).is_empty());
     assert!(
         s.keys().join("builder_ed25519").exists(),
         "keys dir left alone"
     );
-    s.cmd()
-        .args(["uninstall"])
-        .assert()
+    s.run(["uninstall"])
         .success()
-        .stderr(predicate::str::contains("not installed; nothing changed"));
-    s.cmd().args(["uninstall", "--check"]).assert().code(0);
+        .stderr_has("not installed; nothing changed");
+    s.run(["uninstall", "--check"]).code(0);
 }
 
 /// A scratch root the unprivileged `builder` account cannot write, and a
 /// working directory it can.
-fn unprivileged_scratch() -> Scratch {
-    let s = Scratch::new();
+fn unprivileged_scratch() -> Scenario {
+    let s = scratch();
     std::fs::create_dir_all(s.root().join("etc/nix")).unwrap();
-    for d in [s.root.path(), s.work.path()] {
+    for d in [s.root(), s.work()] {
         std::fs::set_permissions(d, PermissionsExt::from_mode(0o755)).unwrap();
     }
     let builder = nix::unistd::User::from_name(lb_testkit::BUILDER_USER)
         .unwrap()
         .expect("a builder account (tests/setup-host.sh)");
-    nix::unistd::chown(s.work.path(), Some(builder.uid), Some(builder.gid)).unwrap();
+    nix::unistd::chown(s.work(), Some(builder.uid), Some(builder.gid)).unwrap();
     s
 }
 
 /// `runuser -u builder -- lb-keys --root ROOT ARGS` in the working directory.
-fn as_builder(s: &Scratch, args: &[&str]) -> std::process::Output {
+fn as_builder(s: &Scenario, args: &[&str]) -> std::process::Output {
     lb_testkit::require_program("runuser", "util-linux");
-    std::process::Command::new("runuser")
+    clean_command("runuser")
         .args(["-u", lb_testkit::BUILDER_USER, "--"])
         .arg(assert_cmd::cargo::cargo_bin("lb-keys"))
         .arg("--root")
-        .arg(s.root.path())
+        .arg(s.root())
         .args(args)
-        .current_dir(s.work.path())
-        .env_remove("LB_ROOT")
-        .env_remove("LB_NO_SUDO")
+        .current_dir(s.work())
         .output()
         .unwrap()
 }
@@ -925,7 +872,7 @@ fn unprivileged_install_names_the_sudo_command_and_it_works() {
             .as_raw()
     );
     assert_eq!(mode(&k), 0o600);
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
     let last = err.lines().last().unwrap();
     let command = last
         .split_once("needs root; run: ")
@@ -939,11 +886,7 @@ fn unprivileged_install_names_the_sudo_command_and_it_works() {
     );
 
     // What the user would run under sudo, run here as root, installs the pair.
-    let status = std::process::Command::new(&argv[2])
-        .args(&argv[3..])
-        .env_remove("LB_ROOT")
-        .status()
-        .unwrap();
+    let status = clean_command(&argv[2]).args(&argv[3..]).status().unwrap();
     assert!(status.success());
     let m = std::fs::metadata(s.installed()).unwrap();
     assert_eq!(
@@ -969,9 +912,9 @@ fn unprivileged_install_names_the_sudo_command_and_it_works() {
     // check cannot read the root-owned key as builder, and says to use sudo.
     let out = as_builder(&s, &["check", "./keys"]);
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read it as uid"), "{err}");
-    assert!(err.contains("the Nix daemon runs as root"), "{err}");
+    let found = String::from_utf8_lossy(&out.stdout);
+    assert!(found.contains("cannot read it as uid"), "{found}");
+    assert!(found.contains("the Nix daemon runs as root"), "{found}");
 }
 
 #[test]
@@ -991,7 +934,7 @@ fn unprivileged_install_prints_the_sudo_command_before_running_it() {
         .nth(plus)
         .unwrap()
         .contains("install --no-generate --no-sudo"));
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
     let out = as_builder(&s, &["uninstall", "--no-sudo"]);
     assert_eq!(
         out.status.code(),
@@ -1002,9 +945,9 @@ fn unprivileged_install_prints_the_sudo_command_before_running_it() {
 
 #[test]
 fn help_explains_the_tool() {
-    let s = Scratch::new();
-    let a = s.cmd().arg("--help").assert().success();
-    let help = stdout_of(&a);
+    let s = scratch();
+    let a = s.run(["--help"]).success();
+    let help = a.stdout();
     for word in [
         "install",
         "generate",
@@ -1017,11 +960,8 @@ fn help_explains_the_tool() {
     ] {
         assert!(help.contains(word), "{word} missing from --help:\n{help}");
     }
-    let a = s.cmd().args(["install", "--help"]).assert().success();
-    let help = stdout_of(&a)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let a = s.run(["install", "--help"]).success();
+    let help = a.stdout().split_whitespace().collect::<Vec<_>>().join(" ");
     for word in [
         "KEYS_DIR",
         "--no-sudo",
@@ -1052,7 +992,7 @@ fn unprivileged_install_in_a_writable_root_needs_root_only_for_the_group() {
         err.contains("needs root; run: sudo --reset-timestamp"),
         "{err}"
     );
-    assert!(files_under(&s.root()).is_empty());
+    assert!(files_under(s.root()).is_empty());
     // With its own group it installs without root, owner builder.
     let out = as_builder(
         &s,

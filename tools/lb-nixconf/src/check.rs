@@ -13,6 +13,7 @@ use lb_common::exit::Status;
 use lb_common::paths::Root;
 use lb_common::platform::Platform;
 use lb_common::privilege::is_root;
+use lb_common::report::CheckReport;
 use lb_common::ui;
 
 use crate::{alias, daemon, daemon_ps, newest_mtime, restart_argv, token, trust, CheckArgs};
@@ -209,20 +210,13 @@ pub(crate) fn check(
     opts: &CheckArgs,
 ) -> lb_common::Result<Status> {
     let found = problems(args, root, opts)?;
-    let all: Vec<&String> = found
+    let all: Vec<String> = found
         .conf
         .iter()
         .chain(&found.trust)
         .chain(&found.daemon)
+        .cloned()
         .collect();
-    for p in &all {
-        ui::out(p)?;
-    }
-    if all.is_empty() {
-        ui::note(&format!("{}, no problems", found.summary));
-        Ok(Status::Ok)
-    } else {
-        ui::note(&format!("{} problem(s)", all.len()));
-        Ok(Status::Failed)
-    }
+    let healthy = format!("{}, no problems", found.summary);
+    CheckReport::new(&args.name, all, healthy).print(opts.json)
 }

@@ -84,7 +84,7 @@ impl HasGlobal for Cli {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Print this builder's entry for the `builders` setting (the machines format)
-    Line(LineArgs),
+    Line(LineCmd),
     /// Put this builder into nix.conf's managed block, with builders-use-substitutes
     Install(InstallArgs),
     /// Take this builder (--name) out of nix.conf; the block goes with its last builder
@@ -95,6 +95,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Restart the Nix daemon so it rereads nix.conf
     RestartDaemon(RestartArgs),
+}
+
+/// `line`: the fields, and how to print them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LineCmd {
+    #[command(flatten)]
+    pub line: LineArgs,
+    /// Print {"line", "entry"} as one JSON object (the entry as `show --json` names its fields)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The machines-line fields beyond the shared identity flags.
@@ -151,6 +161,9 @@ pub struct CheckArgs {
     /// Also require USER to be a trusted user of this Nix [default: SUDO_USER or USER, when --root is /]
     #[arg(long, value_name = "USER", env = "LB_TRUST_USER")]
     pub trust_user: Option<String>,
+    /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,7 +185,15 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     match &cli.command {
         Command::Line(args) => {
             let builder = cli.builder.resolve(&root)?;
-            ui::out(&machine_of(&builder, args)?.render())?;
+            let machine = machine_of(&builder, &args.line)?;
+            if args.json {
+                lb_common::report::print_json(&serde_json::json!({
+                    "line": machine.render(),
+                    "entry": machine,
+                }))?;
+            } else {
+                ui::out(&machine.render())?;
+            }
             Ok(Status::Ok)
         }
         Command::Install(args) => install(&cli.builder, &root, args),
@@ -516,6 +537,17 @@ pub(crate) fn restart_argv(root: &Root) -> lb_common::Result<Vec<String>> {
 fn restart_daemon(apply: Apply, root: &Root) -> lb_common::Result<Status> {
     let argv = restart_argv(root)?;
     let cmd = Cmd::from_argv(&argv);
+    // The daemon is this machine's and reads /etc/nix, not a scratch
+    // root: -n shows the command a real machine would run; it is never run
+    // for a scratch root (the tests and the demo must not restart it).
+    if apply == Apply::Write && !root.is_real() {
+        ui::note(&format!(
+            "not restarting the Nix daemon: {} is a scratch root, not this machine's /etc/nix (on the machine: {})",
+            root.prefix().map_or_else(String::new, |p| p.display().to_string()),
+            cmd.display()
+        ));
+        return Ok(Status::Ok);
+    }
     if apply == Apply::Write && !is_root() {
         let sudo_args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
         lb_common::privilege::escalate("restarting the Nix daemon", &sudo_args, false)

@@ -1,12 +1,13 @@
 //! lb-nixconf's command line in scratch roots: every command and the bad
 //! input of the issue. The real Nix's view of the same files is in nix.rs.
 
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use assert_cmd::Command;
-use predicates::prelude::*;
+use lb_testkit::{Outcome, Scenario};
 
 /// The manual's line (nixpkgs manual, "Delegating builds to the remote
 /// builder") with ${ARCH}=aarch64 and ${MAX_JOBS}=4.
@@ -15,75 +16,69 @@ const NIXPKGS_KEY_LINE: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJBWcxb/Blaqt1auOtE+F8QUWrUotiC5qBJ+UuEWdVCb root@nixos";
 const BEGIN: &str = "# BEGIN lb-nixconf (managed by lb-nixconf; edits inside are replaced)";
 
-/// The tool with no ambient configuration.
+/// The tool with no ambient configuration and no root.
 fn bare() -> Command {
-    let mut c = Command::cargo_bin("lb-nixconf").unwrap();
-    for v in [
-        "LB_ROOT",
-        "LB_NAME",
-        "LB_USER",
-        "LB_HOSTNAME",
-        "LB_PORT",
-        "LB_KEY",
-        "LB_HOST_KEY",
-        "LB_SYSTEM",
-        "LB_MAX_JOBS",
-        "LB_PLATFORM",
-        "LB_SPEED_FACTOR",
-        "LB_FEATURES",
-        "LB_MANDATORY_FEATURES",
-        "NIX_CONF_DIR",
-    ] {
-        c.env_remove(v);
-    }
-    c
+    lb_testkit::tool_command("lb-nixconf")
 }
 
-struct Scratch {
-    dir: tempfile::TempDir,
-    root: PathBuf,
+fn outcome(c: &mut Command) -> Outcome {
+    Outcome::of("lb-nixconf", c)
 }
 
-impl Scratch {
-    fn new() -> Self {
-        let dir = lb_testkit::scratch_root();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        std::fs::create_dir_all(root.join("etc/nix")).unwrap();
-        Scratch { dir, root }
-    }
+/// A scratch root holding an empty /etc/nix.
+fn scratch() -> Scenario {
+    let s = Scenario::new("lb-nixconf");
+    std::fs::create_dir_all(s.path("etc/nix")).unwrap();
+    s
+}
 
+/// lb-nixconf's nix.conf, and the tool run for one system.
+trait NixconfScenario {
+    fn conf(&self) -> PathBuf;
+    fn conf_text(&self) -> String;
+    /// `lb-nixconf --root ROOT --system aarch64-linux ARGS`.
+    fn nixconf<I, S>(&self, args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.nixconf_env([("", ""); 0], args)
+    }
+    /// As `nixconf`, with `env` set.
+    fn nixconf_env<E, K, V, I, S>(&self, env: E, args: I) -> Outcome
+    where
+        E: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>;
+}
+
+impl NixconfScenario for Scenario {
     fn conf(&self) -> PathBuf {
-        self.root.join("etc/nix/nix.conf")
+        self.path("etc/nix/nix.conf")
     }
 
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn read(&self) -> String {
+    fn conf_text(&self) -> String {
         std::fs::read_to_string(self.conf()).unwrap()
     }
 
-    fn cmd(&self) -> Command {
-        let mut c = bare();
-        c.arg("--root")
-            .arg(self.dir.path())
-            .arg("--system")
-            .arg("aarch64-linux");
-        c
-    }
-
-    /// `text` with the scratch path shown as ROOT, for snapshots.
-    fn clean(&self, text: &[u8]) -> String {
-        String::from_utf8_lossy(text).replace(&self.root.display().to_string(), "ROOT")
+    fn nixconf_env<E, K, V, I, S>(&self, env: E, args: I) -> Outcome
+    where
+        E: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.command();
+        c.envs(env).args(["--system", "aarch64-linux"]).args(args);
+        self.outcome(&mut c)
     }
 }
 
 fn stdout(c: &mut Command) -> String {
-    String::from_utf8(c.output().unwrap().stdout).unwrap()
+    outcome(c).stdout()
 }
 
 #[test]
@@ -134,19 +129,12 @@ fn line_with_every_field() {
 
 #[test]
 fn fractional_speed_factor_warns_about_nix_before_2_20() {
-    let out = bare()
-        .args(["line", "--speed-factor", "1.5"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--speed-factor 1.5: Nix before 2.20"), "{err}");
-    let out = bare()
-        .args(["line", "--speed-factor", "2"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    outcome(bare().args(["line", "--speed-factor", "1.5"]))
+        .success()
+        .stderr_has("--speed-factor 1.5: Nix before 2.20");
+    outcome(bare().args(["line", "--speed-factor", "2"]))
+        .success()
+        .stderr_empty();
 }
 
 #[test]
@@ -170,43 +158,31 @@ fn bad_flags_exit_2_naming_them() {
         (&["--mandatory-features", "x;y"], "--mandatory-features"),
     ];
     for (args, needle) in cases {
-        bare()
-            .arg("line")
-            .args(*args)
-            .assert()
+        outcome(bare().arg("line").args(*args))
             .code(2)
-            .stdout("")
-            .stderr(
-                predicate::str::contains(*needle)
-                    .and(predicate::str::starts_with("lb-nixconf: error:")),
-            );
+            .stdout_empty()
+            .stderr_has(needle)
+            .stderr_starts_with("lb-nixconf: error:");
     }
-    let s = Scratch::new();
-    s.cmd()
-        .args(["install", "--key", "/etc/nix/my key"])
-        .assert()
+    let s = scratch();
+    s.nixconf(["install", "--key", "/etc/nix/my key"])
         .code(2)
-        .stderr(predicate::str::contains("--key"));
-    s.cmd()
-        .args(["install", "--trust-user", "a b"])
-        .assert()
-        .code(2);
+        .stderr_has("--key");
+    s.nixconf(["install", "--trust-user", "a b"]).code(2);
     assert!(!s.conf().exists(), "nothing written on bad input");
 }
 
 #[test]
 fn install_writes_the_block_and_is_idempotent() {
-    let s = Scratch::new();
+    let s = scratch();
     let original = "# my settings\nmax-jobs = 0\n\n  sandbox = true   # trailing\nsubstituters =";
     s.write("etc/nix/nix.conf", original);
-    s.cmd()
-        .args(["install", "--trust-user", "alice"])
-        .assert()
+    s.nixconf(["install", "--trust-user", "alice"])
         .success()
-        .stderr(predicate::str::contains("updated"));
-    let text = s.read();
+        .stderr_has("updated");
+    let text = s.conf_text();
     assert!(text.starts_with(original), "outside lines byte for byte");
-    insta::assert_snapshot!(s.clean(text.as_bytes()), @r"
+    insta::assert_snapshot!(s.redact(&text), @r"
     # my settings
     max-jobs = 0
 
@@ -222,37 +198,28 @@ fn install_writes_the_block_and_is_idempotent() {
     // Again: nothing touched, mtime kept, --check agrees.
     let mtime = std::fs::metadata(s.conf()).unwrap().modified().unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    s.cmd()
-        .args(["install", "--trust-user", "alice"])
-        .assert()
+    s.nixconf(["install", "--trust-user", "alice"])
         .success()
-        .stderr(predicate::str::contains(
-            "already has builder linux-builder",
-        ));
+        .stderr_has("already has builder linux-builder");
     assert_eq!(
         std::fs::metadata(s.conf()).unwrap().modified().unwrap(),
         mtime
     );
-    s.cmd().args(["install", "--check"]).assert().success();
+    s.nixconf(["install", "--check"]).success();
 
     // A second builder keeps the first; trusted users accumulate.
-    s.cmd()
-        .args(["install", "--check", "--name", "b2"])
-        .assert()
-        .code(1);
-    s.cmd()
-        .args([
-            "install",
-            "--name",
-            "b2",
-            "--trust-user",
-            "bob",
-            "--max-jobs",
-            "2",
-        ])
-        .assert()
-        .success();
-    let text = s.read();
+    s.nixconf(["install", "--check", "--name", "b2"]).code(1);
+    s.nixconf([
+        "install",
+        "--name",
+        "b2",
+        "--trust-user",
+        "bob",
+        "--max-jobs",
+        "2",
+    ])
+    .success();
+    let text = s.conf_text();
     let body = text
         .split(BEGIN)
         .nth(1)
@@ -267,11 +234,9 @@ fn install_writes_the_block_and_is_idempotent() {
     );
     assert!(body.contains("extra-trusted-users = alice bob\n"), "{text}");
     // Reinstalling one replaces its entry in place.
-    s.cmd()
-        .args(["install", "--name", "b2", "--max-jobs", "3"])
-        .assert()
+    s.nixconf(["install", "--name", "b2", "--max-jobs", "3"])
         .success();
-    let text = s.read();
+    let text = s.conf_text();
     assert_eq!(text.matches("builder@b2").count(), 1, "{text}");
     assert!(
         text.contains("builder@b2 aarch64-linux ") && text.contains("_ed25519 3 - - -"),
@@ -282,11 +247,11 @@ fn install_writes_the_block_and_is_idempotent() {
 
 #[test]
 fn dry_run_shows_a_diff_and_writes_nothing() {
-    let s = Scratch::new();
+    let s = scratch();
     s.write("etc/nix/nix.conf", "a = 1\n");
-    let out = s.cmd().args(["install", "-n"]).output().unwrap();
+    let out = s.nixconf(["install", "-n"]);
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!(s.clean(&out.stdout), @r"
+    insta::assert_snapshot!(s.redact(&out.stdout()), @r"
     --- aROOT/etc/nix/nix.conf
     +++ bROOT/etc/nix/nix.conf
     @@ -1 +1,5 @@
@@ -296,41 +261,31 @@ fn dry_run_shows_a_diff_and_writes_nothing() {
     +builders-use-substitutes = true
     +# END lb-nixconf
     ");
-    assert_eq!(s.read(), "a = 1\n");
-    s.cmd()
-        .args(["install", "--check"])
-        .assert()
-        .code(1)
-        .stdout("");
-    assert_eq!(s.read(), "a = 1\n");
+    assert_eq!(s.conf_text(), "a = 1\n");
+    s.nixconf(["install", "--check"]).code(1).stdout_empty();
+    assert_eq!(s.conf_text(), "a = 1\n");
     // --restart under -n prints the restart command after the diff.
-    let out = stdout(s.cmd().args(["install", "-n", "--restart"]));
+    let out = s.nixconf(["install", "-n", "--restart"]).stdout();
     assert!(out.ends_with("systemctl restart nix-daemon\n"), "{out}");
-    assert_eq!(s.read(), "a = 1\n");
+    assert_eq!(s.conf_text(), "a = 1\n");
 }
 
 #[test]
 fn outside_builders_line_is_a_conflict_unless_forced() {
-    let s = Scratch::new();
+    let s = scratch();
     let original = "a = 1\nbuilders = ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines\nb = 2\n";
     s.write("etc/nix/nix.conf", original);
-    s.cmd()
-        .arg("install")
-        .assert()
+    s.nixconf(["install"])
         .code(1)
-        .stderr(predicate::str::contains(format!(
+        .stderr_has(&format!(
             "{}:2: `builders = ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines` is set outside lb-nixconf's block",
             s.conf().display()
-        )));
-    assert_eq!(s.read(), original);
-    s.cmd()
-        .args(["install", "--force"])
-        .assert()
-        .success()
-        .stderr(predicate::str::contains(
-            "nix.conf:2: moving this builders line",
         ));
-    let text = s.read();
+    assert_eq!(s.conf_text(), original);
+    s.nixconf(["install", "--force"])
+        .success()
+        .stderr_has("nix.conf:2: moving this builders line");
+    let text = s.conf_text();
     assert!(text.starts_with("a = 1\nb = 2\n"), "{text}");
     assert!(
         text.contains("/etc/nix/builder_ed25519 4 - - - c3No")
@@ -341,9 +296,9 @@ fn outside_builders_line_is_a_conflict_unless_forced() {
     );
     // Moved once; the next run is quiet, and removing our builder leaves
     // the moved entries in the block.
-    s.cmd().arg("install").assert().success();
-    s.cmd().arg("remove").assert().success();
-    let text = s.read();
+    s.nixconf(["install"]).success();
+    s.nixconf(["remove"]).success();
+    let text = s.conf_text();
     assert!(
         text.contains("builders = ssh://me@old x86_64-linux - 2 ; @/etc/nix/machines\n"),
         "{text}"
@@ -351,68 +306,57 @@ fn outside_builders_line_is_a_conflict_unless_forced() {
     assert!(!text.contains("linux-builder"), "{text}");
 
     // In an included file, --force cannot move it.
-    let s = Scratch::new();
+    let s = scratch();
     s.write("etc/nix/nix.conf", "include extra.conf\n");
     s.write("etc/nix/extra.conf", "builders = ssh-ng://x@y\n");
-    s.cmd()
-        .args(["install", "--force"])
-        .assert()
+    s.nixconf(["install", "--force"])
         .code(1)
-        .stderr(
-            predicate::str::contains("extra.conf:1:").and(predicate::str::contains("includes")),
-        );
+        .stderr_has("extra.conf:1:")
+        .stderr_has("includes");
 }
 
 #[test]
 fn remove_restores_the_file() {
-    let s = Scratch::new();
+    let s = scratch();
     let original = "keep = me\nno-newline = at end";
     s.write("etc/nix/nix.conf", original);
-    s.cmd().arg("install").assert().success();
-    s.cmd().args(["install", "--name", "b2"]).assert().success();
-    s.cmd().args(["remove", "--check"]).assert().code(1);
-    s.cmd().arg("remove").assert().success();
-    let text = s.read();
+    s.nixconf(["install"]).success();
+    s.nixconf(["install", "--name", "b2"]).success();
+    s.nixconf(["remove", "--check"]).code(1);
+    s.nixconf(["remove"]).success();
+    let text = s.conf_text();
     assert!(
         text.contains("builder@b2") && !text.contains("linux-builder"),
         "{text}"
     );
-    s.cmd()
-        .arg("remove")
-        .assert()
+    s.nixconf(["remove"])
         .success()
-        .stderr(predicate::str::contains("no builder linux-builder"));
-    s.cmd()
-        .args(["remove", "--name", "b2", "-n"])
-        .assert()
-        .success();
-    assert_eq!(s.read(), text, "dry run");
-    s.cmd().args(["remove", "--name", "b2"]).assert().success();
-    assert_eq!(s.read(), original);
+        .stderr_has("no builder linux-builder");
+    s.nixconf(["remove", "--name", "b2", "-n"]).success();
+    assert_eq!(s.conf_text(), text, "dry run");
+    s.nixconf(["remove", "--name", "b2"]).success();
+    assert_eq!(s.conf_text(), original);
     // Nothing there at all: fine, nothing created.
-    let empty = Scratch::new();
-    empty.cmd().arg("remove").assert().success();
+    let empty = scratch();
+    empty.nixconf(["remove"]).success();
     assert!(!empty.conf().exists());
 }
 
 #[test]
 fn nix_darwin_symlink_prints_the_snippet() {
-    let s = Scratch::new();
+    let s = scratch();
     std::os::unix::fs::symlink("/etc/static/nix/nix.conf", s.conf()).unwrap();
     let out = s
-        .cmd()
-        .args([
+        .nixconf([
             "install",
             "--trust-user",
             "alice",
             "--features",
             "kvm,big-parallel",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nix-darwin"));
-    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap(), @r#"
+        .code(1)
+        .stderr_has("nix-darwin");
+    insta::assert_snapshot!(out.stdout(), @r#"
     nix.linux-builder = {
       enable = true;
       supportedFeatures = [ "kvm" "big-parallel" ];
@@ -442,23 +386,15 @@ fn nix_darwin_symlink_prints_the_snippet() {
         std::fs::read_link(s.conf()).unwrap(),
         Path::new("/etc/static/nix/nix.conf")
     );
-    s.cmd()
-        .arg("remove")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("nix-darwin"));
+    s.nixconf(["remove"]).code(1).stderr_has("nix-darwin");
 }
 
 #[test]
 fn other_symlink_is_refused() {
-    let s = Scratch::new();
+    let s = scratch();
     let real = s.write("elsewhere/nix.conf", "a = 1\n");
     std::os::unix::fs::symlink(&real, s.conf()).unwrap();
-    s.cmd()
-        .arg("install")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("symlink"));
+    s.nixconf(["install"]).code(1).stderr_has("symlink");
     assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = 1\n");
 }
 
@@ -498,11 +434,11 @@ fn malformed_configs_exit_2_with_file_and_line() {
         ),
     ];
     for (files, needle) in cases {
-        let s = Scratch::new();
+        let s = scratch();
         for (rel, text) in *files {
             s.write(rel, text);
         }
-        let before = s.read();
+        let before = s.conf_text();
         // remove edits only the block, but still refuses a file that does
         // not parse; a bad entry outside the block is not its business.
         let syntax = !["fields", "max jobs", "base64"]
@@ -512,34 +448,28 @@ fn malformed_configs_exit_2_with_file_and_line() {
             if cmd == "remove" && !syntax {
                 continue;
             }
-            s.cmd()
-                .arg(cmd)
-                .args(if cmd == "install" {
-                    &["--force"][..]
-                } else {
-                    &[][..]
-                })
-                .assert()
+            let force = if cmd == "install" {
+                &["--force"][..]
+            } else {
+                &[][..]
+            };
+            s.nixconf(std::iter::once(&cmd).chain(force))
                 .code(2)
-                .stderr(predicate::str::contains(*needle));
+                .stderr_has(needle);
         }
-        assert_eq!(s.read(), before, "never rewritten: {needle}");
+        assert_eq!(s.conf_text(), before, "never rewritten: {needle}");
     }
     // An include that exists but cannot be read (a directory, since tests
     // may run as root): exit 2 naming it.
-    let s = Scratch::new();
+    let s = scratch();
     s.write("etc/nix/nix.conf", "include dir.conf\n");
-    std::fs::create_dir(s.root.join("etc/nix/dir.conf")).unwrap();
-    s.cmd()
-        .arg("show")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("dir.conf"));
+    std::fs::create_dir(s.root().join("etc/nix/dir.conf")).unwrap();
+    s.nixconf(["show"]).code(2).stderr_has("dir.conf");
 }
 
 #[test]
 fn show_follows_includes_at_files_and_nix_conf_dir() {
-    let s = Scratch::new();
+    let s = scratch();
     let machines = s.write(
         "etc/nix/machines.extra",
         "# a machines file\nssh://m1@file1 x86_64-linux,i686-linux /k1 2 1.5 kvm,nixos-test\n\nssh-ng://m2@file2 - - - - - benchmark\n",
@@ -550,9 +480,9 @@ fn show_follows_includes_at_files_and_nix_conf_dir() {
     );
     s.write(
         "etc/nix/builders.conf",
-        &format!("builders = ssh-ng://a@h1 aarch64-linux /k 4 ; b@h2 # comment\nbuilders = ssh-ng://a@h1 aarch64-linux /k 4 ; b@h2 ; @{} # comment\n", machines.display()),
+        format!("builders = ssh-ng://a@h1 aarch64-linux /k 4 ; b@h2 # comment\nbuilders = ssh-ng://a@h1 aarch64-linux /k 4 ; b@h2 ; @{} # comment\n", machines.display()),
     );
-    let out = s.cmd().args(["show", "--json"]).output().unwrap();
+    let out = s.nixconf(["show", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -572,7 +502,7 @@ fn show_follows_includes_at_files_and_nix_conf_dir() {
     assert_eq!(b["max_jobs"], 1);
     assert_eq!(
         b["source"],
-        format!("{}:2", s.root.join("etc/nix/builders.conf").display())
+        format!("{}:2", s.root().join("etc/nix/builders.conf").display())
     );
     let f1 = &v[2];
     // A set, sorted, as Nix 2.20 and later read it.
@@ -589,21 +519,19 @@ fn show_follows_includes_at_files_and_nix_conf_dir() {
     assert_eq!(v[3]["mandatory_features"], serde_json::json!(["benchmark"]));
 
     // NIX_CONF_DIR wins over the root, as for Nix.
-    let other = Scratch::new();
+    let other = scratch();
     other.write("etc/nix/nix.conf", "builders = ssh-ng://z@elsewhere\n");
-    let out = s
-        .cmd()
-        .env("NIX_CONF_DIR", other.root.join("etc/nix"))
-        .args(["show", "--json"])
-        .output()
-        .unwrap();
+    let out = s.nixconf_env(
+        [("NIX_CONF_DIR", other.root().join("etc/nix"))],
+        ["show", "--json"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["host"], "elsewhere");
 
     // Unset builders: Nix's default @CONF_DIR/machines.
-    let d = Scratch::new();
+    let d = scratch();
     d.write("etc/nix/machines", "ssh-ng://u@from-default\n");
-    let text = stdout(d.cmd().arg("show"));
+    let text = d.nixconf(["show"]).stdout();
     assert!(
         text.starts_with("ssh-ng://u@from-default\n  host: from-default\n"),
         "{text}"
@@ -621,7 +549,7 @@ fn age(path: &Path) {
 #[test]
 fn check_reports_each_problem_on_its_line() {
     lb_testkit::ensure_nix_daemon();
-    let s = Scratch::new();
+    let s = scratch();
     let key = s.write("etc/nix/builder_ed25519", "not really a key\n");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     // The alias ssh reaches the builder by (lb-sshcfg's job).
@@ -629,11 +557,11 @@ fn check_reports_each_problem_on_its_line() {
         "etc/ssh/ssh_config",
         "Host linux-builder\n  Hostname 127.0.0.1\n  Port 31022\n",
     );
-    s.cmd().arg("install").assert().success();
+    s.nixconf(["install"]).success();
 
     // The machine's daemon reads /etc/nix, not this scratch root: its
     // start time says nothing about this nix.conf.
-    s.cmd().arg("check").assert().success().stdout("");
+    s.nixconf(["check"]).success().stdout_empty();
 
     // A real nix-daemon that read this root's nix.conf (a --stdio one
     // serves no socket, so the machine's daemon is left alone), started
@@ -641,12 +569,12 @@ fn check_reports_each_problem_on_its_line() {
     age(&s.conf());
     let mut daemon = std::process::Command::new("nix-daemon")
         .arg("--stdio")
-        .env("NIX_CONF_DIR", s.root.join("etc/nix"))
+        .env("NIX_CONF_DIR", s.root().join("etc/nix"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    s.cmd().arg("check").assert().success().stdout("");
+    s.nixconf(["check"]).success().stdout_empty();
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::File::options()
         .write(true)
@@ -654,12 +582,10 @@ fn check_reports_each_problem_on_its_line() {
         .unwrap()
         .set_modified(SystemTime::now())
         .unwrap();
-    let out = s.cmd().arg("check").output();
+    let out = s.nixconf(["check"]);
     let _ = daemon.kill();
     let _ = daemon.wait();
-    let out = out.unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = out.code(1).stdout();
     assert!(
         stdout.contains(&format!(
             "changed after the running nix-daemon (pid {})",
@@ -670,14 +596,10 @@ fn check_reports_each_problem_on_its_line() {
     age(&s.conf());
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    s.cmd()
-        .arg("check")
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("mode 0644"));
+    s.nixconf(["check"]).code(1).stdout_has("mode 0644");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    let conf = s.read();
+    let conf = s.conf_text();
     std::fs::write(
         s.conf(),
         format!(
@@ -686,7 +608,7 @@ fn check_reports_each_problem_on_its_line() {
                 "user@bare x86_64-linux",
                 "ssh-ng://u@badsys x86_64,aarch64-linux",
                 "ssh-ng://u@badkey - - 1 - - - aGVsbG8gd29ybGQK",
-                &format!("ssh-ng://u@nokey - {}/etc/nix/absent 1", s.root.display()),
+                &format!("ssh-ng://u@nokey - {}/etc/nix/absent 1", s.root().display()),
                 "local - - 1",
             ]
             .join(" ; ")
@@ -694,9 +616,9 @@ fn check_reports_each_problem_on_its_line() {
     )
     .unwrap();
     age(&s.conf());
-    let out = s.cmd().arg("check").output().unwrap();
+    let out = s.nixconf(["check"]);
     assert_eq!(out.status.code(), Some(1));
-    insta::assert_snapshot!(s.clean(&out.stdout), @r#"
+    insta::assert_snapshot!(s.redact(&out.stdout()), @r#"
     builders is set 3 times (ROOT/etc/nix/nix.conf:1, ROOT/etc/nix/nix.conf:3, ROOT/etc/nix/nix.conf:6); only the last counts: keep one
     no builder linux-builder in builders (read ROOT/etc/nix/nix.conf); run lb-nixconf install
     ROOT/etc/nix/nix.conf:6: user@bare: a URI without a scheme means legacy ssh://; write ssh-ng://user@bare
@@ -721,14 +643,13 @@ fn restart_daemon_dry_run_per_platform() {
             .env("LB_PLATFORM", "macos"),
     );
     assert_eq!(out, "launchctl kickstart -k system/org.nixos.nix-daemon\n");
-    bare()
-        .args(["restart-daemon", "--check"])
-        .assert()
+    outcome(bare().args(["restart-daemon", "--check"]))
         .success()
-        .stdout("");
-    bare()
-        .args(["restart-daemon", "-n"])
-        .env("LB_PLATFORM", "windows")
-        .assert()
-        .code(2);
+        .stdout_empty();
+    outcome(
+        bare()
+            .args(["restart-daemon", "-n"])
+            .env("LB_PLATFORM", "windows"),
+    )
+    .code(2);
 }

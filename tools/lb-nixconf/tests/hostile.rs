@@ -4,86 +4,40 @@
 //! two runs racing on nix.conf, and a nix.conf root cannot change.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-struct Scratch {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+use lb_testkit::{Outcome, Scenario};
+
+fn scratch() -> Scenario {
+    Scenario::new("lb-nixconf")
 }
 
-impl Scratch {
-    fn new() -> Self {
-        let dir = lb_testkit::scratch_root();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        Scratch { _dir: dir, root }
-    }
+/// nix.conf in a scenario, and runs with a deadline: a hang is a failure,
+/// not a stuck suite.
+trait NixConfScenario {
+    fn conf(&self) -> PathBuf;
+    fn write_conf(&self, text: &[u8]);
+    fn nixconf(&self, args: &[&str]) -> Outcome;
+}
 
+impl NixConfScenario for Scenario {
     fn conf(&self) -> PathBuf {
-        self.root.join("etc/nix/nix.conf")
+        self.path("etc/nix/nix.conf")
     }
 
     fn write_conf(&self, text: &[u8]) {
-        std::fs::create_dir_all(self.root.join("etc/nix")).unwrap();
-        std::fs::write(self.conf(), text).unwrap();
+        self.write("etc/nix/nix.conf", text);
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin("lb-nixconf"));
-        for v in [
-            "LB_ROOT",
-            "LB_NAME",
-            "LB_USER",
-            "LB_HOSTNAME",
-            "LB_PORT",
-            "LB_KEY",
-            "LB_HOST_KEY",
-            "LB_SYSTEM",
-            "LB_MAX_JOBS",
-            "LB_PLATFORM",
-            "NIX_CONF_DIR",
-        ] {
-            c.env_remove(v);
-        }
-        c.arg("--root").arg(&self.root).args(args);
-        c
+    fn nixconf(&self, args: &[&str]) -> Outcome {
+        self.run_within(Duration::from_secs(20), args)
     }
-
-    /// Run with a deadline: a hang is a failure, not a stuck suite.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                panic!("lb-nixconf {args:?} did not finish within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn one_line_error(o: &Output, status: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(status), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("lb-nixconf: error: "), "{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
 }
 
 #[test]
 fn values_that_break_the_builders_line_are_refused_writing_nothing() {
-    let s = Scratch::new();
+    let s = scratch();
     for (args, needle) in [
         (&["install", "--key", "/etc/nix/a b"][..], "--key (LB_KEY)"),
         (&["install", "--key", "/etc/nix/a;b"][..], "--key (LB_KEY)"),
@@ -95,22 +49,20 @@ fn values_that_break_the_builders_line_are_refused_writing_nothing() {
         (&["install", "--trust-user", "a\nb"][..], "--trust-user"),
         (&["install", "--features", "kvm;x"][..], "--features"),
     ] {
-        let o = s.run(args);
-        one_line_error(&o, 2, needle);
+        s.nixconf(args).one_line_error(2, needle);
         assert!(!s.conf().exists(), "{args:?} wrote nix.conf");
     }
 }
 
 #[test]
 fn key_climbing_out_of_the_root_stays_inside() {
-    let s = Scratch::new();
+    let s = scratch();
     let outside = tempfile::tempdir().unwrap();
     let key = format!("/../../../{}/k", outside.path().display());
-    let o = s.run(&["install", "--key", &key]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    s.nixconf(&["install", "--key", &key]).success();
     let text = std::fs::read_to_string(s.conf()).unwrap();
     let inside = s
-        .root
+        .root()
         .join(outside.path().strip_prefix("/").unwrap())
         .join("k");
     assert!(text.contains(&format!(" {} ", inside.display())), "{text}");
@@ -119,14 +71,13 @@ fn key_climbing_out_of_the_root_stays_inside() {
 
 #[test]
 fn etc_nix_symlinked_out_of_the_root_is_refused() {
-    let s = Scratch::new();
+    let s = scratch();
     let elsewhere = tempfile::tempdir().unwrap();
     std::fs::write(elsewhere.path().join("nix.conf"), "max-jobs = 1\n").unwrap();
-    std::fs::create_dir(s.root.join("etc")).unwrap();
-    std::os::unix::fs::symlink(elsewhere.path(), s.root.join("etc/nix")).unwrap();
+    std::fs::create_dir(s.root().join("etc")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), s.root().join("etc/nix")).unwrap();
     for args in [&["install"][..], &["remove"][..], &["show"][..]] {
-        let o = s.run(args);
-        one_line_error(&o, 2, "outside --root");
+        s.nixconf(args).one_line_error(2, "outside --root");
     }
     assert_eq!(
         std::fs::read_to_string(elsewhere.path().join("nix.conf")).unwrap(),
@@ -136,47 +87,47 @@ fn etc_nix_symlinked_out_of_the_root_is_refused() {
 
 #[test]
 fn reads_that_never_end_are_refused_at_once() {
-    let s = Scratch::new();
+    let s = scratch();
     let needle = "/dev/zero: is a character device";
     s.write_conf(b"include /dev/zero\n");
     for args in [&["show"][..], &["install"][..], &["check"][..]] {
-        one_line_error(&s.run(args), 2, needle);
+        s.nixconf(args).one_line_error(2, needle);
     }
     // `@FILE` is read by what looks at the effective builders.
     s.write_conf(b"builders = @/dev/zero\n");
     for args in [&["show"][..], &["check"][..]] {
-        one_line_error(&s.run(args), 2, needle);
+        s.nixconf(args).one_line_error(2, needle);
     }
     // nix.conf itself a FIFO (no writer: a blocking open would hang).
     std::fs::remove_file(s.conf()).unwrap();
     nix::unistd::mkfifo(&s.conf(), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     for args in [&["show"][..], &["install"][..], &["remove"][..]] {
-        let o = s.run(args);
-        one_line_error(&o, 2, "is a FIFO, not a regular file");
+        s.nixconf(args)
+            .one_line_error(2, "is a FIFO, not a regular file");
     }
 }
 
 #[test]
 fn an_8_mb_line_is_quoted_as_a_short_escaped_excerpt() {
-    let s = Scratch::new();
+    let s = scratch();
     let mut text = b"\x1b]0;title\x07".to_vec();
     text.extend(std::iter::repeat_n(b'x', 8 << 20));
     s.write_conf(&text);
-    let o = s.run(&["show"]);
-    one_line_error(&o, 2, "nix.conf:1:");
-    let err = stderr(&o);
+    let o = s.nixconf(&["show"]).one_line_error(2, "nix.conf:1:");
+    let err = o.stderr();
     assert!(err.len() < 400, "{} bytes of error", err.len());
     assert!(
         !err.contains('\x1b') && err.contains("\\e]0;title\\x07"),
         "{err}"
     );
     // The first line of a file named by `include`: the same excerpt.
-    let secret = s.root.join("etc/nix/secret");
+    let secret = s.root().join("etc/nix/secret");
     std::fs::write(&secret, format!("{}\n", "s".repeat(4096))).unwrap();
     s.write_conf(b"include secret\n");
-    let o = s.run(&["show"]);
-    one_line_error(&o, 2, &format!("{}:1:", secret.display()));
-    assert!(stderr(&o).len() < 400, "{}", stderr(&o));
+    let o = s
+        .nixconf(&["show"])
+        .one_line_error(2, &format!("{}:1:", secret.display()));
+    assert!(o.stderr().len() < 400, "{}", o.stderr());
 }
 
 #[test]
@@ -185,23 +136,23 @@ fn full_disk_names_its_cause_once() {
         lb_common::privilege::is_root(),
         "this test runs as root (make test)"
     );
-    let s = Scratch::new();
+    let s = scratch();
     let mount = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&s.root)
+        .arg(s.root())
         .status()
         .unwrap();
     assert!(mount.success());
-    let _guard = Unmount(s.root.clone());
+    let _guard = Unmount(s.root().to_owned());
     s.write_conf(b"max-jobs = 1\n");
     {
         use std::io::Write;
-        let mut filler = std::fs::File::create(s.root.join("filler")).unwrap();
+        let mut filler = std::fs::File::create(s.root().join("filler")).unwrap();
         while filler.write_all(&[0u8; 4096]).is_ok() {}
         while filler.write_all(&[0u8]).is_ok() {}
     }
-    let o = s.run(&["install"]);
-    let err = stderr(&o);
+    let o = s.nixconf(&["install"]);
+    let err = o.stderr();
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
     assert_eq!(err.matches("(os error 28)").count(), 1, "{err}");
@@ -214,7 +165,7 @@ fn immutable_nix_conf_as_root_is_named_not_sudo() {
         lb_common::privilege::is_root(),
         "this test runs as root (make test)"
     );
-    let s = Scratch::new();
+    let s = scratch();
     s.write_conf(b"max-jobs = 1\n");
     let st = Command::new("chattr")
         .arg("+i")
@@ -222,15 +173,14 @@ fn immutable_nix_conf_as_root_is_named_not_sudo() {
         .status()
         .unwrap();
     assert!(st.success());
-    let o = s.run(&["install"]);
+    let o = s.nixconf(&["install"]);
     let _ = Command::new("chattr").arg("-i").arg(s.conf()).status();
-    one_line_error(&o, 1, "immutable");
-    assert!(!stderr(&o).contains("needs root"), "{}", stderr(&o));
+    o.one_line_error(1, "immutable").stderr_lacks("needs root");
 }
 
 #[test]
 fn installs_and_removes_of_two_builders_race_without_losing_one() {
-    let s = Scratch::new();
+    let s = scratch();
     s.write_conf(b"max-jobs = 0\n");
     for round in 0..100 {
         // Disjoint names: whatever the order, a ends present and b absent
@@ -243,7 +193,8 @@ fn installs_and_removes_of_two_builders_race_without_losing_one() {
         let children: Vec<_> = [("install", install), ("remove", remove)]
             .iter()
             .map(|(verb, name)| {
-                s.cmd(&["-q", verb, "--name", name])
+                s.command()
+                    .args(["-q", verb, "--name", name])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -252,7 +203,11 @@ fn installs_and_removes_of_two_builders_race_without_losing_one() {
             .collect();
         for c in children {
             let o = c.wait_with_output().unwrap();
-            assert!(o.status.success(), "round {round}: {}", stderr(&o));
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let text = std::fs::read_to_string(s.conf()).unwrap();
         assert!(text.starts_with("max-jobs = 0\n"), "round {round}: {text}");

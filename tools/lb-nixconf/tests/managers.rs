@@ -12,23 +12,9 @@ fn scratch() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
+/// lb-nixconf for one system, every LB_*/NIX_* of the caller cleared.
 fn cmd(root: &Path) -> Command {
-    let mut c = Command::cargo_bin("lb-nixconf").unwrap();
-    for v in [
-        "LB_ROOT",
-        "LB_NAME",
-        "LB_PORT",
-        "LB_KEY",
-        "LB_HOST_KEY",
-        "LB_SYSTEM",
-        "LB_MAX_JOBS",
-        "LB_PLATFORM",
-        "LB_SPEED_FACTOR",
-        "LB_FEATURES",
-        "NIX_CONF_DIR",
-    ] {
-        c.env_remove(v);
-    }
+    let mut c = Command::from_std(lb_testkit::tool_command("lb-nixconf"));
     c.arg("--root")
         .arg(root)
         .args(["--system", "aarch64-linux"]);

@@ -51,6 +51,7 @@ use lb_common::fs::{self, Apply, FileSpec};
 use lb_common::managers;
 use lb_common::paths::Root;
 use lb_common::plan::{self, Applied, Files, Inspection, Step, Wanted};
+use lb_common::report::CheckReport;
 use lb_common::{ui, usage};
 
 use layout::{is_ours, Layout, BLOCK_TAG, CREATED_NOTE};
@@ -84,9 +85,17 @@ pub enum Command {
         force: bool,
     },
     /// Print the alias file install would write; write nothing
-    Print,
+    Print {
+        /// Print {"name", "path", "contents"} as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// Resolve NAME as ssh does (`ssh -G`) and print one line per problem; exit 1 if any
-    Check,
+    Check {
+        /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove NAME's alias and known-hosts files, and the managed Include once no other alias needs it
     Uninstall {
         #[command(flatten)]
@@ -120,31 +129,28 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let root = Root::new(cli.global.root.as_deref())?;
     match cli.command {
         Command::Install { change, force } => install(&cli.builder, &root, change, force),
-        Command::Print => {
+        Command::Print { json } => {
             let builder = cli.builder.resolve(&root)?;
-            let text = layout::render_conf(&builder, &Layout::new(&root, &builder.name)?)?;
+            let layout = Layout::new(&root, &builder.name)?;
+            let text = layout::render_conf(&builder, &layout)?;
+            if json {
+                lb_common::report::print_fields(&[
+                    ("name", builder.name.clone()),
+                    ("path", layout.conf.display().to_string()),
+                    ("contents", text),
+                ])?;
+                return Ok(Status::Ok);
+            }
             for line in text.lines() {
                 ui::out(line)?;
             }
             Ok(Status::Ok)
         }
-        Command::Check => {
+        Command::Check { json } => {
             let builder = cli.builder.resolve(&root)?;
             let problems = check::problems(&root, &builder, &Layout::new(&root, &builder.name)?)?;
-            for p in &problems {
-                ui::out(p)?;
-            }
-            if problems.is_empty() {
-                ui::note(&format!(
-                    "{}: the alias works as {}",
-                    builder.name,
-                    builder.uri()
-                ));
-                Ok(Status::Ok)
-            } else {
-                ui::note(&format!("{}: {} problem(s)", builder.name, problems.len()));
-                Ok(Status::Failed)
-            }
+            let healthy = format!("the alias works as {}", builder.uri());
+            CheckReport::new(&builder.name, problems, healthy).print(json)
         }
         Command::Uninstall { change, force } => uninstall(&cli.builder.name, &root, change, force),
     }

@@ -6,64 +6,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-struct Scratch {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+use lb_testkit::Scenario;
+
+fn scratch() -> Scenario {
+    Scenario::new("lb-sshcfg")
 }
 
-impl Scratch {
-    fn new() -> Self {
-        Self::with_prefix("lb-root.")
-    }
-
-    fn with_prefix(prefix: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        Scratch { _dir: dir, root }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin("lb-sshcfg"));
-        for v in [
-            "LB_NAME",
-            "LB_USER",
-            "LB_HOSTNAME",
-            "LB_PORT",
-            "LB_KEY",
-            "LB_HOST_KEY",
-            "LB_ROOT",
-            "LB_QUIET",
-        ] {
-            c.env_remove(v);
-        }
-        c.arg("--root").arg(&self.root).args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Every entry under the root, relative.
-    fn entries(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                out.push(p.strip_prefix(&self.root).unwrap().display().to_string());
-                if p.is_dir() && !p.is_symlink() {
-                    stack.push(p);
-                }
+/// Every entry under the root, relative.
+fn entries(s: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![s.root().to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(s.root()).unwrap().display().to_string());
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
             }
         }
-        out.sort();
-        out
     }
+    out.sort();
+    out
 }
 
 fn is_root() -> bool {
@@ -74,16 +37,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn one_line_error(o: &Output, status: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(status), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("lb-sshcfg: error: "), "{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
-}
-
 /// `ssh -G` for NAME with the scratch root's ssh_config: keyword -> lines.
-fn ssh_g(s: &Scratch, name: &str) -> Vec<(String, String)> {
+fn ssh_g(s: &Scenario, name: &str) -> Vec<(String, String)> {
     let out = Command::new("ssh")
         .arg("-F")
         .arg(s.path("etc/ssh/ssh_config"))
@@ -107,45 +62,46 @@ fn get<'a>(g: &'a [(String, String)], k: &str) -> Vec<&'a str> {
 
 #[test]
 fn injected_proxy_command_in_lb_key_is_refused_writing_nothing() {
-    let s = Scratch::new();
+    let s = scratch();
     let marker = s.path("../lb-sshcfg-pwned");
     let key = format!(
         "/etc/nix/k\"\nProxyCommand sh -c \"touch {}\"\n#",
         marker.display()
     );
-    let o = s.cmd(&["install"]).env("LB_KEY", &key).output().unwrap();
-    one_line_error(&o, 2, "--key (LB_KEY) \"");
+    let o = s
+        .run_env([("LB_KEY", &key)], ["install"])
+        .one_line_error(2, "--key (LB_KEY) \"");
     assert!(
-        stderr(&o).contains("/etc/nix/k\"\\nProxyCommand sh -c"),
+        o.stderr().contains("/etc/nix/k\"\\nProxyCommand sh -c"),
         "{}",
-        stderr(&o)
+        o.stderr()
     );
     assert!(
-        stderr(&o).contains("it contains a newline"),
+        o.stderr().contains("it contains a newline"),
         "{}",
-        stderr(&o)
+        o.stderr()
     );
-    assert!(s.entries().is_empty(), "written: {:?}", s.entries());
+    assert!(entries(&s).is_empty(), "written: {:?}", entries(&s));
     // A lone quote (which made ssh refuse every host) and a newline alone.
     for bad in ["/etc/nix/k\"", "/etc/nix/k\nHost *", "/etc/nix/a\\b"] {
-        let o = s.run(&["install", "--key", bad]);
-        one_line_error(&o, 2, "--key (LB_KEY)");
-        assert!(s.entries().is_empty(), "written: {:?}", s.entries());
+        s.run(["install", "--key", bad])
+            .one_line_error(2, "--key (LB_KEY)");
+        assert!(entries(&s).is_empty(), "written: {:?}", entries(&s));
     }
     assert!(!marker.exists());
 }
 
 #[test]
 fn values_with_spaces_are_quoted_and_parse_with_real_ssh() {
-    let s = Scratch::with_prefix("lb root with spaces.");
-    let o = s.run(&[
+    let s = Scenario::with_root_prefix("lb-sshcfg", "lb root with spaces.");
+    s.run([
         "install",
         "--key",
         "/etc/nix/my key's/k#1",
         "--port",
         "31099",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    ])
+    .code(0);
     let g = ssh_g(&s, "linux-builder");
     // The quoted Include was read: the alias's values are in effect.
     assert_eq!(get(&g, "hostname"), ["localhost"]);
@@ -164,27 +120,20 @@ fn values_with_spaces_are_quoted_and_parse_with_real_ssh() {
     let key_dir = s.path("etc/nix/my key's");
     std::fs::create_dir_all(&key_dir).unwrap();
     std::fs::write(key_dir.join("k#1"), "").unwrap();
-    let o = s.run(&["check", "--key", "/etc/nix/my key's/k#1", "--port", "31099"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o)
-    );
+    s.run(["check", "--key", "/etc/nix/my key's/k#1", "--port", "31099"])
+        .success();
 }
 
 #[test]
 fn key_climbing_out_of_the_root_stays_inside() {
-    let s = Scratch::new();
+    let s = scratch();
     let outside = tempfile::tempdir().unwrap();
     let key = format!("/../../../{}/k", outside.path().display());
-    let o = s.run(&["install", "--key", &key]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    s.run(["install", "--key", &key]).code(0);
     let conf =
         std::fs::read_to_string(s.path("etc/ssh/ssh_config.d/100-linux-builder.conf")).unwrap();
     let inside = s
-        .root
+        .root()
         .join(outside.path().strip_prefix("/").unwrap())
         .join("k");
     assert!(
@@ -196,13 +145,12 @@ fn key_climbing_out_of_the_root_stays_inside() {
 
 #[test]
 fn etc_ssh_symlinked_out_of_the_root_is_refused() {
-    let s = Scratch::new();
+    let s = scratch();
     let elsewhere = tempfile::tempdir().unwrap();
     std::fs::create_dir(s.path("etc")).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), s.path("etc/ssh")).unwrap();
     for args in [&["install"][..], &["uninstall"][..]] {
-        let o = s.run(args);
-        one_line_error(&o, 2, "outside --root");
+        s.run(args).one_line_error(2, "outside --root");
     }
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
@@ -212,14 +160,15 @@ fn etc_ssh_symlinked_out_of_the_root_is_refused() {
 /// every alias has its known-hosts file and no known-hosts file is left
 /// without its alias.
 fn race(rounds: usize, pair: impl Fn(usize) -> [(&'static str, &'static str); 2]) {
-    let s = Scratch::new();
+    let s = scratch();
     let dropin = s.path("etc/ssh/ssh_config.d");
     let main = s.path("etc/ssh/ssh_config");
     for round in 0..rounds {
         let children: Vec<_> = pair(round)
             .iter()
             .map(|(verb, name)| {
-                s.cmd(&["-q", verb, "--name", name])
+                s.command()
+                    .args(["-q", verb, "--name", name])
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
@@ -296,15 +245,16 @@ fn immutable(path: &Path, f: impl FnOnce()) {
 #[test]
 fn immutable_alias_file_as_root_is_named_not_sudo() {
     assert!(is_root(), "this test runs as root (make test)");
-    let s = Scratch::new();
-    assert_eq!(s.run(&["install"]).status.code(), Some(0));
+    let s = scratch();
+    s.run(["install"]).code(0);
     let conf = s.path("etc/ssh/ssh_config.d/100-linux-builder.conf");
     let before = std::fs::read(&conf).unwrap();
     immutable(&conf, || {
-        let o = s.run(&["install", "--port", "31023"]);
-        one_line_error(&o, 1, "immutable");
-        assert!(!stderr(&o).contains("needs root"), "{}", stderr(&o));
-        assert!(!stderr(&o).contains("sudo --reset"), "{}", stderr(&o));
+        let o = s
+            .run(["install", "--port", "31023"])
+            .one_line_error(1, "immutable");
+        assert!(!o.stderr().contains("needs root"), "{}", o.stderr());
+        assert!(!o.stderr().contains("sudo --reset"), "{}", o.stderr());
     });
     assert_eq!(std::fs::read(&conf).unwrap(), before);
 }
@@ -312,23 +262,22 @@ fn immutable_alias_file_as_root_is_named_not_sudo() {
 #[test]
 fn read_only_file_system_as_root_is_named_not_sudo() {
     assert!(is_root(), "this test runs as root (make test)");
-    let s = Scratch::new();
+    let s = scratch();
     let mount = |args: &[&str]| {
         let out = Command::new("mount")
             .args(args)
-            .arg(&s.root)
+            .arg(s.root())
             .output()
             .unwrap();
         assert!(out.status.success(), "mount {args:?}: {}", stderr(&out));
     };
     mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"]);
-    let guard = Unmount(s.root.clone());
-    assert_eq!(s.run(&["install"]).status.code(), Some(0));
+    let guard = Unmount(s.root().to_owned());
+    s.run(["install"]).code(0);
     mount(&["-o", "remount,ro"]);
     for args in [&["install", "--port", "31023"][..], &["uninstall"][..]] {
-        let o = s.run(args);
-        one_line_error(&o, 1, "read-only file system");
-        assert!(!stderr(&o).contains("needs root"), "{}", stderr(&o));
+        let o = s.run(args).one_line_error(1, "read-only file system");
+        assert!(!o.stderr().contains("needs root"), "{}", o.stderr());
     }
     drop(guard);
 }

@@ -3,18 +3,9 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+/// lb-sshcfg, every LB_*/NIX_* of the caller cleared.
 fn cmd(root: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("lb-sshcfg").unwrap();
-    for v in [
-        "LB_ROOT",
-        "LB_NAME",
-        "LB_PORT",
-        "LB_KEY",
-        "LB_HOST_KEY",
-        "LB_PLATFORM",
-    ] {
-        c.env_remove(v);
-    }
+    let mut c = Command::from_std(lb_testkit::tool_command("lb-sshcfg"));
     c.arg("--root").arg(root);
     c
 }

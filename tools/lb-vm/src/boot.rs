@@ -22,6 +22,26 @@ pub fn address(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// Print where the builder answers, once it does: `127.0.0.1:PORT`, or
+/// with `--json` `{"name", "address", "port", "pid"}` (`pid` null for an
+/// on-demand listener whose VM is not booted yet).
+///
+/// # Errors
+/// Writing stdout failed.
+pub fn print_ready(name: &str, port: u16, pid: Option<u32>, json: bool) -> lb_common::Result<()> {
+    if json {
+        lb_common::report::print_json(&serde_json::json!({
+            "name": name,
+            "address": address(port),
+            "port": port,
+            "pid": pid,
+        }))
+    } else {
+        ui::out(&address(port))?;
+        Ok(())
+    }
+}
+
 /// Signal the VM's process group when it leads one (so a runner script
 /// and the QEMU it started go together), else the process.
 pub fn signal_vm(pid: u32, sig: Signal) {

@@ -21,9 +21,9 @@ pub struct Cli {
     pub global: Global,
     #[command(flatten)]
     pub builder: BuilderArgs,
-    /// Directory holding the builder's pid file, control socket, console log and disk (files named NAME.*)
-    #[arg(long, env = "LB_VM_WORKDIR", default_value = ".", global = true)]
-    pub workdir: PathBuf,
+    /// Directory holding the builder's pid file, control socket, console log and disk (files named NAME.*) [default: /var/lib/linux-builder, under --root]
+    #[arg(long, env = "LB_VM_WORKDIR", value_name = "DIR", global = true)]
+    pub workdir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +52,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Print or install a launchd/systemd service that keeps the builder running
     Service(ServiceArgs),
+    /// Remove the stopped builder's files (disk, logs, state) from WORKDIR, and WORKDIR once empty
+    Remove(RemoveArgs),
 }
 
 /// What to boot and with what resources.
@@ -115,6 +117,9 @@ pub struct StartArgs {
     #[arg(long, value_name = "DURATION", default_value = "180m",
           value_parser = humantime::parse_duration, env = "LB_VM_IDLE")]
     pub idle: Duration,
+    /// Print {"name", "address", "port", "pid"} as one JSON object once it answers
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -122,6 +127,9 @@ pub struct WaitArgs {
     /// Seconds to wait for the guest's sshd
     #[arg(long, value_name = "S", default_value_t = 300)]
     pub timeout: u64,
+    /// Print {"name", "address", "port", "pid"} as one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -144,6 +152,15 @@ pub struct CheckArgs {
         default_value_t = 20480
     )]
     pub disk_size: u64,
+    /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub change: Change,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -334,7 +351,7 @@ mod tests {
         let ctx = Ctx::on(
             cli.global.root.as_deref(),
             &cli.builder,
-            &cli.workdir,
+            cli.workdir.as_deref(),
             || Ok(Platform::new(Os::Linux, "x86_64")),
         )
         .unwrap();

@@ -10,5 +10,6 @@ pub(crate) const EXAMPLES: Examples = &[
     ("stop", "lb-vm stop"),
     ("check", "lb-vm check                   # one line per problem, exit 1 if any"),
     ("config", "lb-vm config --json | jq -r .command"),
+    ("remove", "lb-vm stop && lb-vm remove -n   # the files it would delete\nlb-vm remove"),
     ("service", "lb-vm service --launchd      # print the plist\nsudo lb-vm service --launchd --install --runner .../bin/create-builder"),
 ];

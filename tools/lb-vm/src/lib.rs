@@ -9,7 +9,8 @@
 //! default `WORKDIR/keys`), and the builder's files in the working
 //! directory.
 //!
-//! Writes, all in the working directory (`--workdir`, default `.`), named
+//! Writes, all in the working directory (`--workdir`, default
+//! `/var/lib/linux-builder` under `--root`), named
 //! after the builder (`--name`, default `linux-builder`) so several builders
 //! can share one directory: `NAME.pid` (the VM's pid), `NAME.qmp` (QEMU's
 //! control socket), `NAME.console.log` (the guest's serial console),
@@ -86,7 +87,7 @@ impl Ctx {
     fn new(
         global_root: Option<&Path>,
         args: &BuilderArgs,
-        workdir: &Path,
+        workdir: Option<&Path>,
     ) -> lb_common::Result<Self> {
         Self::on(global_root, args, workdir, || Ok(Platform::current()?))
     }
@@ -94,17 +95,13 @@ impl Ctx {
     fn on(
         global_root: Option<&Path>,
         args: &BuilderArgs,
-        workdir: &Path,
+        workdir: Option<&Path>,
         platform: impl FnOnce() -> lb_common::Result<Platform>,
     ) -> lb_common::Result<Self> {
         let root = Root::new(global_root)?;
         let builder = args.resolve(&root)?;
         let platform = platform()?;
-        // The working directory is the user's own (like the manual's
-        // workingDirectory), not a system location: used as given, never
-        // placed under --root.
-        let dir = std::path::absolute(workdir)
-            .with_context(|| format!("--workdir {}", workdir.display()))?;
+        let dir = workdir_of(&root, workdir)?;
         let layout = Layout {
             dir,
             name: builder.name.clone(),
@@ -118,12 +115,36 @@ impl Ctx {
     }
 }
 
+/// Where nix-darwin's linux-builder keeps its files, and lb-vm's default
+/// working directory (under `--root`).
+pub const DEFAULT_WORKDIR: &str = "/var/lib/linux-builder";
+
+/// The working directory: `--workdir` as given (made absolute: it is the
+/// user's own, like the manual's workingDirectory, never placed under
+/// `--root`), else [`DEFAULT_WORKDIR`] under `--root`, so every command
+/// finds the builder wherever it is run from.
+///
+/// # Errors
+/// The current directory cannot be read, or the default leaves `--root`.
+pub fn workdir_of(root: &Root, given: Option<&Path>) -> lb_common::Result<std::path::PathBuf> {
+    match given {
+        Some(w) => {
+            Ok(std::path::absolute(w).with_context(|| format!("--workdir {}", w.display()))?)
+        }
+        None => Ok(root.system(Path::new(DEFAULT_WORKDIR))?),
+    }
+}
+
 /// Run the tool.
 ///
 /// # Errors
 /// Bad input (status 2) and failures (status 1), each one line.
 pub fn run(cli: Cli) -> lb_common::Result<Status> {
-    let ctx = Ctx::new(cli.global.root.as_deref(), &cli.builder, &cli.workdir)?;
+    let ctx = Ctx::new(
+        cli.global.root.as_deref(),
+        &cli.builder,
+        cli.workdir.as_deref(),
+    )?;
     match cli.command {
         Command::Start(a) => cmd::start::start(&ctx, &a),
         Command::Wait(a) => cmd::wait::wait(&ctx, &a),
@@ -132,5 +153,6 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
         Command::Check(a) => cmd::check::run(&ctx, &a),
         Command::Config(a) => cmd::config::config(&ctx, &a),
         Command::Service(a) => cmd::service::service(&ctx, &a),
+        Command::Remove(a) => cmd::remove::remove(&ctx, &a),
     }
 }

@@ -8,25 +8,23 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 
-use assert_cmd::Command;
-use lb_testkit::{scratch_root, workspace_dir};
+use lb_testkit::{workspace_dir, Outcome, Scenario};
 
 const NAME: &str = "lb-chk";
 
-fn lb_vm(root: &Path, work: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("lb-vm")
-        .unwrap()
-        .env_remove("LB_PLATFORM")
-        .env_remove("LB_HOST_KEY")
-        .arg("--root")
-        .arg(root)
-        .arg("--workdir")
+fn scratch() -> Scenario {
+    Scenario::new("lb-vm")
+}
+
+/// `lb-vm --root ROOT --workdir WORK --name lb-chk ARGS`.
+fn lb_vm(s: &Scenario, work: &Path, args: &[&str]) -> Outcome {
+    let mut c = s.command();
+    c.arg("--workdir")
         .arg(work)
         .arg("--name")
         .arg(NAME)
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    s.outcome(&mut c)
 }
 
 fn lines(out: &Output) -> Vec<String> {
@@ -52,9 +50,9 @@ fn work_outside_tmp() -> tempfile::TempDir {
 
 #[test]
 fn a_down_vm_is_named_with_the_start_command() {
-    let root = scratch_root();
+    let s = scratch();
     let work = work_outside_tmp();
-    let out = lb_vm(root.path(), work.path(), &["check"]);
+    let out = lb_vm(&s, work.path(), &["check"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         has(&out, &format!("{NAME} is not running")),
@@ -67,7 +65,7 @@ fn a_down_vm_is_named_with_the_start_command() {
 #[test]
 fn a_disk_image_of_another_size_is_named_with_qemu_img() {
     lb_testkit::require_program("qemu-img", "qemu-utils");
-    let root = scratch_root();
+    let s = scratch();
     let work = work_outside_tmp();
     let disk = work.path().join(format!("{NAME}.qcow2"));
     let st = std::process::Command::new("qemu-img")
@@ -77,7 +75,7 @@ fn a_disk_image_of_another_size_is_named_with_qemu_img() {
         .status()
         .unwrap();
     assert!(st.success());
-    let out = lb_vm(root.path(), work.path(), &["check", "--disk-size", "2048"]);
+    let out = lb_vm(&s, work.path(), &["check", "--disk-size", "2048"]);
     assert!(
         has(&out, "is 1024 MiB but the configured size is 2048 MiB"),
         "{:?}",
@@ -88,13 +86,13 @@ fn a_disk_image_of_another_size_is_named_with_qemu_img() {
         "{:?}",
         lines(&out)
     );
-    let out = lb_vm(root.path(), work.path(), &["check", "--disk-size", "1024"]);
+    let out = lb_vm(&s, work.path(), &["check", "--disk-size", "1024"]);
     assert!(!has(&out, "MiB"), "{:?}", lines(&out));
     // --disk names another image.
     let other = work.path().join("other.qcow2");
     std::fs::rename(&disk, &other).unwrap();
     let out = lb_vm(
-        root.path(),
+        &s,
         work.path(),
         &[
             "check",
@@ -109,20 +107,16 @@ fn a_disk_image_of_another_size_is_named_with_qemu_img() {
 
 #[test]
 fn tmpdir_under_tmp_is_named_on_macos_only() {
-    let root = scratch_root();
+    let s = scratch();
     let in_tmp = tempfile::Builder::new().prefix("lb-w.").tempdir().unwrap();
     assert!(in_tmp.path().starts_with("/tmp"));
     let mac = |work: &Path| {
-        Command::cargo_bin("lb-vm")
-            .unwrap()
-            .env("LB_PLATFORM", "macos")
-            .arg("--root")
-            .arg(root.path())
+        let mut c = s.command();
+        c.env("LB_PLATFORM", "macos")
             .arg("--workdir")
             .arg(work)
-            .args(["--name", NAME, "check"])
-            .output()
-            .unwrap()
+            .args(["--name", NAME, "check"]);
+        s.outcome(&mut c)
     };
     let out = mac(in_tmp.path());
     assert!(has(&out, "TMPDIR"), "{:?}", lines(&out));
@@ -132,15 +126,13 @@ fn tmpdir_under_tmp_is_named_on_macos_only() {
         lines(&out)
     );
     // Linux does not clean /tmp under a running VM.
-    let out = lb_vm(root.path(), in_tmp.path(), &["check"]);
+    let out = lb_vm(&s, in_tmp.path(), &["check"]);
     assert!(!has(&out, "TMPDIR"), "{:?}", lines(&out));
     let outside = work_outside_tmp();
     let out = mac(outside.path());
     assert!(!has(&out, "TMPDIR"), "{:?}", lines(&out));
     // A launchd plist (recorded shape) whose TMPDIR is under /tmp.
-    let plist = root
-        .path()
-        .join(format!("Library/LaunchDaemons/org.lb-vm.{NAME}.plist"));
+    let plist = s.path(&format!("Library/LaunchDaemons/org.lb-vm.{NAME}.plist"));
     std::fs::create_dir_all(plist.parent().unwrap()).unwrap();
     std::fs::write(
         &plist,
@@ -157,7 +149,7 @@ fn tmpdir_under_tmp_is_named_on_macos_only() {
 
 #[test]
 fn a_known_crash_in_the_qemu_log_is_named_with_its_workaround() {
-    let root = scratch_root();
+    let s = scratch();
     let work = work_outside_tmp();
     let log = work.path().join(format!("{NAME}.qemu.log"));
     // As nixpkgs issue 528299 and nix-darwin issue 1292 report them.
@@ -166,7 +158,7 @@ fn a_known_crash_in_the_qemu_log_is_named_with_its_workaround() {
         "ERROR:../target/arm/hvf/sysreg.c.inc:149:hvf_arch_init_vcpu:\n  assertion failed: (HV_SYS_REG_SMCR_EL1 == KVMID_TO_HVF(KVMID_AA64_SYS_REG64(3, 0, 1, 2, 6)))\nBail out!\n",
     )
     .unwrap();
-    let out = lb_vm(root.path(), work.path(), &["check"]);
+    let out = lb_vm(&s, work.path(), &["check"]);
     assert!(
         has(
             &out,
@@ -185,14 +177,14 @@ fn a_known_crash_in_the_qemu_log_is_named_with_its_workaround() {
         "Unexpected error in object_property_find_err() at ../qom/object.c:1358:\nqemu-system-aarch64: Property 'max-arm-cpu.sme' not found\n",
     )
     .unwrap();
-    let out = lb_vm(root.path(), work.path(), &["check"]);
+    let out = lb_vm(&s, work.path(), &["check"]);
     assert!(has(&out, "nix-darwin issue 1292"), "{:?}", lines(&out));
     std::fs::write(
         &log,
         "qemu-system-x86_64: terminating on signal 15 from pid 1\n",
     )
     .unwrap();
-    let out = lb_vm(root.path(), work.path(), &["check"]);
+    let out = lb_vm(&s, work.path(), &["check"]);
     assert!(!has(&out, "died"), "{:?}", lines(&out));
 }
 
@@ -245,18 +237,14 @@ fn alias(root: &Path, port: u16) -> PathBuf {
 
 #[test]
 fn a_forward_on_every_interface_with_the_public_host_key_is_named() {
-    let root = scratch_root();
+    let s = scratch();
     let work = work_outside_tmp();
     // What the nixpkgs runner's `hostfwd=tcp::PORT-:22` does: listen on 0.0.0.0.
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let _vm = FakeVm::new(work.path(), port);
-    alias(root.path(), port);
-    let out = lb_vm(
-        root.path(),
-        work.path(),
-        &["--port", &port.to_string(), "check"],
-    );
+    alias(s.root(), port);
+    let out = lb_vm(&s, work.path(), &["--port", &port.to_string(), "check"]);
     assert!(
         has(
             &out,
@@ -274,7 +262,7 @@ fn a_forward_on_every_interface_with_the_public_host_key_is_named() {
             .display()
     );
     let out = lb_vm(
-        root.path(),
+        &s,
         work.path(),
         &["--port", &port.to_string(), "--host-key", &own, "check"],
     );
@@ -282,24 +270,20 @@ fn a_forward_on_every_interface_with_the_public_host_key_is_named() {
     // A loopback-only forward is fine with any key.
     drop(listener);
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let out = lb_vm(
-        root.path(),
-        work.path(),
-        &["--port", &port.to_string(), "check"],
-    );
+    let out = lb_vm(&s, work.path(), &["--port", &port.to_string(), "check"]);
     assert!(!has(&out, "beyond loopback"), "{:?}", lines(&out));
     drop(listener);
 }
 
 #[test]
 fn an_alias_on_another_port_than_the_vm_is_named() {
-    let root = scratch_root();
+    let s = scratch();
     let work = work_outside_tmp();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let _vm = FakeVm::new(work.path(), port);
-    alias(root.path(), port + 1);
-    let out = lb_vm(root.path(), work.path(), &["check"]);
+    alias(s.root(), port + 1);
+    let out = lb_vm(&s, work.path(), &["check"]);
     assert!(
         has(
             &out,
@@ -319,8 +303,8 @@ fn an_alias_on_another_port_than_the_vm_is_named() {
         "{:?}",
         lines(&out)
     );
-    alias(root.path(), port);
-    let out = lb_vm(root.path(), work.path(), &["check"]);
+    alias(s.root(), port);
+    let out = lb_vm(&s, work.path(), &["check"]);
     assert!(!has(&out, "ssh alias"), "{:?}", lines(&out));
     // Nothing answers with an SSH banner on the port: said too.
     assert!(has(&out, "no sshd answers"), "{:?}", lines(&out));

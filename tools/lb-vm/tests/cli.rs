@@ -1,57 +1,60 @@
 //! lb-vm's command line without booting anything: bad input, config,
 //! service files, dry-run. Everything in a scratch --root and workdir.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::Command;
 
-use assert_cmd::Command;
-use predicates::prelude::*;
+use lb_testkit::Scenario;
 
-struct Scratch {
-    root: tempfile::TempDir,
-    work: PathBuf,
-    kernel: PathBuf,
-    initrd: PathBuf,
+/// lb-vm's scratch: the root, and in the work directory its own working
+/// directory `vm` (given relative: used as given even under --root)
+/// holding `keys` and stand-in boot files.
+fn scratch() -> Scenario {
+    let s = Scenario::new("lb-vm");
+    std::fs::create_dir_all(s.vm_dir().join("keys")).unwrap();
+    // Stand-ins: these tests never boot them.
+    std::fs::write(s.kernel(), "k").unwrap();
+    std::fs::write(s.initrd(), "i").unwrap();
+    s
 }
 
-fn scratch() -> Scratch {
-    let root = lb_testkit::scratch_root();
-    let work = root.path().join("work");
-    std::fs::create_dir_all(work.join("keys")).unwrap();
-    // Stand-ins: these tests never boot them.
-    let kernel = work.join("bzImage");
-    let initrd = work.join("initrd");
-    std::fs::write(&kernel, "k").unwrap();
-    std::fs::write(&initrd, "i").unwrap();
-    Scratch {
-        root,
-        work,
-        kernel,
-        initrd,
+/// Where lb-vm's files are, in a scenario.
+trait VmScenario {
+    fn vm_dir(&self) -> PathBuf;
+    fn kernel(&self) -> PathBuf;
+    fn initrd(&self) -> PathBuf;
+}
+
+impl VmScenario for Scenario {
+    fn vm_dir(&self) -> PathBuf {
+        self.work().join(WORKDIR)
+    }
+
+    fn kernel(&self) -> PathBuf {
+        self.vm_dir().join("bzImage")
+    }
+
+    fn initrd(&self) -> PathBuf {
+        self.vm_dir().join("initrd")
     }
 }
 
-fn lb_vm(s: &Scratch) -> Command {
-    let mut c = Command::cargo_bin("lb-vm").unwrap();
-    c.env_remove("LB_PLATFORM")
-        .arg("--root")
-        .arg(s.root.path())
-        .arg("--workdir")
-        .arg(rel(&s.work, s.root.path()))
-        .current_dir(s.root.path());
+/// The working directory, relative to the scenario's work directory.
+const WORKDIR: &str = "vm";
+
+/// `lb-vm --root ROOT --workdir vm`, to add arguments to.
+fn lb_vm(s: &Scenario) -> Command {
+    let mut c = s.command();
+    c.args(["--workdir", WORKDIR]);
     c
 }
 
-/// A relative workdir: used as given even under --root.
-fn rel(p: &Path, base: &Path) -> PathBuf {
-    p.strip_prefix(base).unwrap().to_path_buf()
-}
-
-fn boot_args(s: &Scratch) -> Vec<String> {
+fn boot_args(s: &Scenario) -> Vec<String> {
     vec![
         "--kernel".into(),
-        s.kernel.display().to_string(),
+        s.kernel().display().to_string(),
         "--initrd".into(),
-        s.initrd.display().to_string(),
+        s.initrd().display().to_string(),
     ]
 }
 
@@ -65,7 +68,7 @@ fn bad_input_exits_2_naming_it() {
                 "--kernel".into(),
                 "/no/such/bzImage".into(),
                 "--initrd".into(),
-                s.initrd.display().to_string(),
+                s.initrd().display().to_string(),
             ],
             "--kernel /no/such/bzImage: no such file",
         ),
@@ -73,7 +76,7 @@ fn bad_input_exits_2_naming_it() {
             vec![
                 "start".into(),
                 "--kernel".into(),
-                s.kernel.display().to_string(),
+                s.kernel().display().to_string(),
                 "--initrd".into(),
                 "/no/such/initrd".into(),
             ],
@@ -123,15 +126,13 @@ fn bad_input_exits_2_naming_it() {
         (vec!["service".into()], "--launchd"),
     ];
     for (args, needle) in cases {
-        lb_vm(&s)
-            .args(&args)
-            .assert()
+        s.outcome(lb_vm(&s).args(&args))
             .code(2)
-            .stderr(predicate::str::contains(needle))
-            .stdout("");
+            .stderr_has(needle)
+            .stdout_empty();
     }
     // Nothing was started or written.
-    let files: Vec<_> = std::fs::read_dir(&s.work)
+    let files: Vec<_> = std::fs::read_dir(s.vm_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -143,57 +144,57 @@ fn bad_input_exits_2_naming_it() {
 #[test]
 fn missing_keys_dir_is_bad_input() {
     let s = scratch();
-    lb_vm(&s)
-        .args(["start", "--accel", "tcg", "--keys", "/no/such/keys"])
-        // A free port: the default 31022 may be another builder's.
-        .args(["--port", &lb_testkit::free_port().to_string()])
-        .args(boot_args(&s))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "--keys /no/such/keys: no such directory",
-        ));
+    s.outcome(
+        lb_vm(&s)
+            .args(["start", "--accel", "tcg", "--keys", "/no/such/keys"])
+            // A free port: the default 31022 may be another builder's.
+            .args(["--port", &lb_testkit::free_port().to_string()])
+            .args(boot_args(&s)),
+    )
+    .code(2)
+    .stderr_has("--keys /no/such/keys: no such directory");
 }
 
 #[test]
 fn no_qemu_names_the_package() {
     let s = scratch();
     // A PATH with everything but QEMU: an empty directory.
-    let empty = s.root.path().join("empty-bin");
+    let empty = s.root().join("empty-bin");
     std::fs::create_dir(&empty).unwrap();
-    lb_vm(&s)
-        .env("PATH", &empty)
-        .args([
-            "start",
-            "--accel",
-            "tcg",
-            "--port",
-            &lb_testkit::free_port().to_string(),
-        ])
-        .args(boot_args(&s))
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("qemu-system-x86_64: not found"))
-        .stderr(predicate::str::contains("apt-get install qemu-system-x86"));
-    assert!(!s.work.join("linux-builder.pid").exists());
+    s.outcome(
+        lb_vm(&s)
+            .env("PATH", &empty)
+            .args([
+                "start",
+                "--accel",
+                "tcg",
+                "--port",
+                &lb_testkit::free_port().to_string(),
+            ])
+            .args(boot_args(&s)),
+    )
+    .code(1)
+    .stderr_has("qemu-system-x86_64: not found")
+    .stderr_has("apt-get install qemu-system-x86");
+    assert!(!s.vm_dir().join("linux-builder.pid").exists());
 }
 
 #[test]
 fn config_json_shows_the_exact_command() {
     let s = scratch();
-    let out = lb_vm(&s)
-        .args([
-            "config", "--json", "--accel", "tcg", "--memory", "1024", "--cpus", "2",
-        ])
-        .args(["--port", "31555", "--name", "b2"])
-        .args(boot_args(&s))
-        .assert()
+    let out = s
+        .outcome(
+            lb_vm(&s)
+                .args([
+                    "config", "--json", "--accel", "tcg", "--memory", "1024", "--cpus", "2",
+                ])
+                .args(["--port", "31555", "--name", "b2"])
+                .args(boot_args(&s)),
+        )
         .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let work = std::fs::canonicalize(&s.work).unwrap();
+        .stdout();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let work = std::fs::canonicalize(s.vm_dir()).unwrap();
     assert_eq!(v["pid_file"], work.join("b2.pid").display().to_string());
     assert_eq!(v["disk"], work.join("b2.qcow2").display().to_string());
     assert_eq!(v["keys"], work.join("keys").display().to_string());
@@ -221,16 +222,16 @@ fn config_json_shows_the_exact_command() {
 #[test]
 fn config_on_a_mac_uses_hvf() {
     let s = scratch();
-    let out = lb_vm(&s)
-        .env("LB_PLATFORM", "macos")
-        .args(["config", "--json"])
-        .args(boot_args(&s))
-        .assert()
+    let out = s
+        .outcome(
+            lb_vm(&s)
+                .env("LB_PLATFORM", "macos")
+                .args(["config", "--json"])
+                .args(boot_args(&s)),
+        )
         .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        .stdout();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["accel"], "hvf");
     assert_eq!(v["accel_settled"], true);
     let cmd = v["command"].as_str().unwrap();
@@ -246,23 +247,23 @@ fn config_on_a_mac_uses_hvf() {
 fn start_dry_run_prints_commands_and_starts_nothing() {
     let s = scratch();
     let port = lb_testkit::free_port();
-    let out = lb_vm(&s)
-        .args([
-            "start",
-            "-n",
-            "--accel",
-            "tcg",
-            "--ephemeral",
-            "--port",
-            &port.to_string(),
-        ])
-        .args(boot_args(&s))
-        .assert()
+    let out = s
+        .outcome(
+            lb_vm(&s)
+                .args([
+                    "start",
+                    "-n",
+                    "--accel",
+                    "tcg",
+                    "--ephemeral",
+                    "--port",
+                    &port.to_string(),
+                ])
+                .args(boot_args(&s)),
+        )
         .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+        .stdout();
+    let text = out;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with("rm -f "), "{text}");
@@ -272,71 +273,61 @@ fn start_dry_run_prints_commands_and_starts_nothing() {
     );
     assert!(lines[1].ends_with("linux-builder.qcow2 20480M"), "{text}");
     assert!(lines[2].starts_with("qemu-system-x86_64 "), "{text}");
-    assert!(!s.work.join("linux-builder.qcow2").exists());
-    assert!(!s.work.join("linux-builder.pid").exists());
+    assert!(!s.vm_dir().join("linux-builder.qcow2").exists());
+    assert!(!s.vm_dir().join("linux-builder.pid").exists());
     // --check: not running, so start would change something.
-    lb_vm(&s)
-        .args(["start", "--check", "--port", &port.to_string()])
-        .args(boot_args(&s))
-        .assert()
-        .code(1);
+    s.outcome(
+        lb_vm(&s)
+            .args(["start", "--check", "--port", &port.to_string()])
+            .args(boot_args(&s)),
+    )
+    .code(1);
 }
 
 #[test]
 fn stopped_vm_status_and_stop() {
     let s = scratch();
-    lb_vm(&s).args(["stop"]).assert().success();
-    lb_vm(&s).args(["stop"]).assert().success();
-    let out = lb_vm(&s)
-        .args(["status", "--json"])
-        .assert()
+    s.outcome(lb_vm(&s).args(["stop"])).success();
+    s.outcome(lb_vm(&s).args(["stop"])).success();
+    let out = s
+        .outcome(lb_vm(&s).args(["status", "--json"]))
         .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        .stdout();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["running"], false);
     assert_eq!(v["ready"], false);
-    lb_vm(&s)
-        .args(["wait", "--timeout", "1"])
-        .assert()
+    s.outcome(lb_vm(&s).args(["wait", "--timeout", "1"]))
         .code(1)
-        .stderr(predicate::str::contains("not running"));
+        .stderr_has("not running");
 }
 
 #[test]
 fn stale_pid_file_of_another_process_is_cleaned() {
     let s = scratch();
     // A live process that is not QEMU: pid reuse must not fool status.
-    let pid_file = s.work.join("linux-builder.pid");
+    let pid_file = s.vm_dir().join("linux-builder.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
-    std::fs::write(s.work.join("linux-builder.state.json"), "{}").unwrap();
-    lb_vm(&s)
-        .args(["status"])
-        .assert()
+    std::fs::write(s.vm_dir().join("linux-builder.state.json"), "{}").unwrap();
+    s.outcome(lb_vm(&s).args(["status"]))
         .code(1)
-        .stdout(predicate::str::contains("running: no"))
-        .stdout(predicate::str::contains(format!(
-            "stale pid: {}",
-            std::process::id()
-        )));
+        .stdout_has("running: no")
+        .stdout_has(&format!("stale pid: {}", std::process::id()));
     assert!(!pid_file.exists());
-    assert!(!s.work.join("linux-builder.state.json").exists());
+    assert!(!s.vm_dir().join("linux-builder.state.json").exists());
 }
 
 #[test]
 fn service_files() {
     let s = scratch();
-    let plist = lb_vm(&s)
-        .env("LB_PLATFORM", "macos")
-        .args(["service", "--launchd", "--memory", "4096"])
-        .args(boot_args(&s))
-        .assert()
+    let plist = s
+        .outcome(
+            lb_vm(&s)
+                .env("LB_PLATFORM", "macos")
+                .args(["service", "--launchd", "--memory", "4096"])
+                .args(boot_args(&s)),
+        )
         .success()
-        .get_output()
-        .stdout
-        .clone();
-    let plist = String::from_utf8(plist).unwrap();
+        .stdout();
     // Not nix-darwin's label: neither would overwrite the other.
     assert!(
         plist.contains("<string>org.lb-vm.linux-builder</string>"),
@@ -359,7 +350,7 @@ fn service_files() {
     );
     // TMPDIR is the builder's own directory beside its files, not /tmp
     // (macOS cleans /tmp after 3 days).
-    let work = std::fs::canonicalize(&s.work).unwrap();
+    let work = std::fs::canonicalize(s.vm_dir()).unwrap();
     assert!(
         plist.contains(&format!(
             "<key>TMPDIR</key>\n    <string>{}/linux-builder.tmp</string>",
@@ -369,44 +360,46 @@ fn service_files() {
     );
 
     // --install writes into the root; a second run changes nothing.
-    lb_vm(&s)
-        .args(["service", "--systemd", "--install"])
-        .args(boot_args(&s))
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("wrote"));
-    let unit = s
-        .root
-        .path()
-        .join("etc/systemd/system/linux-builder.service");
+    s.outcome(
+        lb_vm(&s)
+            .args(["service", "--systemd", "--install"])
+            .args(boot_args(&s)),
+    )
+    .success()
+    .stderr_has("wrote");
+    let unit = s.root().join("etc/systemd/system/linux-builder.service");
     let text = std::fs::read_to_string(&unit).unwrap();
     assert!(text.contains("Restart=on-failure"), "{text}");
     assert!(
         text.contains(" start --foreground --name linux-builder "),
         "{text}"
     );
-    lb_vm(&s)
-        .args(["service", "--systemd", "--install", "--check"])
-        .args(boot_args(&s))
-        .assert()
-        .success();
-    lb_vm(&s)
-        .args(["service", "--launchd", "--install", "--check"])
-        .args(boot_args(&s))
-        .assert()
-        .code(1);
-    lb_vm(&s)
-        .args(["service", "--launchd", "--install", "-n"])
-        .args(boot_args(&s))
-        .assert()
+    s.outcome(
+        lb_vm(&s)
+            .args(["service", "--systemd", "--install", "--check"])
+            .args(boot_args(&s)),
+    )
+    .success();
+    s.outcome(
+        lb_vm(&s)
+            .args(["service", "--launchd", "--install", "--check"])
+            .args(boot_args(&s)),
+    )
+    .code(1);
+    let out = s
+        .outcome(
+            lb_vm(&s)
+                .args(["service", "--launchd", "--install", "-n"])
+                .args(boot_args(&s)),
+        )
         .success()
-        .stdout(
-            predicate::str::contains("+<key>RunAtLoad</key>")
-                .or(predicate::str::contains("+  <key>RunAtLoad</key>")),
-        );
+        .stdout();
+    assert!(
+        out.contains("+<key>RunAtLoad</key>") || out.contains("+  <key>RunAtLoad</key>"),
+        "{out}"
+    );
     assert!(!s
-        .root
-        .path()
+        .root()
         .join("Library/LaunchDaemons/org.lb-vm.linux-builder.plist")
         .exists());
 }
@@ -416,15 +409,16 @@ fn port_taken_names_the_process() {
     let s = scratch();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    lb_vm(&s)
-        .args(["start", "--accel", "tcg", "--port", &port.to_string()])
-        .args(boot_args(&s))
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(format!(
-            "port {port} on 127.0.0.1 is taken by pid {} (",
-            std::process::id()
-        )));
-    assert!(!s.work.join("linux-builder.pid").exists());
+    s.outcome(
+        lb_vm(&s)
+            .args(["start", "--accel", "tcg", "--port", &port.to_string()])
+            .args(boot_args(&s)),
+    )
+    .code(1)
+    .stderr_has(&format!(
+        "port {port} on 127.0.0.1 is taken by pid {} (",
+        std::process::id()
+    ));
+    assert!(!s.vm_dir().join("linux-builder.pid").exists());
     drop(listener);
 }

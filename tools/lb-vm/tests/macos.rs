@@ -8,56 +8,57 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use lb_testkit::Scenario;
 use predicates::prelude::*;
 
-struct Mac {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    work: PathBuf,
-}
-
-fn mac() -> Mac {
-    let dir = lb_testkit::scratch_root();
-    let root = std::fs::canonicalize(dir.path()).unwrap();
-    let work = root.join("var/lib/linux-builder");
+/// A Mac's layout in a scratch root: the builder's working directory is
+/// ROOT/var/lib/linux-builder, with keys and stand-in boot files.
+fn mac() -> Scenario {
+    let m = Scenario::new("lb-vm");
+    let work = m.vm_work();
     std::fs::create_dir_all(work.join("keys")).unwrap();
     for f in ["bzImage", "initrd"] {
         std::fs::write(work.join(f), f).unwrap();
     }
-    Mac {
-        _dir: dir,
-        root,
-        work,
-    }
+    m
 }
 
-impl Mac {
+trait Mac {
+    fn vm_work(&self) -> PathBuf;
+    fn lb_vm(&self, system: &str) -> Command;
+    fn kernel(&self) -> [String; 4];
+    fn runner(&self) -> PathBuf;
+    fn clean(&self, text: &[u8]) -> String;
+}
+
+impl Mac for Scenario {
+    fn vm_work(&self) -> PathBuf {
+        self.path("var/lib/linux-builder")
+    }
+
+    /// `lb-vm --root ROOT --workdir ROOT/var/lib/linux-builder` as on a
+    /// Mac running `system`.
     fn lb_vm(&self, system: &str) -> Command {
-        let mut c = Command::cargo_bin("lb-vm").unwrap();
-        for v in ["LB_ROOT", "LB_NAME", "LB_PORT", "LB_SYSTEM", "LB_VM_RUNNER"] {
-            c.env_remove(v);
-        }
+        let mut c = Command::from_std(self.command());
         c.env("LB_PLATFORM", system)
             .env("NIX_SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
-            .arg("--root")
-            .arg(&self.root)
             .arg("--workdir")
-            .arg(&self.work);
+            .arg(self.vm_work());
         c
     }
 
     fn kernel(&self) -> [String; 4] {
         [
             "--kernel".into(),
-            self.work.join("bzImage").display().to_string(),
+            self.vm_work().join("bzImage").display().to_string(),
             "--initrd".into(),
-            self.work.join("initrd").display().to_string(),
+            self.vm_work().join("initrd").display().to_string(),
         ]
     }
 
     /// nixpkgs' create-builder and run-nixos-vm as they are shaped (never run).
     fn runner(&self) -> PathBuf {
-        let vm = self.root.join("nix/store/v-nixos-vm/bin/run-nixos-vm");
+        let vm = self.root().join("nix/store/v-nixos-vm/bin/run-nixos-vm");
         std::fs::create_dir_all(vm.parent().unwrap()).unwrap();
         std::fs::write(
             &vm,
@@ -65,7 +66,7 @@ impl Mac {
         )
         .unwrap();
         let cb = self
-            .root
+            .root()
             .join("nix/store/c-create-builder/bin/create-builder");
         std::fs::create_dir_all(cb.parent().unwrap()).unwrap();
         std::fs::write(
@@ -83,11 +84,11 @@ impl Mac {
         let exe = assert_cmd::cargo::cargo_bin("lb-vm");
         String::from_utf8_lossy(text)
             .replace(&exe.display().to_string(), "[LB-VM]")
-            .replace(&self.root.display().to_string(), "[ROOT]")
+            .replace(&self.root().display().to_string(), "[ROOT]")
     }
 }
 
-fn config(m: &Mac, system: &str, args: &[&str]) -> serde_json::Value {
+fn config(m: &Scenario, system: &str, args: &[&str]) -> serde_json::Value {
     let out = m
         .lb_vm(system)
         .args(["config", "--json"])
@@ -298,7 +299,7 @@ fn launchd_plist_and_launchctl() {
     assert!(out.status.success());
     insta::assert_snapshot!(m.clean(&out.stderr), @"lb-vm: wrote [ROOT]/Library/LaunchDaemons/org.lb-vm.linux-builder.plist; --root is a scratch root, so not running: launchctl enable system/org.lb-vm.linux-builder && launchctl bootstrap system /Library/LaunchDaemons/org.lb-vm.linux-builder.plist");
     let file = m
-        .root
+        .root()
         .join("Library/LaunchDaemons/org.lb-vm.linux-builder.plist");
     assert_eq!(
         std::fs::read(&file).unwrap(),
@@ -308,14 +309,18 @@ fn launchd_plist_and_launchctl() {
 
     // stop knows the service: after the power button, launchd's bootout
     // (KeepAlive would restart a killed VM).
-    let qmp = m.work.join("linux-builder.qmp");
+    let qmp = m.vm_work().join("linux-builder.qmp");
     let mut fake = std::process::Command::new("sh")
         .arg("-c")
         .arg("sleep 120")
         .arg(&qmp)
         .spawn()
         .unwrap();
-    std::fs::write(m.work.join("linux-builder.pid"), format!("{}\n", fake.id())).unwrap();
+    std::fs::write(
+        m.vm_work().join("linux-builder.pid"),
+        format!("{}\n", fake.id()),
+    )
+    .unwrap();
     let out = m
         .lb_vm("aarch64-darwin")
         .args(["stop", "-n"])
@@ -350,9 +355,9 @@ fn launchd_plist_and_launchctl() {
 #[test]
 fn nix_darwins_builder_plist_is_never_replaced() {
     let m = mac();
-    lb_testkit::layouts::nix_darwin(&m.root);
+    lb_testkit::layouts::nix_darwin(m.root());
     let plist = m
-        .root
+        .root()
         .join("Library/LaunchDaemons/org.nixos.linux-builder.plist");
     let before = std::fs::read(&plist).unwrap();
     m.lb_vm("aarch64-darwin")
@@ -375,7 +380,7 @@ fn nix_darwins_builder_plist_is_never_replaced() {
         .assert()
         .success();
     assert!(Path::new(
-        &m.root
+        &m.root()
             .join("Library/LaunchDaemons/org.lb-vm.linux-builder.plist")
     )
     .exists());

@@ -14,9 +14,12 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 
 use lb_testkit::vm::{guest_host_key, guest_images};
+use lb_testkit::Scenario;
 
+/// The scenario's work directory is lb-vm's working directory (it runs
+/// with no --root: the machine's own).
 struct Setup {
-    dir: tempfile::TempDir,
+    sc: Scenario,
     keys: PathBuf,
     key: lb_testkit::KeyPair,
     kernel: PathBuf,
@@ -27,14 +30,15 @@ fn setup() -> Setup {
     lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
     lb_testkit::require_program("qemu-img", "qemu-utils");
     let (kernel, initrd) = guest_images();
-    // Short path: the QMP and control sockets live here (unix socket paths
-    // are limited to ~100 bytes).
-    let dir = tempfile::Builder::new().prefix("lbod.").tempdir().unwrap();
-    let keys = dir.path().join("keys");
+    // The work directory is short (/tmp/lb-vm-work.XXXXXX): the QMP and
+    // control sockets live there and unix socket paths are limited to
+    // ~100 bytes.
+    let sc = Scenario::new("lb-vm");
+    let keys = sc.work().join("keys");
     std::fs::create_dir(&keys).unwrap();
     let key = lb_testkit::keygen(&keys, "builder_ed25519");
     Setup {
-        dir,
+        sc,
         keys,
         key,
         kernel,
@@ -42,13 +46,18 @@ fn setup() -> Setup {
     }
 }
 
-fn lb_vm(s: &Setup) -> Command {
-    let mut c = Command::cargo_bin("lb-vm").unwrap();
-    c.env_remove("LB_PLATFORM")
-        .arg("--workdir")
-        .arg(s.dir.path())
-        .arg("-q");
+/// `lb-vm --workdir WORK`, every LB_*/NIX_* cleared.
+fn lb_vm_std(s: &Setup) -> StdCommand {
+    let mut c = s.sc.bare();
+    c.arg("--workdir").arg(s.sc.work());
     c
+}
+
+/// `lb-vm --workdir WORK -q`.
+fn lb_vm(s: &Setup) -> Command {
+    let mut c = lb_vm_std(s);
+    c.arg("-q");
+    Command::from_std(c)
 }
 
 fn kernel_args(s: &Setup, port: u16) -> Vec<String> {
@@ -124,7 +133,7 @@ fn first_line(r: &mut BufReader<TcpStream>) -> String {
 /// Log in through `port` with the real ssh client, checking the guest's
 /// fixed host key.
 fn ssh_guest(s: &Setup, port: u16, command: &str) -> std::process::Output {
-    let kh = s.dir.path().join("known_hosts");
+    let kh = s.sc.work().join("known_hosts");
     std::fs::write(&kh, format!("lbod-test {}\n", guest_host_key())).unwrap();
     StdCommand::new("ssh")
         .args(["-F", "/dev/null", "-p", &port.to_string()])
@@ -160,7 +169,7 @@ impl Drop for StopOnDrop<'_> {
 fn four_connections_in_one_boot_idle_power_off_and_a_connection_during_it() {
     let s = setup();
     let port = lb_testkit::free_port();
-    let w = s.dir.path();
+    let w = s.sc.work();
     let _guard = StopOnDrop(&s, "od");
     lb_vm(&s)
         .args(["--name", "od", "start", "--on-demand", "--idle", "3s"])
@@ -276,7 +285,7 @@ fn stop_ends_listener_and_vm(s: &Setup, name: &str, port: u16, v: &serde_json::V
     lb_vm(s).args(["--name", name, "stop"]).assert().success();
     assert!(!pid_alive(listener) && !pid_alive(vm));
     for f in ["pid", "ctl", "listener.pid", "state.json"] {
-        let f = s.dir.path().join(format!("{name}.{f}"));
+        let f = s.sc.work().join(format!("{name}.{f}"));
         assert!(!f.exists(), "{} left behind", f.display());
     }
     assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
@@ -289,7 +298,7 @@ fn stop_ends_listener_and_vm(s: &Setup, name: &str, port: u16, v: &serde_json::V
 /// test guest. It fails on its first run, to prove a failed boot is
 /// reported and retried.
 fn failing_once_runner(s: &Setup, image_port: u16) -> PathBuf {
-    let runner = s.dir.path().join("run-test-vm");
+    let runner = s.sc.work().join("run-test-vm");
     std::fs::write(
         &runner,
         format!(
@@ -325,14 +334,11 @@ fn runner_failed_boot_retry_and_sigterm() {
     let s = setup();
     let port = lb_testkit::free_port();
     let image_port = lb_testkit::free_port();
-    let w = s.dir.path();
+    let w = s.sc.work();
     let runner = failing_once_runner(&s, image_port);
     let _guard = StopOnDrop(&s, "rb");
     let log = std::fs::File::create(w.join("listener.log")).unwrap();
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("lb-vm"))
-        .env_remove("LB_PLATFORM")
-        .arg("--workdir")
-        .arg(w)
+    let mut child = lb_vm_std(&s)
         .args(["--name", "rb", "start", "--foreground", "--on-demand"])
         .arg("--runner")
         .arg(&runner)
@@ -492,7 +498,7 @@ fn refusals_dry_run_and_service_files() {
     let boot = lines.next().unwrap();
     assert!(boot.contains("hostfwd=tcp:127.0.0.1:"), "{boot}");
     assert!(!boot.contains(&format!(":{port}-:22")), "{boot}");
-    assert!(!s.dir.path().join("linux-builder.ctl").exists());
+    assert!(!s.sc.work().join("linux-builder.ctl").exists());
     // --check: not listening, so start would change something.
     lb_vm(&s)
         .args(["start", "--on-demand", "--check"])

@@ -8,12 +8,14 @@ use std::time::Duration;
 use assert_cmd::Command;
 use lb_common::procfacts::{self, Source};
 use lb_testkit::runner::{Baked, TestRunner};
+use lb_testkit::Scenario;
 use predicates::prelude::*;
 
+/// The scenario's root holds the installed key; its work directory
+/// (short, /tmp/lb-vm-work.XXXXXX: the QMP socket lives there and unix
+/// paths are limited to ~100 bytes) is lb-vm's working directory.
 struct Setup {
-    /// Short: the QMP socket lives in the workdir (unix paths ~100 bytes).
-    work: tempfile::TempDir,
-    root: tempfile::TempDir,
+    sc: Scenario,
     keys: PathBuf,
     key: lb_testkit::KeyPair,
 }
@@ -22,23 +24,17 @@ fn setup() -> Setup {
     lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
     lb_testkit::require_program("qemu-img", "qemu-utils");
     lb_testkit::require_program("sudo", "sudo");
-    let work = tempfile::Builder::new().prefix("lbr.").tempdir().unwrap();
-    let root = lb_testkit::scratch_root();
-    std::fs::create_dir_all(root.path().join("etc/nix")).unwrap();
-    let keys = work.path().join("keys");
+    let sc = Scenario::new("lb-vm");
+    std::fs::create_dir_all(sc.path("etc/nix")).unwrap();
+    let keys = sc.work().join("keys");
     std::fs::create_dir(&keys).unwrap();
     let key = lb_testkit::keygen(&keys, "builder_ed25519");
-    Setup {
-        work,
-        root,
-        keys,
-        key,
-    }
+    Setup { sc, keys, key }
 }
 
 impl Setup {
     fn installed_key(&self) -> PathBuf {
-        self.root.path().join("etc/nix/builder_ed25519")
+        self.sc.root().join("etc/nix/builder_ed25519")
     }
 
     /// What `lb-keys install` does: the pair in ROOT/etc/nix.
@@ -46,14 +42,14 @@ impl Setup {
         std::fs::copy(&self.key.private, self.installed_key()).unwrap();
         std::fs::copy(
             &self.key.public,
-            self.root.path().join("etc/nix/builder_ed25519.pub"),
+            self.sc.root().join("etc/nix/builder_ed25519.pub"),
         )
         .unwrap();
     }
 
     fn runner(&self, dir: &str, port: u16) -> TestRunner {
         TestRunner::write(
-            &self.work.path().join(dir),
+            &self.sc.work().join(dir),
             Baked {
                 port,
                 memory: 1024,
@@ -64,16 +60,21 @@ impl Setup {
         )
     }
 
-    fn lb_vm(&self) -> Command {
-        let mut c = Command::cargo_bin("lb-vm").unwrap();
-        c.env_remove("LB_PLATFORM")
-            .env("NIX_SSL_CERT_FILE", cert_file())
-            .arg("--root")
-            .arg(self.root.path())
+    /// `lb-vm --root ROOT --workdir WORK`, every LB_*/NIX_* cleared but
+    /// the certificates the runner's Nix wants.
+    fn lb_vm_std(&self) -> std::process::Command {
+        let mut c = self.sc.command();
+        c.env("NIX_SSL_CERT_FILE", cert_file())
             .arg("--workdir")
-            .arg(self.work.path())
-            .arg("-q");
+            .arg(self.sc.work());
         c
+    }
+
+    /// `lb-vm --root ROOT --workdir WORK -q`.
+    fn lb_vm(&self) -> Command {
+        let mut c = self.lb_vm_std();
+        c.arg("-q");
+        Command::from_std(c)
     }
 
     fn status(&self, name: &str) -> (i32, serde_json::Value) {
@@ -91,7 +92,7 @@ impl Setup {
     /// Log in through a forward with the real ssh client, checking the
     /// guest's fixed host key.
     fn ssh(&self, port: u16, command: &str) -> std::process::Output {
-        let kh = self.work.path().join("known_hosts");
+        let kh = self.sc.work().join("known_hosts");
         std::fs::write(
             &kh,
             format!("lbr-test {}\n", lb_testkit::vm::guest_host_key()),
@@ -190,7 +191,7 @@ fn start_report_stop_restart_the_runner() {
     let s = setup();
     let port = lb_testkit::free_port();
     let r = s.runner("r1", port);
-    let w = s.work.path();
+    let w = s.sc.work();
     let _guard = StopOnDrop(&s, "rb");
     let start = |extra: &[&str]| {
         let mut c = s.lb_vm();
@@ -365,7 +366,7 @@ fn a_foreign_ssh_server_is_never_our_builder() {
         .stderr(predicate::str::contains(
             "(sshd), which answers \"SSH-2.0-OpenSSH",
         ));
-    let w = s.work.path();
+    let w = s.sc.work();
     assert!(!w.join("fx.pid").exists());
 
     // A process of ours that is alive (it names the builder's QMP socket,
@@ -413,13 +414,8 @@ fn foreground_runner_with_a_second_forward() {
     let port = lb_testkit::free_port();
     let r = s.runner("r", image_port);
     let _guard = StopOnDrop(&s, "fg");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lb-vm"))
-        .env_remove("LB_PLATFORM")
-        .env("NIX_SSL_CERT_FILE", cert_file())
-        .arg("--root")
-        .arg(s.root.path())
-        .arg("--workdir")
-        .arg(s.work.path())
+    let mut child = s
+        .lb_vm_std()
         .args(["-q", "--name", "fg", "start", "--foreground", "--runner"])
         .arg(&r.create_builder)
         .arg("--keys")
@@ -469,5 +465,5 @@ fn foreground_runner_with_a_second_forward() {
         exited.is_some_and(|st| st.success()),
         "the foreground VM did not exit cleanly after stop: {exited:?}"
     );
-    assert!(!s.work.path().join("fg.tmp").exists());
+    assert!(!s.sc.work().join("fg.tmp").exists());
 }

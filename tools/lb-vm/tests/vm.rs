@@ -3,15 +3,19 @@
 //! boots. The runner paths are in tests/runner.rs.
 
 use std::path::PathBuf;
+use std::process::Command as StdCommand;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 
 use lb_testkit::vm::{guest_host_key, guest_images};
+use lb_testkit::Scenario;
 
+/// The scenario's work directory is lb-vm's working directory (it runs
+/// with no --root: the machine's own).
 struct Setup {
-    dir: tempfile::TempDir,
+    sc: Scenario,
     keys: PathBuf,
     key: lb_testkit::KeyPair,
     kernel: PathBuf,
@@ -22,14 +26,15 @@ fn setup() -> Setup {
     lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
     lb_testkit::require_program("qemu-img", "qemu-utils");
     let (kernel, initrd) = guest_images();
-    // Short path: the QMP socket lives here and unix socket paths are
-    // limited to ~100 bytes.
-    let dir = tempfile::Builder::new().prefix("lbvm.").tempdir().unwrap();
-    let keys = dir.path().join("keys");
+    // The work directory is short (/tmp/lb-vm-work.XXXXXX): the QMP and
+    // control sockets live there and unix socket paths are limited to
+    // ~100 bytes.
+    let sc = Scenario::new("lb-vm");
+    let keys = sc.work().join("keys");
     std::fs::create_dir(&keys).unwrap();
     let key = lb_testkit::keygen(&keys, "builder_ed25519");
     Setup {
-        dir,
+        sc,
         keys,
         key,
         kernel,
@@ -37,13 +42,18 @@ fn setup() -> Setup {
     }
 }
 
-fn lb_vm(s: &Setup) -> Command {
-    let mut c = Command::cargo_bin("lb-vm").unwrap();
-    c.env_remove("LB_PLATFORM")
-        .arg("--workdir")
-        .arg(s.dir.path())
-        .arg("-q");
+/// `lb-vm --workdir WORK`, every LB_*/NIX_* cleared.
+fn lb_vm_std(s: &Setup) -> StdCommand {
+    let mut c = s.sc.bare();
+    c.arg("--workdir").arg(s.sc.work());
     c
+}
+
+/// `lb-vm --workdir WORK -q`.
+fn lb_vm(s: &Setup) -> Command {
+    let mut c = lb_vm_std(s);
+    c.arg("-q");
+    Command::from_std(c)
 }
 
 fn kernel_args(s: &Setup, port: u16) -> Vec<String> {
@@ -87,7 +97,7 @@ fn pid_alive(pid: u64) -> bool {
 /// Log in through the forward with the real ssh client, checking the
 /// guest's fixed host key.
 fn ssh_guest(s: &Setup, port: u16, command: &str) -> std::process::Output {
-    let kh = s.dir.path().join("known_hosts");
+    let kh = s.sc.work().join("known_hosts");
     std::fs::write(&kh, format!("lbvm-test {}\n", guest_host_key())).unwrap();
     std::process::Command::new("ssh")
         .args(["-F", "/dev/null", "-p", &port.to_string()])
@@ -134,7 +144,7 @@ fn start_status_ssh_refusals_stop() {
         .assert()
         .success()
         .stdout(format!("127.0.0.1:{port}\n"));
-    let w = s.dir.path();
+    let w = s.sc.work();
     let pid: u64 = std::fs::read_to_string(w.join("linux-builder.pid"))
         .unwrap()
         .trim()
@@ -233,10 +243,7 @@ fn foreground_becomes_the_vm_and_stop_ends_it() {
         "--foreground".to_owned(),
     ];
     args.extend(kernel_args(&s, port));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lb-vm"))
-        .env_remove("LB_PLATFORM")
-        .arg("--workdir")
-        .arg(s.dir.path())
+    let mut child = lb_vm_std(&s)
         .arg("-q")
         .args(&args)
         .arg("--keys")
@@ -273,5 +280,5 @@ fn foreground_becomes_the_vm_and_stop_ends_it() {
         exited.is_some(),
         "the foreground VM did not exit after stop"
     );
-    assert!(!s.dir.path().join("fg.pid").exists());
+    assert!(!s.sc.work().join("fg.pid").exists());
 }

@@ -58,6 +58,21 @@ pub fn remove_entry(path: &Path) -> Result<bool, OpError> {
     }
 }
 
+/// Remove the directory `dir` if it is there and empty. True when it was
+/// removed; false when absent or not empty (left as it is).
+///
+/// # Errors
+/// `remove DIR: ...` for anything but its absence or its contents.
+pub fn remove_empty_dir(dir: &Path) -> Result<bool, OpError> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => {
+            Ok(false)
+        }
+        Err(e) => Err(op("remove", dir)(e)),
+    }
+}
+
 /// Remove the directory tree at `path` if it is there. True when
 /// something was removed.
 ///

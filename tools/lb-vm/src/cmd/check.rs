@@ -5,7 +5,7 @@ use std::path::Path;
 
 use lb_common::builder::BuilderArgs;
 use lb_common::exit::Status;
-use lb_common::ui;
+use lb_common::report::CheckReport;
 
 use crate::cli::CheckArgs;
 use crate::state;
@@ -13,20 +13,12 @@ use crate::{check, on_demand, Ctx};
 
 /// Print the problems; exit 1 if any.
 pub(crate) fn run(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Status> {
-    let problems = problems(ctx, a)?;
-    for p in &problems {
-        ui::out(p)?;
-    }
-    if problems.is_empty() {
-        ui::note(&format!(
-            "{}: runs and answers, no problems",
-            ctx.layout.name
-        ));
-        Ok(Status::Ok)
-    } else {
-        ui::note(&format!("{} problem(s)", problems.len()));
-        Ok(Status::Failed)
-    }
+    CheckReport::new(
+        &ctx.layout.name,
+        problems(ctx, a)?,
+        "runs and answers, no problems",
+    )
+    .print(a.json)
 }
 
 /// `check`'s problems for the builder `args` names in `workdir`, for
@@ -34,7 +26,7 @@ pub(crate) fn run(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Status> {
 pub fn for_doctor(
     global_root: Option<&Path>,
     args: &BuilderArgs,
-    workdir: &Path,
+    workdir: Option<&Path>,
     a: &CheckArgs,
 ) -> lb_common::Result<Vec<String>> {
     let ctx = Ctx::new(global_root, args, workdir)?;

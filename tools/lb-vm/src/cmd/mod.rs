@@ -2,6 +2,7 @@
 
 pub(crate) mod check;
 pub(crate) mod config;
+pub(crate) mod remove;
 pub(crate) mod service;
 pub(crate) mod start;
 pub(crate) mod status;

@@ -34,7 +34,7 @@ pub(crate) fn preflight(
         if a.if_not_running || apply != Apply::Write {
             ui::note(&format!("{} is already running (pid {pid})", l.name));
             if apply == Apply::Write {
-                ui::out(&address(port))?;
+                boot::print_ready(&l.name, port, Some(pid), a.json)?;
             }
             return Ok(Some(Status::Ok));
         }
@@ -205,7 +205,7 @@ pub(crate) fn start(ctx: &Ctx, a: &StartArgs) -> lb_common::Result<Status> {
         }
         return foreground(ctx, &spec, &cmd, &state);
     }
-    launch(l, &spec, &cmd, &state, a.timeout)
+    launch(l, &spec, &cmd, &state, a.timeout, a.json)
 }
 
 /// Spawn the VM detached, record it, and wait for its sshd; on failure
@@ -216,6 +216,7 @@ fn launch(
     cmd: &Cmd,
     state: &State,
     timeout: u64,
+    json: bool,
 ) -> lb_common::Result<Status> {
     let child = boot::spawn_vm(l, cmd, state)?;
     let pid = child.pid();
@@ -238,7 +239,7 @@ fn launch(
                 "sshd answered (its greeting took {:.2} s)",
                 greeting.took.as_secs_f64()
             ));
-            ui::out(&address(spec.port))?;
+            boot::print_ready(&l.name, spec.port, Some(pid), json)?;
             Ok(Status::Ok)
         }
         Readiness::Died(why) => {

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use lb_common::exit::Status;
-use lb_common::ui;
 
-use crate::boot::{address, await_ready, boot_failure};
+use crate::boot::{address, await_ready, boot_failure, print_ready};
 use crate::cli::WaitArgs;
 use crate::ready::Readiness;
 use crate::state;
@@ -17,7 +16,7 @@ pub(crate) fn wait(ctx: &Ctx, a: &WaitArgs) -> lb_common::Result<Status> {
     if let Some(r) = on_demand::query(l) {
         // The listener holds every connection until the guest's sshd
         // answers: the builder is ready to be used now.
-        ui::out(&address(r.port))?;
+        print_ready(&l.name, r.port, r.vm_pid, a.json)?;
         return Ok(Status::Ok);
     }
     let state = state::read_state(l);
@@ -38,7 +37,7 @@ pub(crate) fn wait(ctx: &Ctx, a: &WaitArgs) -> lb_common::Result<Status> {
     });
     match outcome {
         Readiness::Ready(_) => {
-            ui::out(&address(port))?;
+            print_ready(&l.name, port, Some(vm), a.json)?;
             Ok(Status::Ok)
         }
         Readiness::Died(why) => {

@@ -44,7 +44,7 @@ pub fn start(
                 r.vm.as_str()
             ));
             if apply == Apply::Write {
-                ui::out(&address(r.port))?;
+                crate::boot::print_ready(&l.name, r.port, r.vm_pid, a.json)?;
             }
             return Ok(Status::Ok);
         }
@@ -128,7 +128,7 @@ impl Step for Listen<'_> {
         self.served.set(if self.a.foreground {
             super::serve::serve(self.ctx, self.a, self.spec, self.profile)?
         } else {
-            detach(l, self.spec.port)?
+            detach(l, self.spec.port, self.a.json)?
         });
         Ok(())
     }
@@ -150,7 +150,7 @@ pub fn check_port(spec: &VmSpec) -> lb_common::Result<()> {
 /// Run this same command again with `--foreground`, detached (its own
 /// process group, output in the listener log), and return once it answers
 /// on its control socket.
-fn detach(l: &Layout, port: u16) -> lb_common::Result<Status> {
+fn detach(l: &Layout, port: u16, json: bool) -> lb_common::Result<Status> {
     lb_common::fs::ensure_dir(&l.dir)?;
     let exe = std::env::current_exe().context("find lb-vm's own path")?;
     let log_path = l.listener_log();
@@ -171,7 +171,7 @@ fn detach(l: &Layout, port: u16) -> lb_common::Result<Status> {
                 child.pid(),
                 log_path.display()
             ));
-            ui::out(&address(port))?;
+            crate::boot::print_ready(&l.name, port, None, json)?;
             return Ok(Status::Ok);
         }
         if let Some(st) = child.try_wait()? {

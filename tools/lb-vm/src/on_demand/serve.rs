@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use lb_common::exit::Status;
 use lb_common::platform::QemuProfile;
-use lb_common::ui;
 use lb_common::Context as _;
 
 use super::shared::{Guest, OpenConnection, Shared};
@@ -84,7 +83,7 @@ pub(super) fn serve(
             address(spec.port),
             humantime::format_duration(a.idle)
         ));
-        ui::out(&address(spec.port))?;
+        crate::boot::print_ready(&l.name, spec.port, None, a.json)?;
         let boots = Boots {
             ctx,
             spec,
