@@ -277,12 +277,13 @@ impl Step for GroupFile<'_> {
                 format!("-{}", line(&before)),
                 format!("+{}", line(&after)),
             ],
-            would: format!(
+            would: vec![format!(
                 "would {v} {} {p} group {} in {}",
                 self.user,
                 self.group,
                 self.file.display()
-            ),
+            )],
+            dry_run_says: lb_common::plan::DryRunSays::Nothing,
         }))
     }
 

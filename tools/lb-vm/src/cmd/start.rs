@@ -8,6 +8,7 @@ use std::time::Duration;
 use lb_common::cmd::Cmd;
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
+use lb_common::plan::{self, DryRunSays, Inspection, Needed, Step};
 use lb_common::platform::QemuProfile;
 use lb_common::{ui, usage};
 use nix::sys::signal::Signal;
@@ -146,7 +147,6 @@ fn preflight_credentials(ctx: &Ctx, runner_path: &Path, spec: &VmSpec) -> lb_com
 }
 
 pub(crate) fn start(ctx: &Ctx, a: &StartArgs) -> lb_common::Result<Status> {
-    let l = &ctx.layout;
     note_nix_darwin_builder(ctx);
     let spec = cli::spec(ctx, &a.vm)?;
     let apply = Apply::from(a.change);
@@ -157,55 +157,81 @@ pub(crate) fn start(ctx: &Ctx, a: &StartArgs) -> lb_common::Result<Status> {
     if let Some(status) = preflight(ctx, a, &spec, &profile)? {
         return Ok(status);
     }
-    match apply {
-        Apply::Check => {
-            ui::note(&format!("{} is not running; start would boot it", l.name));
-            return Ok(Status::Failed);
+    let booted = plan::apply(
+        apply,
+        &BootVm {
+            ctx,
+            a,
+            spec: &spec,
+            profile: &profile,
+        },
+    )?;
+    Ok(booted.status())
+}
+
+/// Booting the builder, which is not running (preflight said so): `-n`
+/// shows the commands (the disk, QEMU), `--check` says it would boot it.
+struct BootVm<'a> {
+    ctx: &'a Ctx,
+    a: &'a StartArgs,
+    spec: &'a VmSpec,
+    profile: &'a QemuProfile,
+}
+
+impl Step for BootVm<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        let (l, spec) = (&self.ctx.layout, self.spec);
+        let (accel, _) = accel::known(l, &self.a.vm, self.profile);
+        let mut preview = Vec::new();
+        if self.a.ephemeral {
+            preview.push(format!("rm -f {}", spec.disk.display()));
         }
-        Apply::DryRun => {
-            let (accel, _) = accel::known(l, &a.vm, &profile);
-            if a.ephemeral {
-                ui::out(&format!("rm -f {}", spec.disk.display()))?;
+        if matches!(spec.boot, Boot::Kernel { .. }) {
+            preview.push(boot::disk_create_cmd(spec).display());
+        }
+        preview.push(spec.command(self.profile, &accel).display());
+        Ok(Inspection::Needed(Needed {
+            preview,
+            would: vec![format!("{} is not running; start would boot it", l.name)],
+            dry_run_says: DryRunSays::Nothing,
+        }))
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let (ctx, a, spec, profile) = (self.ctx, self.a, self.spec, self.profile);
+        let l = &ctx.layout;
+        lb_common::fs::ensure_dir(&l.dir)?;
+        if a.ephemeral && lb_common::fs::remove_entry(&spec.disk)? {
+            ui::note(&format!("--ephemeral: removed {}", spec.disk.display()));
+        }
+        let accel = match spec.boot {
+            Boot::Kernel { .. } => {
+                boot::ensure_disk(spec)?;
+                accel::choose(l, &a.vm, spec, profile)
             }
-            if matches!(spec.boot, Boot::Kernel { .. }) {
-                ui::out(&boot::disk_create_cmd(&spec).display())?;
+            Boot::Runner(_) => {
+                // The runner's store image and certs from a run before.
+                state::clean_tmp(l)?;
+                lb_common::fs::ensure_dir(&l.tmp())?;
+                "runner".to_owned()
             }
-            ui::out(&spec.command(&profile, &accel).display())?;
-            return Ok(Status::Ok);
+        };
+        let cmd = spec.command(profile, &accel);
+        for f in [l.console(), l.qemu_log()] {
+            lb_common::fs::remove_entry(&f)?;
         }
-        Apply::Write => {}
-    }
-    lb_common::fs::ensure_dir(&l.dir)?;
-    if a.ephemeral && lb_common::fs::remove_entry(&spec.disk)? {
-        ui::note(&format!("--ephemeral: removed {}", spec.disk.display()));
-    }
-    let accel = match spec.boot {
-        Boot::Kernel { .. } => {
-            boot::ensure_disk(&spec)?;
-            accel::choose(l, &a.vm, &spec, &profile)
+        let _ = lb_common::fs::remove_entry(&l.qmp());
+        let state = State::new(spec, &accel, &cmd);
+        if a.foreground {
+            // Under launchd our stdout is the service log, which nothing else
+            // rotates: keep it bounded at each (re)start.
+            if let Ok(true) = supervisor::bound_log(Path::new("/dev/stdout"), 10 << 20, 1 << 20) {
+                ui::note("the service log was over 10 MiB: kept its last 1 MiB");
+            }
+            return foreground(ctx, spec, &cmd, &state).map(|_| ());
         }
-        Boot::Runner(_) => {
-            // The runner's store image and certs from a run before.
-            state::clean_tmp(l)?;
-            lb_common::fs::ensure_dir(&l.tmp())?;
-            "runner".to_owned()
-        }
-    };
-    let cmd = spec.command(&profile, &accel);
-    for f in [l.console(), l.qemu_log()] {
-        lb_common::fs::remove_entry(&f)?;
+        launch(l, spec, &cmd, &state, a.timeout, a.json).map(|_| ())
     }
-    let _ = lb_common::fs::remove_entry(&l.qmp());
-    let state = State::new(&spec, &accel, &cmd);
-    if a.foreground {
-        // Under launchd our stdout is the service log, which nothing else
-        // rotates: keep it bounded at each (re)start.
-        if let Ok(true) = supervisor::bound_log(Path::new("/dev/stdout"), 10 << 20, 1 << 20) {
-            ui::note("the service log was over 10 MiB: kept its last 1 MiB");
-        }
-        return foreground(ctx, &spec, &cmd, &state);
-    }
-    launch(l, &spec, &cmd, &state, a.timeout, a.json)
 }
 
 /// Spawn the VM detached, record it, and wait for its sshd; on failure
