@@ -97,7 +97,7 @@ pub struct Cli {
     #[arg(short, long, value_name = "PREFIX")]
     pub out_link: Option<PathBuf>,
     /// Print the input's structure with a `copied` flag per path instead of
-    /// plain paths
+    /// plain paths (with -n: whether it would be copied)
     #[arg(long)]
     pub json: bool,
     /// Show what would be copied and the commands, and change nothing
@@ -247,10 +247,12 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let copy_cmd = copy::copy_command(&uri, &missing_refs, cli.no_check_sigs, sshopts.as_deref());
 
     // -n: the paths that would be copied (stderr) and the commands (stdout).
-    let mode = if cli.dry_run {
-        Apply::DryRun
-    } else {
-        Apply::Write
+    // -n --json: the same JSON as a copy prints, `copied` saying what would
+    // be copied, and so no command preview on stdout (the notes stay).
+    let mode = match (cli.dry_run, cli.json) {
+        (true, true) => Apply::Check,
+        (true, false) => Apply::DryRun,
+        (false, _) => Apply::Write,
     };
     let copy = CopyMissing {
         local: &local,
@@ -284,6 +286,9 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
         None => {}
     }
     if cli.dry_run {
+        if cli.json {
+            print_json(&inputs, &cli.outputs, &missing_set)?;
+        }
         return Ok(Status::Ok);
     }
 

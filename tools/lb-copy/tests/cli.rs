@@ -52,6 +52,29 @@ fn captured_nix_2_8_shapes() {
 }
 
 #[test]
+fn dry_run_json_says_what_would_be_copied() {
+    ensure_nix_daemon();
+    let s = scratch();
+    let out = s
+        .outcome(
+            lb_copy(&s)
+                .args(["-n", "--json", "--from", "ssh-ng://builder@lbcopy-test"])
+                .arg(fixture("nix-2.8-build-one.json")),
+        )
+        .success()
+        .stdout();
+    // JSON only: no command line among it.
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(!out.contains("nix --extra-experimental-features"), "{out}");
+    // The fixture's path is not in this store: it would be copied.
+    assert_eq!(v[0]["copied"]["out"], true, "{v}");
+    assert_eq!(
+        v[0]["outputs"]["out"],
+        "/nix/store/f4gkzwzbf61pchg9nbg5h5dhl4gycjvn-lb-fixture-one"
+    );
+}
+
+#[test]
 fn newer_shapes_from_stdin() {
     ensure_nix_daemon();
     let s = scratch();
