@@ -5,7 +5,7 @@ complete -c lb-copy -s o -l out-link -d 'Make GC roots: symlinks PREFIX, PREFIX-
 complete -c lb-copy -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-copy -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-copy -l no-check-sigs -d 'Accept paths nobody signed (passes --no-check-sigs to nix copy; you must be a trusted user of the local Nix daemon)'
-complete -c lb-copy -l json -d 'Print the input\'s structure with a `copied` flag per path instead of plain paths'
+complete -c lb-copy -l json -d 'Print the input\'s structure with a `copied` flag per path instead of plain paths (with -n: whether it would be copied)'
 complete -c lb-copy -s n -l dry-run -d 'Show what would be copied and the commands, and change nothing'
 complete -c lb-copy -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lb-copy -s V -l version -d 'Print version'
