@@ -25,12 +25,18 @@ fn bin_dir() -> PathBuf {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded from the clock, or from `CRASH_SEED` to replay a failure.
     fn new() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        eprintln!("crash test seed {seed}");
+        let seed = std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("crash test seed {seed} (replay with CRASH_SEED={seed})");
         Rng(seed | 1)
     }
 
@@ -96,18 +102,7 @@ impl Bench {
     }
 
     fn cmd(&self, argv: &[&str]) -> Command {
-        let mut c = Command::new(self.bin.join(argv[0]));
-        for v in [
-            "LB_ROOT",
-            "LB_NAME",
-            "LB_PORT",
-            "LB_KEY",
-            "LB_GROUP",
-            "LB_KEYS_DIR",
-            "NIX_CONF_DIR",
-        ] {
-            c.env_remove(v);
-        }
+        let mut c = lb_testkit::clean_command(self.bin.join(argv[0]));
         c.arg("--root")
             .arg(self.root.path())
             .arg("-q")
@@ -194,10 +189,16 @@ impl Bench {
             return;
         }
         self.mismatched_pairs += 1;
-        let o = self.cmd(&["lb-keys", "check"]).output().unwrap();
+        // A check prints its problems on stdout, its summary on stderr.
+        let o = self
+            .cmd(&["lb-keys", "check"])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{err}");
-        assert!(err.contains("is not the public key of"), "{err}");
+        assert_eq!(o.status.code(), Some(1), "{out}{err}");
+        assert!(out.contains("is not the public key of"), "{out}{err}");
     }
 }
 
