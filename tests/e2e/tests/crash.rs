@@ -268,4 +268,19 @@ fn kill_9_at_random_moments_leaves_old_or_new_and_no_temp_file() {
         b.mismatched_pairs
     );
     assert!(b.runs >= 280);
+
+    // Kills mix a pair only now and then: mix one by hand, so the check
+    // of a mixed pair runs every time.
+    let before = b.mismatched_pairs;
+    let nix = b.root.path().join("etc/nix");
+    std::fs::create_dir_all(&nix).unwrap();
+    for (half, from) in [("builder_ed25519", "a"), ("builder_ed25519.pub", "b")] {
+        std::fs::copy(b.work.path().join(from).join(half), nix.join(half)).unwrap();
+    }
+    b.check_pair(&snapshot(b.root.path()));
+    assert_eq!(
+        b.mismatched_pairs,
+        before + 1,
+        "the hand-mixed pair was not seen"
+    );
 }
