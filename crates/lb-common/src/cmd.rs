@@ -152,6 +152,12 @@ impl Cmd {
         &self.args
     }
 
+    /// What the program is given on stdin, if [`Cmd::stdin_bytes`] set it.
+    #[must_use]
+    pub fn get_stdin(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
+    }
+
     /// The command as a shell line, environment first, quoted where needed.
     #[must_use]
     pub fn display(&self) -> String {

@@ -34,6 +34,7 @@ pub mod daemon;
 pub mod exit;
 pub mod fs;
 pub mod managers;
+pub mod nix_version;
 pub mod paths;
 pub mod plan;
 pub mod platform;

@@ -5,6 +5,7 @@ use std::path::Path;
 use lb_common::cmd::Cmd;
 use lb_common::conf::machines::Machine;
 use lb_common::exit::{Classify, Status};
+use lb_common::nix_version::NixVersion;
 use lb_common::paths::Root;
 
 /// Where the default source store comes from when nothing is configured.
@@ -175,8 +176,34 @@ pub fn ssh_opts(root: &Root, inherited: Option<&str>) -> Option<String> {
     }
 }
 
+/// How many bytes of store paths one command line carries. Arguments and
+/// environment share ARG_MAX (2 MiB on Linux, 1 MiB on macOS); a quarter
+/// of the smaller leaves the environment its room. 256 KiB is some 3,000
+/// paths: a build's outputs fit, a closure may not.
+pub const ARGV_BUDGET: usize = 256 * 1024;
+
+/// `paths` cut into runs whose command-line bytes (each path and its NUL)
+/// stay within `budget`; a single longer path gets a run of its own.
+#[must_use]
+pub fn batches<'a>(paths: &'a [&'a str], budget: usize) -> Vec<&'a [&'a str]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, p) in paths.iter().enumerate() {
+        let len = p.len() + 1;
+        if i > start && bytes + len > budget {
+            out.push(&paths[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < paths.len() {
+        out.push(&paths[start..]);
+    }
+    out
+}
+
 /// `nix-store --check-validity --print-invalid PATHS`: prints the invalid
-/// ones, one process for all.
+/// ones, one process for all that fit a command line.
 #[must_use]
 pub fn validity_command(paths: &[&str]) -> Cmd {
     Cmd::new("nix-store")
@@ -185,24 +212,84 @@ pub fn validity_command(paths: &[&str]) -> Cmd {
         .args(paths)
 }
 
-/// The paths among `paths` not valid in the local store.
+/// The paths among `paths` not valid in the local store (nix-store reads
+/// no stdin: one process per [`ARGV_BUDGET`] of paths).
 pub fn invalid(paths: &[&str]) -> Result<Vec<String>, lb_common::cmd::Error> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
+    let mut invalid = Vec::new();
+    for batch in batches(paths, ARGV_BUDGET) {
+        let out = validity_command(batch).run()?;
+        invalid.extend(
+            out.stdout_text()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
     }
-    let out = validity_command(paths).run()?;
-    Ok(out
-        .stdout_text()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect())
+    Ok(invalid)
 }
 
-/// The one `nix copy --from` of every missing path.
+/// One `nix copy --from` and the paths it copies.
+#[derive(Debug, Clone)]
+pub struct CopyCmd {
+    /// The command, paths on its command line or its stdin.
+    pub cmd: Cmd,
+    /// How many paths it copies.
+    pub paths: usize,
+    /// Whether it reads them on stdin (`--stdin`).
+    pub on_stdin: bool,
+}
+
+impl CopyCmd {
+    /// The command as a shell line; one reading stdin says so.
+    #[must_use]
+    pub fn display(&self) -> String {
+        if self.on_stdin {
+            format!(
+                "{}  # the {} paths, one per line on stdin",
+                self.cmd.display(),
+                self.paths
+            )
+        } else {
+            self.cmd.display()
+        }
+    }
+}
+
+/// The `nix copy --from` commands that copy `paths`: one with the paths
+/// as arguments while they fit `budget`; beyond it one reading them on
+/// stdin where the Nix on PATH can (`nix_version`, asked only then: 2.15
+/// and later), else one per batch that fits.
 #[must_use]
-pub fn copy_command(uri: &str, paths: &[&str], no_check_sigs: bool, sshopts: Option<&str>) -> Cmd {
+pub fn copy_commands(
+    base: &Cmd,
+    paths: &[&str],
+    budget: usize,
+    nix_version: impl FnOnce() -> Option<NixVersion>,
+) -> Vec<CopyCmd> {
+    let fits = paths.iter().map(|p| p.len() + 1).sum::<usize>() <= budget;
+    if !fits && nix_version().is_some_and(|v| v >= NixVersion::STDIN_INSTALLABLES) {
+        let mut input = paths.join("\n");
+        input.push('\n');
+        return vec![CopyCmd {
+            cmd: base.clone().arg("--stdin").stdin_bytes(input),
+            paths: paths.len(),
+            on_stdin: true,
+        }];
+    }
+    batches(paths, budget)
+        .into_iter()
+        .map(|batch| CopyCmd {
+            cmd: base.clone().args(batch),
+            paths: batch.len(),
+            on_stdin: false,
+        })
+        .collect()
+}
+
+/// `nix copy --from URI` without its paths.
+#[must_use]
+pub fn copy_base(uri: &str, no_check_sigs: bool, sshopts: Option<&str>) -> Cmd {
     let mut cmd = Cmd::new("nix").hint(NIX_HINT);
     if let Some(o) = sshopts {
         cmd = cmd.env("NIX_SSHOPTS", o);
@@ -219,7 +306,7 @@ pub fn copy_command(uri: &str, paths: &[&str], no_check_sigs: bool, sshopts: Opt
     if no_check_sigs {
         cmd = cmd.arg("--no-check-sigs");
     }
-    cmd.args(paths)
+    cmd
 }
 
 /// `nix-store --add-root LINK --indirect --realise PATH`: a GC root the
@@ -276,16 +363,74 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        let c = copy_command(
-            "ssh-ng://b@h",
+        let base = copy_base("ssh-ng://b@h", true, Some("-F /r/etc/ssh/ssh_config"));
+        let c = copy_commands(
+            &base,
             &["/nix/store/a", "/nix/store/b"],
-            true,
-            Some("-F /r/etc/ssh/ssh_config"),
+            ARGV_BUDGET,
+            || panic!("no version asked while the paths fit"),
         );
-        insta::assert_snapshot!(c.display(), @"NIX_SSHOPTS='-F /r/etc/ssh/ssh_config' nix --extra-experimental-features nix-command copy --from ssh-ng://b@h --no-check-sigs /nix/store/a /nix/store/b");
-        let c = copy_command("ssh-ng://b@h?x=1&y=2", &["/nix/store/a"], false, None);
+        assert_eq!(c.len(), 1);
+        insta::assert_snapshot!(c[0].display(), @"NIX_SSHOPTS='-F /r/etc/ssh/ssh_config' nix --extra-experimental-features nix-command copy --from ssh-ng://b@h --no-check-sigs /nix/store/a /nix/store/b");
+        let c = copy_base("ssh-ng://b@h?x=1&y=2", false, None).arg("/nix/store/a");
         insta::assert_snapshot!(c.display(), @"nix --extra-experimental-features nix-command copy --from 'ssh-ng://b@h?x=1&y=2' /nix/store/a");
         insta::assert_snapshot!(root_command(Path::new("result-dev"), "/nix/store/a").display(), @"nix-store --add-root result-dev --indirect --realise /nix/store/a");
+    }
+
+    fn many(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("/nix/store/{i:032}-lb-copy-path-{i}"))
+            .collect()
+    }
+
+    #[test]
+    fn batches_cover_every_path_in_order_within_the_budget() {
+        let owned = many(1000);
+        let paths: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let b = batches(&paths, 4096);
+        assert!(b.len() > 1);
+        assert_eq!(b.concat(), paths);
+        for batch in &b {
+            assert!(batch.iter().map(|p| p.len() + 1).sum::<usize>() <= 4096);
+        }
+        assert!(batches(&[], 4096).is_empty());
+        // A path longer than the budget still gets copied, on its own.
+        let long = "x".repeat(100);
+        assert_eq!(
+            batches(&["a", &long, "b"], 10),
+            vec![&["a"][..], &[&long[..]], &["b"]]
+        );
+    }
+
+    #[test]
+    fn many_paths_go_on_stdin_from_nix_2_15_and_in_batches_before() {
+        let owned = many(20_000);
+        let paths: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let base = copy_base("ssh-ng://b@h", false, None);
+
+        let new = copy_commands(&base, &paths, ARGV_BUDGET, || Some(NixVersion::new(2, 15)));
+        assert_eq!(new.len(), 1);
+        assert!(new[0].on_stdin);
+        assert_eq!(new[0].paths, 20_000);
+        assert_eq!(new[0].cmd.get_args().last().unwrap(), "--stdin");
+        assert!(new[0]
+            .display()
+            .ends_with("--stdin  # the 20000 paths, one per line on stdin"));
+
+        for old in [Some(NixVersion::new(2, 14)), None] {
+            let cmds = copy_commands(&base, &paths, ARGV_BUDGET, || old);
+            assert!(cmds.len() > 1, "{old:?}");
+            let mut all = Vec::new();
+            for c in &cmds {
+                assert!(!c.on_stdin);
+                let args: Vec<&str> = c.cmd.get_args().iter().filter_map(|a| a.to_str()).collect();
+                let args = &args[args.iter().position(|a| *a == "ssh-ng://b@h").unwrap() + 1..];
+                assert!(args.iter().map(|a| a.len() + 1).sum::<usize>() <= ARGV_BUDGET);
+                assert_eq!(args.len(), c.paths);
+                all.extend_from_slice(args);
+            }
+            assert_eq!(all, paths);
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! Nix daemon over its socket in one `QueryValidPaths`, no process
 //! started; `nix-store --check-validity` when the store in effect is not
 //! the daemon's or the daemon cannot be reached; see [`local`]), and copies the rest in ONE
-//! `nix copy --from URI PATHS...` (one connection), with the builders
+//! `nix copy --from URI PATHS...` (one connection; past 256 KiB of paths
+//! `nix copy --from URI --stdin` with the paths on its stdin, or on Nix
+//! before 2.15 one `nix copy` per 256 KiB of paths), with the builders
 //! entry's key and host key as `ssh-key=` / `base64-ssh-public-host-key=`
 //! query parameters and, under a scratch `--root`, `NIX_SSHOPTS=-F
 //! ROOT/etc/ssh/ssh_config`. With `--out-link PREFIX` it makes GC roots
@@ -62,6 +64,7 @@ use lb_common::cmd::Cmd;
 use lb_common::conf::machines::Machine;
 use lb_common::exit::Status;
 use lb_common::fs::Apply;
+use lb_common::nix_version::NixVersion;
 use lb_common::paths::Root;
 use lb_common::plan::{self, Applied, DryRunSays, Inspection, Needed, Step};
 use lb_common::{ui, usage};
@@ -244,7 +247,12 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
         .filter(|p| missing_set.contains(*p))
         .collect();
     let sshopts = copy::ssh_opts(&root, std::env::var("NIX_SSHOPTS").ok().as_deref());
-    let copy_cmd = copy::copy_command(&uri, &missing_refs, cli.no_check_sigs, sshopts.as_deref());
+    let copy_cmds = copy::copy_commands(
+        &copy::copy_base(&uri, cli.no_check_sigs, sshopts.as_deref()),
+        &missing_refs,
+        copy::ARGV_BUDGET,
+        NixVersion::installed,
+    );
 
     // -n: the paths that would be copied (stderr) and the commands (stdout).
     // -n --json: the same JSON as a copy prints, `copied` saying what would
@@ -257,7 +265,7 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     let copy = CopyMissing {
         local: &local,
         uri: &uri,
-        copy_cmd: &copy_cmd,
+        copy_cmds: &copy_cmds,
         missing_refs: &missing_refs,
         total: unique.len(),
     };
@@ -302,12 +310,13 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     Ok(Status::Ok)
 }
 
-/// The paths missing here, copied by one `nix copy`; `-n` names them on
-/// stderr and prints the command.
+/// The paths missing here, copied by one `nix copy` (one per batch where
+/// they fit no command line and Nix reads no `--stdin`); `-n` names them
+/// on stderr and prints the commands.
 struct CopyMissing<'a> {
     local: &'a local::Local,
     uri: &'a str,
-    copy_cmd: &'a Cmd,
+    copy_cmds: &'a [copy::CopyCmd],
     missing_refs: &'a [&'a str],
     total: usize,
 }
@@ -328,7 +337,7 @@ impl Step for CopyMissing<'_> {
             self.total
         ));
         Ok(Inspection::Needed(Needed {
-            preview: vec![self.copy_cmd.display()],
+            preview: self.copy_cmds.iter().map(copy::CopyCmd::display).collect(),
             would,
             dry_run_says: DryRunSays::Before,
         }))
@@ -338,7 +347,7 @@ impl Step for CopyMissing<'_> {
         copy_missing(
             self.local,
             self.uri,
-            self.copy_cmd,
+            self.copy_cmds,
             self.missing_refs,
             self.total,
         )
@@ -364,11 +373,11 @@ impl Step for GcRoots<'_> {
     }
 }
 
-/// The one `nix copy`, then a check that every missing path arrived.
+/// The `nix copy`, then a check that every missing path arrived.
 fn copy_missing(
     local: &local::Local,
     uri: &str,
-    copy_cmd: &Cmd,
+    copy_cmds: &[copy::CopyCmd],
     missing_refs: &[&str],
     total: usize,
 ) -> lb_common::Result<()> {
@@ -378,18 +387,25 @@ fn copy_missing(
         total,
         uri.split('?').next().unwrap_or(uri)
     ));
-    let (ok, stderr) = if ui::progress_allowed() {
-        progress::run_with_bar(copy_cmd, missing_refs.len())?
-    } else {
-        match copy_cmd.run() {
-            Ok(_) => (true, String::new()),
-            Err(lb_common::cmd::Error::Failed { stderr, .. }) => (false, stderr),
-            Err(e) => return Err(e.into()),
+    let mut failed = None;
+    for c in copy_cmds {
+        let (ok, stderr) = if ui::progress_allowed() {
+            progress::run_with_bar(&c.cmd, c.paths)?
+        } else {
+            match c.cmd.run() {
+                Ok(_) => (true, String::new()),
+                Err(lb_common::cmd::Error::Failed { stderr, .. }) => (false, stderr),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !ok {
+            failed = Some(stderr);
+            break;
         }
-    };
+    }
     // `nix copy` exits 0 only when every path is valid here, so only a
     // failure needs a second look (one process less on the common path).
-    if !ok {
+    if let Some(stderr) = failed {
         let arrived = missing_refs.len() - local.invalid(missing_refs)?.len();
         return Err(copy::classify(uri, &stderr, arrived, missing_refs.len()).into());
     }

@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::Output;
 
+use lb_common::nix_version::NixVersion;
+use lb_copy::copy;
 use lb_testkit::{nix_matrix, scratch_root, NixGen, NIX_TEST_OPTIONS};
 use serde_json::Value;
 
@@ -43,17 +45,18 @@ fn nix(gen: NixGen, args: &[&str]) -> String {
 
 /// lb-copy of this generation's host side, `--json`, the text on stdin.
 fn lb_copy(gen: NixGen, root: &Path, input: &str) -> Output {
+    lb_copy_with(gen, root, &["-v", "--json"], input)
+}
+
+/// lb-copy of this generation's host side with `args`, the text on stdin.
+fn lb_copy_with(gen: NixGen, root: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write;
     let mut child = gen
         .command(assert_cmd::cargo::cargo_bin("lb-copy"))
         .arg("--root")
         .arg(root)
-        .args([
-            "-v",
-            "--json",
-            "--from",
-            "ssh-ng://builder@lbcopy-nowhere.invalid",
-        ])
+        .args(args)
+        .args(["--from", "ssh-ng://builder@lbcopy-nowhere.invalid"])
         .env_remove("NIX_CONF_DIR")
         .env_remove("NIX_REMOTE")
         .env_remove("NIX_DAEMON_SOCKET_PATH")
@@ -166,5 +169,76 @@ nix_matrix! {
         // The outputs are in this generation's store, not another's.
         assert!(gen.is_valid(&one_path));
         assert!(gen.host_path(&one_path).exists());
+    }
+}
+
+nix_matrix! {
+    fn many_paths_reach_nix_copy_the_way_this_nix_reads_them(gen) {
+        gen.ensure_daemon();
+        let root = scratch_root();
+        // 20,000 paths (some 1.1 MB of them), none here: -n shows the
+        // commands, with the version of this generation's nix asked.
+        let paths: Vec<String> = (0..20_000)
+            .map(|i| format!("/nix/store/{i:032}-lb-copy-many-{i}"))
+            .collect();
+        let out = lb_copy_with(gen, root.path(), &["-n"], &(paths.join("\n") + "\n"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{gen}: {}", String::from_utf8_lossy(&out.stderr));
+        let cmds: Vec<&str> = stdout.lines().filter(|l| l.contains(" copy --from ")).collect();
+        if gen == NixGen::V2_8 {
+            // No --stdin before 2.15: one nix copy per batch, all paths in order.
+            assert!(cmds.len() > 1, "{gen}: {stdout:.300}");
+            let mut seen = Vec::new();
+            for c in &cmds {
+                assert!(c.len() < copy::ARGV_BUDGET + 200, "{gen}: a line of {} bytes", c.len());
+                seen.extend(c.split(' ').filter(|w| w.starts_with("/nix/store/")));
+            }
+            assert_eq!(seen, paths, "{gen}");
+        } else {
+            assert_eq!(cmds.len(), 1, "{gen}: {stdout:.300}");
+            assert!(
+                cmds[0].ends_with("--stdin  # the 20000 paths, one per line on stdin"),
+                "{gen}: {}",
+                cmds[0]
+            );
+            assert!(cmds[0].len() < 300, "{gen}: no path on the command line");
+        }
+
+        // The --stdin form, as lb-copy builds it, copies for real with this
+        // Nix: a path put into a file:// cache, deleted here, copied back.
+        let version = NixVersion::parse(&gen.version()).unwrap();
+        if version < NixVersion::STDIN_INSTALLABLES {
+            return;
+        }
+        let name = format!("lb-copy-stdin-{}", std::process::id());
+        let path = gen.build_local(root.path(), &name);
+        let cache = format!("file://{}/cache", root.path().display());
+        nix(gen, &["copy", "--to", &cache, &path]);
+        let deleted = gen.command("nix-store").args(["--delete", &path]).output().unwrap();
+        assert!(deleted.status.success(), "{gen}: {}", String::from_utf8_lossy(&deleted.stderr));
+        assert!(!gen.is_valid(&path), "{gen}: {path} still here");
+
+        let cmds = copy::copy_commands(&copy::copy_base(&cache, true, None), &[&path], 0, || {
+            Some(version)
+        });
+        assert_eq!(cmds.len(), 1);
+        let c = &cmds[0];
+        assert!(c.on_stdin, "{gen}: {}", c.display());
+        let ran = {
+            use std::io::Write;
+            let mut child = gen
+                .command(c.cmd.program())
+                .args(NIX_TEST_OPTIONS)
+                .args(c.cmd.get_args())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(c.cmd.get_stdin().unwrap()).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        assert!(ran.status.success(), "{gen}: {}: {}", c.display(), String::from_utf8_lossy(&ran.stderr));
+        assert!(gen.is_valid(&path), "{gen}: {path} not copied back by {}", c.display());
     }
 }

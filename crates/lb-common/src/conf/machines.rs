@@ -168,20 +168,13 @@ impl Dialect {
     /// an unreadable version reads as today's.
     #[must_use]
     pub fn for_version(version: &str) -> Dialect {
-        let mut parts = version.split('.');
-        let major: Option<u64> = parts.next().and_then(|p| p.parse().ok());
-        let minor: Option<u64> = parts.next().and_then(|p| {
-            p.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|d| d.parse().ok())
-        });
-        match (major, minor) {
-            (Some(2), Some(m)) => Dialect {
-                float_speed: m >= 20,
-                systems_set: m >= 20,
-                comment_to_line_end: m >= 29,
+        match crate::nix_version::NixVersion::parse(version) {
+            Some(v) if v.major == 2 => Dialect {
+                float_speed: v.minor >= 20,
+                systems_set: v.minor >= 20,
+                comment_to_line_end: v.minor >= 29,
             },
-            (Some(0 | 1), _) => Dialect::BEFORE_2_20,
+            Some(v) if v.major < 2 => Dialect::BEFORE_2_20,
             _ => Dialect::LATEST,
         }
     }
