@@ -238,36 +238,49 @@ fn every_json_output_parses() {
         if !cmd.get_arguments().any(|a| a.get_long() == Some("json")) {
             continue;
         }
-        let root = tempfile::tempdir().unwrap();
-        let what = format!("{} --json", path.join(" "));
-        let o = run(
-            &bin,
-            &path,
-            root.path(),
-            &["--json"],
-            &[("LB_VM_WORKDIR", root.path().to_str().unwrap())],
-        );
-        if o.status.code() == Some(2) {
-            continue; // bad usage here (a required input): nothing to report
+        // With -n too where the command changes things: JSON still, no diff.
+        let dry = cmd.get_arguments().any(|a| a.get_long() == Some("dry-run"));
+        for flags in [&["--json"][..], &["-n", "--json"]] {
+            if flags.len() == 2 && !dry {
+                continue;
+            }
+            checked += json_parses(&bin, &path, flags);
         }
-        let out = String::from_utf8_lossy(&o.stdout);
-        if out.trim().is_empty() {
-            // A failure (nothing installed to report): one error line.
-            assert_ne!(
-                o.status.code(),
-                Some(0),
-                "{what}: exit 0 and nothing on stdout"
-            );
-            assert!(stderr(&o).contains("error: "), "{what}: {}", stderr(&o));
-            continue;
-        }
-        let values: Result<Vec<serde_json::Value>, _> = serde_json::Deserializer::from_str(&out)
-            .into_iter()
-            .collect();
-        let values = values.unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {out}"));
-        assert!(!values.is_empty(), "{what}: {out}");
-        checked += 1;
     }
     // Checks, status, config, show, pubkey-less runs...: most of them.
     assert!(checked >= 8, "only {checked} --json outputs parsed");
+}
+
+/// One run of `path FLAGS` in an empty scratch root: 1 when it printed
+/// JSON, 0 when it refused (a usage error, or one error line).
+fn json_parses(bin: &Path, path: &[String], flags: &[&str]) -> usize {
+    let root = tempfile::tempdir().unwrap();
+    let what = format!("{} {}", path.join(" "), flags.join(" "));
+    let o = run(
+        bin,
+        path,
+        root.path(),
+        flags,
+        &[("LB_VM_WORKDIR", root.path().to_str().unwrap())],
+    );
+    if o.status.code() == Some(2) {
+        return 0; // bad usage here (a required input): nothing to report
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    if out.trim().is_empty() {
+        // A failure (nothing installed to report): one error line.
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "{what}: exit 0 and nothing on stdout"
+        );
+        assert!(stderr(&o).contains("error: "), "{what}: {}", stderr(&o));
+        return 0;
+    }
+    let values: Result<Vec<serde_json::Value>, _> = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .collect();
+    let values = values.unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {out}"));
+    assert!(!values.is_empty(), "{what}: {out}");
+    1
 }

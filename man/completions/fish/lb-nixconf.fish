@@ -77,6 +77,7 @@ complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -s n -l d
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l check -d 'Change nothing; exit 1 if a change would be made'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l force -d 'Move a `builders` line found outside the block into it (its entries are kept)'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l restart -d 'Restart the Nix daemon afterwards, so the change takes effect'
+complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -l json -d 'Print {"name", "file", "line", "entry", "result"} as one JSON object; with -n no diff, result says what would change'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -s q -l quiet -d 'Say nothing on stderr but errors; no progress display'
 complete -c lb-nixconf -n "__fish_lb_nixconf_using_subcommand install" -s h -l help -d 'Print help'

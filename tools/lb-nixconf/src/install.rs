@@ -63,16 +63,27 @@ fn note_determinate(root: &Root, m: &Managers) -> lb_common::Result<()> {
     Ok(())
 }
 
-/// nix-darwin owns `path`: say so, then print the nix-darwin settings,
-/// its own builder first, then a builder of one's own.
-fn nix_darwin_advice(
-    path: &Path,
-    target: &Path,
-    machine: &Machine,
-    key: &str,
-    trusted: &[String],
-) -> lb_common::Result<Status> {
-    ui::error(&managers::owned_by_nix_darwin(path, target));
+/// What `install --json` prints: the entry, and what became of it.
+#[derive(serde::Serialize)]
+struct InstallReport<'a> {
+    name: &'a str,
+    /// The file edited (under `--root`).
+    file: String,
+    /// The entry in the machines format.
+    line: String,
+    /// Its fields, as `show --json` names them.
+    entry: &'a Machine,
+    /// `changed`, `unchanged`, `would change` (`-n`, `--check`), or
+    /// `managed by nix-darwin` (nothing written; see `nix_darwin`).
+    result: &'a str,
+    /// The nix-darwin settings to use instead, when nix-darwin owns nix.conf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nix_darwin: Option<String>,
+}
+
+/// The nix-darwin settings for this builder: nix-darwin's own builder
+/// first, then a builder of one's own.
+fn nix_darwin_snippet(machine: &Machine, key: &str, trusted: &[String]) -> String {
     let native = Platform::current()
         .map(|p| format!("{}-linux", p.arch))
         .unwrap_or_default();
@@ -86,14 +97,13 @@ fn nix_darwin_advice(
         systems: (machine.systems != [native]).then(|| machine.systems.clone()),
         ..LinuxBuilderSnippet::default()
     };
-    for line in builder.render().lines() {
-        ui::out(line)?;
+    let mut out = builder.render();
+    if !out.ends_with('\n') {
+        out.push('\n');
     }
-    ui::out("# or, for a builder you run yourself (lb-vm), instead:")?;
-    for line in darwin::snippet(machine, key, trusted).lines() {
-        ui::out(line)?;
-    }
-    Ok(Status::Failed)
+    out.push_str("# or, for a builder you run yourself (lb-vm), instead:\n");
+    out.push_str(&darwin::snippet(machine, key, trusted));
+    out
 }
 
 fn read_text(path: &Path) -> lb_common::Result<String> {
@@ -174,9 +184,28 @@ pub(crate) fn install(
     let (path, found) = edit_target(root)?;
     let apply = Apply::from(opts.change);
 
+    let report = |result: &str, snippet: Option<String>| {
+        lb_common::report::print_json(&InstallReport {
+            name: &builder.name,
+            file: path.display().to_string(),
+            line: machine.render(),
+            entry: &machine,
+            result,
+            nix_darwin: snippet,
+        })
+    };
     if let Some(target) = darwin::managed_target(&path) {
         let key = root.unroot(&builder.key).to_string_lossy().into_owned();
-        return nix_darwin_advice(&path, &target, &machine, &key, &opts.trust_user);
+        ui::error(&managers::owned_by_nix_darwin(&path, &target));
+        let snippet = nix_darwin_snippet(&machine, &key, &opts.trust_user);
+        if opts.json {
+            report("managed by nix-darwin", Some(snippet))?;
+        } else {
+            for line in snippet.lines() {
+                ui::out(line)?;
+            }
+        }
+        return Ok(Status::Failed);
     }
     note_determinate(root, &found)?;
 
@@ -199,7 +228,13 @@ pub(crate) fn install(
         }
         .map(String::into_bytes)
     };
-    let applied = plan::apply(apply, &EditConf::new(&path, &edit))?;
+    // -n --json: judged as --check is (no diff on stdout), exit 0.
+    let mode = if opts.json && apply == Apply::DryRun {
+        Apply::Check
+    } else {
+        apply
+    };
+    let applied = plan::apply(mode, &EditConf::new(&path, &edit))?;
     if applied == Applied::Unchanged {
         ui::note(&format!(
             "{}: already has builder {}",
@@ -208,7 +243,17 @@ pub(crate) fn install(
         ));
     }
     let changed = applied != Applied::Unchanged;
-    if opts.restart && apply != Apply::Check {
+    if opts.json {
+        report(
+            match applied {
+                Applied::Unchanged => "unchanged",
+                Applied::Changed => "changed",
+                Applied::Shown | Applied::WouldChange => "would change",
+            },
+            None,
+        )?;
+    }
+    if opts.restart && mode != Apply::Check {
         // A restart is wanted when the file changed, or when an earlier
         // change is still not in effect.
         let stale = daemon::running_for(path.parent().unwrap_or(Path::new("/")))
@@ -221,7 +266,11 @@ pub(crate) fn install(
     } else if applied == Applied::Changed {
         ui::note("restart the Nix daemon for the change to take effect: lb-nixconf restart-daemon");
     }
-    Ok(applied.status())
+    Ok(if apply == Apply::DryRun {
+        Status::Ok
+    } else {
+        applied.status()
+    })
 }
 
 pub(crate) fn remove(name: &str, root: &Root, change: Change) -> lb_common::Result<Status> {

@@ -139,6 +139,9 @@ pub struct InstallArgs {
     /// Restart the Nix daemon afterwards, so the change takes effect
     #[arg(long)]
     pub restart: bool,
+    /// Print {"name", "file", "line", "entry", "result"} as one JSON object; with -n no diff, result says what would change
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -653,3 +653,41 @@ fn restart_daemon_dry_run_per_platform() {
     )
     .code(2);
 }
+
+/// `install --json`: one object saying what became of the entry; `-n`
+/// prints no diff and exits 0, `--check` exits 1, neither writes.
+#[test]
+fn install_json_says_what_became_of_the_entry() {
+    let s = scratch();
+    let json = |o: Outcome| -> serde_json::Value { serde_json::from_str(&o.stdout()).unwrap() };
+    let v = json(s.nixconf(["install", "--json"]).success());
+    assert_eq!(v["result"], "changed", "{v}");
+    assert_eq!(v["name"], "linux-builder");
+    assert_eq!(v["file"], s.conf().display().to_string());
+    assert_eq!(v["entry"]["max_jobs"], 4, "{v}");
+    assert!(s.conf_text().contains(v["line"].as_str().unwrap()), "{v}");
+    let written = s.conf_text();
+
+    let v = json(s.nixconf(["install", "--json"]).success());
+    assert_eq!(v["result"], "unchanged", "{v}");
+
+    let v = json(
+        s.nixconf(["install", "--json", "-n", "--max-jobs", "2"])
+            .success(),
+    );
+    assert_eq!(v["result"], "would change", "{v}");
+    assert_eq!(v["entry"]["max_jobs"], 2, "{v}");
+    let v = json(
+        s.nixconf(["install", "--json", "--check", "--max-jobs", "2"])
+            .code(1),
+    );
+    assert_eq!(v["result"], "would change", "{v}");
+    assert_eq!(s.conf_text(), written, "-n and --check wrote");
+
+    let v = json(
+        s.nixconf(["install", "--json", "--max-jobs", "2"])
+            .success(),
+    );
+    assert_eq!(v["result"], "changed", "{v}");
+    assert!(s.conf_text().contains(" 2 - - - "), "{}", s.conf_text());
+}

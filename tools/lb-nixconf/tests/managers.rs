@@ -135,6 +135,21 @@ fn nix_darwin_owns_nix_conf_builder_first() {
     nix.distributedBuilds = true;
     nix.settings.builders-use-substitutes = true;
     "#);
+    // --json: the same settings in `nix_darwin`, still exit 1, nothing written.
+    let out = cmd(&root)
+        .env("LB_PLATFORM", "aarch64-darwin")
+        .args(["install", "--speed-factor", "2", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["result"], "managed by nix-darwin", "{v}");
+    let snippet = v["nix_darwin"].as_str().unwrap();
+    assert!(snippet.starts_with("nix.linux-builder = {"), "{snippet}");
+    assert!(
+        snippet.contains("nix.distributedBuilds = true;"),
+        "{snippet}"
+    );
     cmd(&root)
         .arg("remove")
         .assert()
