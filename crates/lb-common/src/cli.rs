@@ -43,8 +43,25 @@ pub trait HasGlobal {
     /// tool itself, `"service"` or `"service install"` a subcommand.
     const EXAMPLES: Examples = &[];
 
+    /// Which builder identity flags each subcommand reads: (subcommand
+    /// name, ids as in [`BUILDER_IDS`]). A subcommand listed here shows
+    /// only those under [`BUILDER_HEADING`]; the others are still accepted
+    /// (a Makefile may pass the same flags, or `LB_*` variables, to every
+    /// command) and change nothing. A tool with subcommands lists each.
+    const BUILDER_FLAGS: BuilderFlags = &[];
+
     fn global(&self) -> &Global;
 }
+
+/// See [`HasGlobal::BUILDER_FLAGS`].
+pub type BuilderFlags = &'static [(&'static str, &'static [&'static str])];
+
+/// The ids of the builder identity flags ([`crate::builder::BuilderArgs`]),
+/// in their order: `--name`, `--user`, `--hostname`, `--port`, `--key`,
+/// `--host-key`, `--system`, `--max-jobs`.
+pub const BUILDER_IDS: &[&str] = &[
+    "name", "user", "hostname", "port", "key", "host_key", "system", "max_jobs",
+];
 
 /// The help heading of `-v`, `-q` and `--root`, which every command takes.
 pub const COMMON_HEADING: &str = "Common options";
@@ -65,13 +82,54 @@ pub type Examples = &'static [(&'static str, &'static str)];
 /// - `--help` shows each command's own options first, then the
 ///   [`COMMON_HEADING`] ones (`-v`, `-q`, `--root`), then the builder's
 ///   identity under [`BUILDER_HEADING`];
-/// - each subcommand named in [`HasGlobal::EXAMPLES`] shows them after its options.
+/// - each subcommand named in [`HasGlobal::EXAMPLES`] shows them after its options;
+/// - each subcommand named in [`HasGlobal::BUILDER_FLAGS`] shows only the
+///   builder flags it reads.
 ///
 /// Each tool's `command()` returns this, so `--help`, the man pages and
 /// the parser are one definition.
 #[must_use]
 pub fn command<C: clap::CommandFactory + HasGlobal>() -> clap::Command {
-    conventions(C::command(), C::EXAMPLES, "")
+    let cmd = conventions(C::command(), C::EXAMPLES, "");
+    hide_unread_builder_flags(cmd, C::BUILDER_FLAGS)
+}
+
+/// Hide, in each subcommand `flags` names, the builder flags it does not
+/// read. clap copies a global flag into each subcommand unless the
+/// subcommand has its own of that id: each such subcommand gets its own
+/// copies of the global flags, in their order (so the headings keep
+/// theirs), the unread builder flags hidden (a value given there still
+/// reaches the tool as before).
+fn hide_unread_builder_flags(mut cmd: clap::Command, flags: BuilderFlags) -> clap::Command {
+    if !flags.is_empty() {
+        for sub in cmd.get_subcommands() {
+            assert!(
+                flags.iter().any(|(name, _)| *name == sub.get_name()),
+                "{}'s BUILDER_FLAGS does not say which builder flags {} reads",
+                cmd.get_name(),
+                sub.get_name()
+            );
+        }
+    }
+    for (sub, reads) in flags {
+        assert!(
+            cmd.find_subcommand(sub).is_some(),
+            "BUILDER_FLAGS names {sub:?}, which {} does not have",
+            cmd.get_name()
+        );
+        // Every global flag, in its order, so the headings keep theirs.
+        let copies: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| {
+                let id = a.get_id().as_str();
+                let unread = BUILDER_IDS.contains(&id) && !reads.contains(&id);
+                a.clone().hide(unread)
+            })
+            .collect();
+        cmd = cmd.mut_subcommand(sub, |s| s.args(copies));
+    }
+    cmd
 }
 
 fn conventions(cmd: clap::Command, examples: Examples, path: &str) -> clap::Command {

@@ -212,11 +212,23 @@ fn every_help_has_examples_and_headings() {
                     b > common,
                     "{what}: builder identity after the common options"
                 );
-                assert!(help[b..].contains("--name <NAME>"), "{what}");
-                assert!(
-                    !help[..b].contains("--name <NAME>"),
-                    "{what}: --name under its heading"
-                );
+                // The builder flags it shows, all under that heading.
+                let shown: Vec<String> = cmd
+                    .get_arguments()
+                    .filter(|a| {
+                        !a.is_hide_set()
+                            && lb_common::cli::BUILDER_IDS.contains(&a.get_id().as_str())
+                    })
+                    .map(|a| format!("      --{} ", a.get_long().unwrap()))
+                    .collect();
+                assert!(!shown.is_empty(), "{what}: an empty builder heading");
+                for flag in &shown {
+                    assert!(help[b..].contains(flag.as_str()), "{what}: {flag}");
+                    assert!(
+                        !help[..b].contains(flag.as_str()),
+                        "{what}: {flag} under its heading"
+                    );
+                }
             }
         } else {
             panic!(
@@ -283,4 +295,74 @@ fn json_parses(bin: &Path, path: &[String], flags: &[&str]) -> usize {
     let values = values.unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {out}"));
     assert!(!values.is_empty(), "{what}: {out}");
     1
+}
+
+/// A builder flag a subcommand's `--help` hides is one it does not read:
+/// given a value other than its default, the subcommand prints and exits
+/// exactly as without it (each run in a new empty scratch root, `-n`
+/// where the subcommand changes things).
+#[test]
+fn hidden_builder_flags_change_nothing() {
+    let other: &[(&str, &str)] = &[
+        ("name", "other-builder"),
+        ("user", "someone"),
+        ("hostname", "example.invalid"),
+        ("port", "2222"),
+        ("key", "/etc/nix/other_ed25519"),
+        (
+            "host_key",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        ),
+        ("system", "aarch64-linux"),
+        ("max_jobs", "7"),
+    ];
+    assert_eq!(
+        other.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        lb_common::cli::BUILDER_IDS
+    );
+    let bin = bin_dir();
+    let mut compared = 0;
+    for (path, cmd) in every_command() {
+        let hidden: Vec<&clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| {
+                a.is_hide_set() && lb_common::cli::BUILDER_IDS.contains(&a.get_id().as_str())
+            })
+            .collect();
+        let dry: &[&str] = if cmd.get_arguments().any(|a| a.get_long() == Some("dry-run")) {
+            &["-n"]
+        } else {
+            &[]
+        };
+        let outcome = |extra: &[&str]| {
+            let root = tempfile::tempdir().unwrap();
+            let mut args = dry.to_vec();
+            args.extend_from_slice(extra);
+            let o = run(
+                &bin,
+                &path,
+                root.path(),
+                &args,
+                &[("LB_VM_WORKDIR", root.path().to_str().unwrap())],
+            );
+            let text = |b: &[u8]| {
+                String::from_utf8_lossy(b).replace(root.path().to_str().unwrap(), "ROOT")
+            };
+            (o.status.code(), text(&o.stdout), text(&o.stderr))
+        };
+        let plain = outcome(&[]);
+        for arg in hidden {
+            let id = arg.get_id().as_str();
+            let value = other.iter().find(|(i, _)| *i == id).unwrap().1;
+            let flag = format!("--{}", arg.get_long().unwrap());
+            assert_eq!(
+                outcome(&[&flag, value]),
+                plain,
+                "{} {flag} {value}: hidden in its --help, yet it changes what the command does",
+                path.join(" ")
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 100, "only {compared} hidden flags compared");
 }

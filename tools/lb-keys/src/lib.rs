@@ -81,6 +81,15 @@ pub struct Cli {
 
 impl HasGlobal for Cli {
     const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+    const BUILDER_FLAGS: lb_common::cli::BuilderFlags = &[
+        ("install", &["key"]),
+        ("generate", &[]),
+        ("check", &["name", "key"]),
+        ("pubkey", &["key"]),
+        ("join-group", &[]),
+        ("leave-group", &[]),
+        ("uninstall", &["key"]),
+    ];
 
     fn global(&self) -> &Global {
         &self.global

@@ -73,6 +73,20 @@ pub struct Cli {
 
 impl HasGlobal for Cli {
     const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+    const BUILDER_FLAGS: lb_common::cli::BuilderFlags = &[
+        (
+            "line",
+            &["name", "user", "key", "host_key", "system", "max_jobs"],
+        ),
+        (
+            "install",
+            &["name", "user", "key", "host_key", "system", "max_jobs"],
+        ),
+        ("remove", &["name"]),
+        ("show", &[]),
+        ("check", &["name"]),
+        ("restart-daemon", &[]),
+    ];
 
     fn global(&self) -> &Global {
         &self.global

@@ -108,6 +108,18 @@ pub enum Command {
 
 impl HasGlobal for Cli {
     const EXAMPLES: lb_common::cli::Examples = examples::EXAMPLES;
+    const BUILDER_FLAGS: lb_common::cli::BuilderFlags = &[
+        (
+            "install",
+            &["name", "user", "hostname", "port", "key", "host_key"],
+        ),
+        ("print", &["name", "user", "hostname", "port", "key"]),
+        (
+            "check",
+            &["name", "user", "hostname", "port", "key", "host_key"],
+        ),
+        ("uninstall", &["name"]),
+    ];
 
     fn global(&self) -> &Global {
         &self.global

@@ -30,6 +30,16 @@ pub struct Cli {
 
 impl HasGlobal for Cli {
     const EXAMPLES: lb_common::cli::Examples = crate::examples::EXAMPLES;
+    const BUILDER_FLAGS: lb_common::cli::BuilderFlags = &[
+        ("start", &["name", "port", "system"]),
+        ("wait", &["name", "port"]),
+        ("status", &["name", "port"]),
+        ("stop", &["name"]),
+        ("check", &["name", "port", "host_key"]),
+        ("config", &["name", "port", "system"]),
+        ("service", &["name", "port", "system"]),
+        ("remove", &["name"]),
+    ];
 
     fn global(&self) -> &Global {
         &self.global
