@@ -10,6 +10,8 @@ CARGO    ?= cargo
 TOOLS    := lb-keys lb-vm lb-sshcfg lb-nixconf lb-ping lb-copy lb-doctor
 # Where the tools are: empty means on PATH (after `make install`).
 BIN      ?=
+# Where `make install` takes the binaries from (what `make build` makes).
+BUILT    ?= target/release
 
 NAME       ?= $(or $(LB_NAME),linux-builder)
 PORT       ?= $(or $(LB_PORT),31022)
@@ -61,7 +63,7 @@ install: build
 	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
 	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
-	for t in $(TOOLS); do install -m 755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
+	for t in $(TOOLS); do install -m 755 $(BUILT)/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/completions/bash/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
 	install -m 644 man/completions/zsh/* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/

@@ -28,6 +28,7 @@ mod nixgen;
 pub mod runner;
 mod scenario;
 mod sshd;
+pub mod tree;
 pub mod vm;
 
 pub use keys::{keygen, KeyPair};

@@ -50,24 +50,9 @@ impl Rng {
 
 type Snapshot = BTreeMap<PathBuf, Vec<u8>>;
 
+/// The files under `root` and their bytes.
 fn snapshot(root: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                out.insert(p.strip_prefix(root).unwrap().to_path_buf(), bytes);
-            }
-        }
-    }
-    out
+    lb_testkit::tree::Tree::of(root).contents()
 }
 
 fn is_temp(p: &Path) -> bool {

@@ -4,36 +4,12 @@
 //! `make unsetup`; the root is then byte-identical to what it was, every
 //! file and directory with its mode.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use lb_testkit::runner::{Baked, TestRunner};
+use lb_testkit::tree::Tree;
 use lb_testkit::{clean_command, free_port, scratch_root, tool_bin_dir, workspace_dir};
-
-/// Every entry under `dir`: its kind, mode and (files) bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let mode = m.permissions().mode() & 0o7777;
-            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-            if m.is_dir() {
-                out.insert(rel, ('d', mode, Vec::new()));
-                stack.push(p);
-            } else if m.is_file() {
-                out.insert(rel, ('f', mode, std::fs::read(&p).unwrap()));
-            } else {
-                out.insert(rel, ('o', mode, Vec::new()));
-            }
-        }
-    }
-    out
-}
 
 fn make(target: &str, vars: &[(String, String)], root: &Path) -> std::process::Output {
     let mut c: Command = clean_command("make");
@@ -72,7 +48,7 @@ fn make_setup_then_unsetup_leaves_the_root_as_it_was() {
     w("etc/group", "root:x:0:\nnixbld:x:30000:nixbld1\n");
     std::fs::create_dir_all(root.join("var/lib")).unwrap();
     std::fs::create_dir_all(root.join("etc/ssh/ssh_config.d")).unwrap();
-    let before = snapshot(&root);
+    let before = Tree::of(&root);
 
     let port = free_port();
     let runner_dir = tempfile::tempdir().unwrap();
@@ -137,13 +113,7 @@ fn make_setup_then_unsetup_leaves_the_root_as_it_was() {
         "make unsetup failed: {}",
         say(&unsetup)
     );
-    let after = snapshot(&root);
-    let changed: Vec<String> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .map(|k| k.display().to_string())
-        .collect();
+    let changed = before.differences(&Tree::of(&root));
     assert!(
         changed.is_empty(),
         "unsetup left the root changed: {changed:?}\n{}",

@@ -5,12 +5,12 @@
 //! on both sides: the guest's daemon, and the host's `nix` and lb-copy
 //! with that generation's Nix and store.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
 
+use lb_testkit::tree::Tree;
 use lb_testkit::{free_port, nix_matrix, scratch_root, workspace_dir, NixGen, NIX_TEST_OPTIONS};
 
 fn bin_dir() -> PathBuf {
@@ -28,32 +28,6 @@ struct Chain {
 }
 
 /// What a file looked like: bytes, mode, mtime.
-type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32, SystemTime)>;
-
-fn snapshot(dir: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file() {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    (
-                        std::fs::read(&p).unwrap(),
-                        m.permissions().mode() & 0o7777,
-                        m.modified().unwrap(),
-                    ),
-                );
-            }
-        }
-    }
-    out
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -361,7 +335,7 @@ fn walkthrough_end_to_end_then_again_then_uninstalled(gen) {
         "Host *\n    SendEnv LANG LC_*\n",
     )
     .unwrap();
-    let before = snapshot(chain.root());
+    let before = Tree::of(chain.root()).files();
 
     chain.configure();
     let host = text(&Command::new("uname").arg("-n").output().unwrap().stdout)
@@ -384,13 +358,10 @@ fn walkthrough_end_to_end_then_again_then_uninstalled(gen) {
     }
 
     // The chain again: nothing changes.
-    let configured = snapshot(chain.root());
+    let configured = Tree::of(chain.root()).files();
     chain.configure();
-    assert_eq!(
-        snapshot(chain.root()),
-        configured,
-        "a second run changed files"
-    );
+    let rewritten = configured.rewritten(&Tree::of(chain.root()).files());
+    assert!(rewritten.is_empty(), "a second run changed files: {rewritten:?}");
 
     // Stop, then uninstall: the root is as it was.
     chain.run(
@@ -412,16 +383,7 @@ fn walkthrough_end_to_end_then_again_then_uninstalled(gen) {
     chain.run("lb-nixconf", &["remove"]);
     chain.run("lb-sshcfg", &["uninstall"]);
     chain.run("lb-keys", &["uninstall"]);
-    let after = snapshot(chain.root());
-    let strip = |s: &Snapshot| {
-        s.iter()
-            .map(|(p, (b, m, _))| (p.clone(), (b.clone(), *m)))
-            .collect::<BTreeMap<_, _>>()
-    };
-    assert_eq!(
-        strip(&after),
-        strip(&before),
-        "uninstall did not restore the root"
-    );
+    let left = before.differences(&Tree::of(chain.root()).files());
+    assert!(left.is_empty(), "uninstall did not restore the root: {left:?}");
 }
 }
