@@ -75,13 +75,17 @@ impl Needed {
         }
     }
 
-    /// `rm -f PATH` for each of `paths`: how `-n` shows the removal of
-    /// files whose contents are not to be printed.
+    /// `rm -f PATH` for each of `paths` (`rm -rf` for a directory, a
+    /// symlink to one being a file): how `-n` shows the removal of files
+    /// whose contents are not to be printed.
     #[must_use]
     pub fn removal(paths: &[&Path], would: impl Into<String>) -> Self {
         let rm: Vec<Cmd> = paths
             .iter()
-            .map(|p| Cmd::new("rm").arg("-f").arg(p))
+            .map(|p| {
+                let dir = p.symlink_metadata().is_ok_and(|m| m.is_dir());
+                Cmd::new("rm").arg(if dir { "-rf" } else { "-f" }).arg(p)
+            })
             .collect();
         Needed::commands(&rm, would)
     }
@@ -408,6 +412,19 @@ mod tests {
     fn removal_previews_commands_not_contents() {
         let n = Needed::removal(&[Path::new("/etc/nix/k"), Path::new("/a b")], "w");
         assert_eq!(n.preview, ["rm -f /etc/nix/k", "rm -f '/a b'"]);
+        // A directory (the runner's TMPDIR) is removed whole; a link to one
+        // is a file.
+        let tmp = tempfile::tempdir().unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path(), &link).unwrap();
+        let n = Needed::removal(&[tmp.path(), &link], "w");
+        assert_eq!(
+            n.preview,
+            [
+                format!("rm -rf {}", tmp.path().display()),
+                format!("rm -f {}", link.display())
+            ]
+        );
     }
 
     #[test]
