@@ -28,13 +28,36 @@ pub fn can_write_in(dir: &Path) -> bool {
     nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
-/// `sudo --reset-timestamp ARGS...`.
+/// `sudo --reset-timestamp [NAME=VALUE...] ARGS...`, with this process's
+/// `LB_*` variables and `NIX_CONF_DIR` as sudo's `NAME=VALUE` words: sudo
+/// resets the environment, and a setting given as a variable
+/// (`LB_NAME=b2 lb-nixconf install`) must reach the command it re-runs.
 #[must_use]
 pub fn sudo(args: &[OsString]) -> Cmd {
     Cmd::new("sudo")
         .arg("--reset-timestamp")
+        .args(carried_env(std::env::vars_os()))
         .args(args)
         .hint("install sudo, or run this step as root")
+}
+
+/// Of `vars`, the ones the tools read that sudo would drop, as sorted
+/// `NAME=VALUE` words: every `LB_*` and `NIX_CONF_DIR`.
+fn carried_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<OsString> {
+    let mut carried: Vec<(OsString, OsString)> = vars
+        .into_iter()
+        .filter(|(k, _)| k.as_encoded_bytes().starts_with(b"LB_") || k == "NIX_CONF_DIR")
+        .collect();
+    carried.sort();
+    carried
+        .into_iter()
+        .map(|(k, v)| {
+            let mut word = k;
+            word.push("=");
+            word.push(v);
+            word
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +189,23 @@ pub fn escalate(what: &str, args: &[OsString], no_sudo: bool) -> crate::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sudo_carries_lb_variables_and_nix_conf_dir() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("LB_PORT", "2222"),
+            ("NIX_CONF_DIR", "/etc/nix2"),
+            ("LB_NAME", "b 2"),
+            ("NIX_CONFIG", "access-tokens = x"),
+            ("XLB_NAME", "no"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        assert_eq!(
+            carried_env(vars),
+            ["LB_NAME=b 2", "LB_PORT=2222", "NIX_CONF_DIR=/etc/nix2"].map(OsString::from)
+        );
+    }
 
     #[test]
     fn no_sudo_names_the_command() {

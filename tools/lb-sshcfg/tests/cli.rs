@@ -587,4 +587,32 @@ fn unprivileged_install_into_root_owned_dirs_names_the_sudo_command() {
     // Dry-run needs no privilege.
     as_builder(&s, &["install", "-n"]).success();
     assert!(s.files().is_empty());
+
+    // A setting given as a variable is in the sudo command (sudo resets
+    // the environment), and that command, run as root, installs with it.
+    let mut c = clean_command("runuser");
+    c.args(["-u", lb_testkit::BUILDER_USER, "--", "env", "LB_PORT=2222"])
+        .arg(assert_cmd::cargo::cargo_bin("lb-sshcfg"))
+        .arg("--root")
+        .arg(s.root())
+        .arg("install");
+    let o = Outcome::of("lb-sshcfg", &mut c).one_line_error(1, "needs root; run: ");
+    let command = o.stderr();
+    let command = command.split_once("needs root; run: ").unwrap().1.trim();
+    let argv = shlex::split(command).unwrap();
+    assert_eq!(
+        &argv[..3],
+        ["sudo", "--reset-timestamp", "LB_PORT=2222"],
+        "{command}"
+    );
+    let status = clean_command("env").args(&argv[2..]).status().unwrap();
+    assert!(status.success(), "{command}");
+    assert!(s
+        .read(
+            &s.conf("linux-builder")
+                .strip_prefix(s.root())
+                .unwrap()
+                .to_string_lossy()
+        )
+        .contains("Port 2222"));
 }
