@@ -53,6 +53,7 @@ test: setup-host
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps -q
 
 # Regenerate man pages and completions from the clap definitions.
 man:

@@ -463,12 +463,12 @@ fn outcome_of(
     })
 }
 
-/// What [`write`] of `contents` would do to `path`, and the diff `-n`
+/// What [`write()`] of `contents` would do to `path`, and the diff `-n`
 /// shows for it (empty when unchanged); only looking, under the
 /// directory's lock.
 ///
 /// # Errors
-/// What [`write`] would fail with before changing anything: a symlink or
+/// What [`write()`] would fail with before changing anything: a symlink or
 /// directory at `path`, an unreadable file.
 pub fn inspect_write(
     path: &Path,

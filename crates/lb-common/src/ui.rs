@@ -16,7 +16,7 @@ struct Settings {
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
-/// Set the verbosity once, at start-up. The tool name comes from argv[0].
+/// Set the verbosity once, at start-up. The tool name comes from `argv[0]`.
 pub fn init(global: &crate::cli::Global) {
     let tool = std::env::args_os()
         .next()

@@ -86,6 +86,8 @@ pub struct Cli {
     /// The store to copy from: a store URI, or a builder's name (its URI's
     /// host) from the builders list [default: the first ssh-ng:// builder in
     /// nix.conf, else ssh-ng://builder@linux-builder]
+    // The doc comment is clap's help text, clap's `[default: ...]` style.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "URI|NAME", env = "LB_COPY_FROM")]
     pub from: Option<String>,
     /// Copy only this derivation output (repeat for more) [default: all]

@@ -1,7 +1,7 @@
 //! A tool's own run-time files: directories, logs, sockets and images it
 //! creates and deletes as it runs (lb-vm's working directory), as opposed
-//! to configuration, which goes through [`super::write`] and
-//! [`super::remove`] with their lock, diff and dry-run. Here a call does
+//! to configuration, which goes through [`crate::fs::write()`] and
+//! [`crate::fs::remove()`] with their lock, diff and dry-run. Here a call does
 //! what it says at once, and its error names what it did and where.
 
 use std::fs::{File, OpenOptions};
