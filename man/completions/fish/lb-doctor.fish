@@ -9,8 +9,8 @@ complete -c lb-doctor -l system -d 'The builder\'s Nix system [default: this mac
 complete -c lb-doctor -l max-jobs -d 'Builds Nix may run on the builder at once' -r
 complete -c lb-doctor -l workdir -d 'The VM\'s working directory (its NAME.pid, NAME.qcow2, NAME.qemu.log...), as lb-vm --workdir [default: /var/lib/linux-builder, under --root]' -r -F
 complete -c lb-doctor -l keys -d 'The keys directory shared into the VM, to check the installed key against [default: WORKDIR/keys if present]' -r -F
-complete -c lb-doctor -l disk -d 'The VM\'s disk image [default: WORKDIR/NAME.qcow2]' -r -F
-complete -c lb-doctor -l disk-size -d 'The configured disk size in MiB, to compare the image with' -r
+complete -c lb-doctor -l disk -d 'The disk image to compare with --disk-size [default: WORKDIR/NAME.qcow2]' -r -F
+complete -c lb-doctor -l disk-size -d 'The configured disk size in MiB (the nixpkgs builder\'s diskSize)' -r
 complete -c lb-doctor -l trust-user -d 'The user builds run as, who must be trusted [default: SUDO_USER or USER, when --root is /]' -r
 complete -c lb-doctor -l timeout -d 'Seconds each builder\'s ping has' -r
 complete -c lb-doctor -s v -l verbose -d 'Say more on stderr (repeat for more); shows every command run'

@@ -59,17 +59,8 @@ pub struct Cli {
     /// The keys directory shared into the VM, to check the installed key against [default: WORKDIR/keys if present]
     #[arg(long, value_name = "DIR", env = "LB_KEYS_DIR")]
     pub keys: Option<PathBuf>,
-    /// The VM's disk image [default: WORKDIR/NAME.qcow2]
-    #[arg(long, value_name = "IMG")]
-    pub disk: Option<PathBuf>,
-    /// The configured disk size in MiB, to compare the image with
-    #[arg(
-        long,
-        value_name = "MIB",
-        env = "LB_VM_DISK_SIZE",
-        default_value_t = 20480
-    )]
-    pub disk_size: u64,
+    #[command(flatten)]
+    pub disk: lb_vm::DiskArgs,
     /// The user builds run as, who must be trusted [default: SUDO_USER or USER, when --root is /]
     #[arg(long, value_name = "USER", env = "LB_TRUST_USER")]
     pub trust_user: Option<String>,
@@ -287,16 +278,7 @@ pub fn diagnose(cli: &Cli, root: &Root, builder: &Builder) -> Overview {
         Step::from_result(
             "VM",
             format!("{} runs and its sshd answers", builder.name),
-            lb_vm::problems(
-                root_dir,
-                &cli.builder,
-                Some(&workdir),
-                &lb_vm::CheckArgs {
-                    disk: cli.disk.clone(),
-                    disk_size: cli.disk_size,
-                    json: false,
-                },
-            ),
+            lb_vm::problems(root_dir, &cli.builder, Some(&workdir), &cli.disk),
         )
     });
     steps.push(ping_step(&reports));

@@ -149,8 +149,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// The disk `check` (and lb-doctor) compares with the configured size.
 #[derive(Debug, Clone, clap::Args)]
-pub struct CheckArgs {
+pub struct DiskArgs {
     /// The disk image to compare with --disk-size [default: WORKDIR/NAME.qcow2]
     #[arg(long, value_name = "IMG")]
     pub disk: Option<PathBuf>,
@@ -162,6 +163,12 @@ pub struct CheckArgs {
         default_value_t = 20480
     )]
     pub disk_size: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub disk: DiskArgs,
     /// Print the findings as one JSON object: {"name", "ok", "problems", "summary"}
     #[arg(long)]
     pub json: bool,

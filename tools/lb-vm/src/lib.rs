@@ -66,8 +66,8 @@ use lb_common::platform::Platform;
 use lb_common::Context as _;
 
 pub use crate::cli::{
-    command, CheckArgs, Cli, Command, ConfigArgs, ServiceArgs, StartArgs, StatusArgs, StopArgs,
-    VmArgs, WaitArgs,
+    command, CheckArgs, Cli, Command, ConfigArgs, DiskArgs, ServiceArgs, StartArgs, StatusArgs,
+    StopArgs, VmArgs, WaitArgs,
 };
 pub use crate::cmd::check::for_doctor as problems;
 use crate::vm::Layout;

@@ -7,7 +7,7 @@ use lb_common::builder::BuilderArgs;
 use lb_common::exit::Status;
 use lb_common::report::CheckReport;
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, DiskArgs};
 use crate::state;
 use crate::{check, on_demand, Ctx};
 
@@ -27,10 +27,16 @@ pub fn for_doctor(
     global_root: Option<&Path>,
     args: &BuilderArgs,
     workdir: Option<&Path>,
-    a: &CheckArgs,
+    disk: &DiskArgs,
 ) -> lb_common::Result<Vec<String>> {
     let ctx = Ctx::new(global_root, args, workdir)?;
-    problems(&ctx, a)
+    problems(
+        &ctx,
+        &CheckArgs {
+            disk: disk.clone(),
+            json: false,
+        },
+    )
 }
 
 fn problems(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Vec<String>> {
@@ -59,8 +65,8 @@ fn problems(ctx: &Ctx, a: &CheckArgs) -> lb_common::Result<Vec<String>> {
         l,
         running,
         &check::Expect {
-            disk: a.disk.as_ref().map(std::path::absolute).transpose()?,
-            disk_size: a.disk_size,
+            disk: a.disk.disk.as_ref().map(std::path::absolute).transpose()?,
+            disk_size: a.disk.disk_size,
         },
     )
 }
