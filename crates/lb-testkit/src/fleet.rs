@@ -395,22 +395,11 @@ pub fn run_tool(bin: &Path, root: &Path, name: &str, args: &[&str]) -> Output {
     out
 }
 
-/// A tool from `bin` working in `root`, with no LB_* or NIX_CONF_DIR of
-/// the caller's leaking in.
+/// A tool from `bin` working in `root`, with no LB_* or NIX_* of the
+/// caller's leaking in ([`crate::clean_command`]).
 #[must_use]
 pub fn tool(bin: &Path, root: &Path, name: &str) -> Command {
-    let mut c = Command::new(bin.join(name));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("LB_") {
-            c.env_remove(&k);
-        }
-    }
-    c.env_remove("NIX_CONF_DIR").arg("--root").arg(root);
+    let mut c = crate::clean_command(bin.join(name));
+    c.arg("--root").arg(root);
     c
-}
-
-/// The directory holding the workspace's tool binaries: [`crate::tool_bin_dir`].
-#[must_use]
-pub fn tools_bin_dir() -> PathBuf {
-    crate::tool_bin_dir()
 }

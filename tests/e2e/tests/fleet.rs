@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use lb_testkit::fleet::{self, run_tool, tool, tools_bin_dir, Fleet, Spec};
+use lb_testkit::fleet::{self, run_tool, tool, Fleet, Spec};
 use lb_testkit::{keygen, scratch_root, NIX_TEST_OPTIONS};
 
 fn text(b: &[u8]) -> String {
@@ -82,7 +82,7 @@ fn ping(bin: &Path, root: &Path, args: &[&str]) -> (Output, Duration) {
 
 #[test]
 fn eight_builders_configured_pinged_and_scheduled_by_nix() {
-    let bin = tools_bin_dir();
+    let bin = lb_testkit::tool_bin_dir();
     let fleet = Fleet::start(fleet::eight());
     let root = scratch_root();
     chmod(root.path(), 0o755);
@@ -421,7 +421,7 @@ fn entries(root: &Path) -> (BTreeMap<String, String>, String) {
 #[test]
 #[allow(clippy::too_many_lines)] // one scenario, read in order
 fn eight_entries_stay_apart_through_add_change_remove() {
-    let bin = tools_bin_dir();
+    let bin = lb_testkit::tool_bin_dir();
     let root = scratch_root();
     let r = root.path();
     std::fs::create_dir_all(r.join("etc/nix")).unwrap();

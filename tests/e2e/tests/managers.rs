@@ -2,12 +2,12 @@
 //! read, and find the builders line lb-nixconf put in nix.custom.conf
 //! through Determinate's `!include` of it (issue 14: every tool).
 
-use lb_testkit::fleet::{run_tool, tool, tools_bin_dir};
+use lb_testkit::fleet::{run_tool, tool};
 use lb_testkit::{free_port, scratch_root};
 
 #[test]
 fn readers_find_the_builder_in_determinates_custom_conf() {
-    let bin = tools_bin_dir();
+    let bin = lb_testkit::tool_bin_dir();
     let dir = scratch_root();
     let root = std::fs::canonicalize(dir.path()).unwrap();
     lb_testkit::layouts::determinate(&root);
