@@ -34,7 +34,8 @@ pub mod vm;
 pub use keys::{keygen, KeyPair};
 pub use nixgen::NixGen;
 pub use scenario::{
-    clean_command, tool_command, Outcome, Scenario, CLEARED_NAMES, CLEARED_PREFIXES, NO_ARGS,
+    clean_command, clear_env, tool_command, Outcome, Scenario, CLEARED_NAMES, CLEARED_PREFIXES,
+    NO_ARGS,
 };
 pub use sshd::Sshd;
 pub use vm::Vm;

@@ -44,6 +44,13 @@ pub const CLEARED_NAMES: &[&str] = &["SUDO_USER"];
 #[must_use]
 pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(program);
+    clear_env(&mut c);
+    c
+}
+
+/// Remove from `c`'s environment what [`clean_command`] leaves out, for
+/// a command made elsewhere (a Nix generation's wrapper, cargo's binary).
+pub fn clear_env(c: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         if is_cleared(&name) {
             c.env_remove(name);

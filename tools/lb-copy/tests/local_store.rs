@@ -15,18 +15,12 @@ use lb_testkit::{ensure_nix_daemon, scratch_root, NIX_DAEMON_SOCKET};
 const ABSENT: &str = "/nix/store/00000000000000000000000000000000-lb-copy-absent";
 
 fn lb_copy(root: &Path) -> Command {
-    let mut c = Command::cargo_bin("lb-copy").unwrap();
+    let mut c = Command::from_std(lb_testkit::clean_command(assert_cmd::cargo::cargo_bin(
+        "lb-copy",
+    )));
     c.arg("--root")
         .arg(root)
-        .args(["-v", "--from", "ssh-ng://builder@lbcopy-nowhere.invalid"])
-        .env_remove("NIX_CONF_DIR")
-        .env_remove("NIX_CONFIG")
-        .env_remove("NIX_REMOTE")
-        .env_remove("NIX_DAEMON_SOCKET_PATH")
-        .env_remove("NIX_USER_CONF_FILES")
-        .env_remove("NIX_SSHOPTS")
-        .env_remove("NIX_STORE_DIR")
-        .env_remove("LB_COPY_FROM");
+        .args(["-v", "--from", "ssh-ng://builder@lbcopy-nowhere.invalid"]);
     c
 }
 

@@ -51,16 +51,12 @@ fn lb_copy(gen: NixGen, root: &Path, input: &str) -> Output {
 /// lb-copy of this generation's host side with `args`, the text on stdin.
 fn lb_copy_with(gen: NixGen, root: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write;
-    let mut child = gen
-        .command(assert_cmd::cargo::cargo_bin("lb-copy"))
+    let mut c = gen.command(assert_cmd::cargo::cargo_bin("lb-copy"));
+    let mut child = lb_testkit::clear_env(&mut c)
         .arg("--root")
         .arg(root)
         .args(args)
         .args(["--from", "ssh-ng://builder@lbcopy-nowhere.invalid"])
-        .env_remove("NIX_CONF_DIR")
-        .env_remove("NIX_REMOTE")
-        .env_remove("NIX_DAEMON_SOCKET_PATH")
-        .env_remove("NIX_SSHOPTS")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

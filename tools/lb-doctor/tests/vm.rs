@@ -21,7 +21,7 @@ fn text(b: &[u8]) -> String {
 
 impl Setup {
     fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin(name));
+        let mut c = lb_testkit::clean_command(assert_cmd::cargo::cargo_bin(name));
         c.env("LB_ROOT", self.root.path())
             .env("LB_NAME", "linux-builder")
             .env("LB_HOSTNAME", "127.0.0.1")
@@ -36,10 +36,7 @@ impl Setup {
                         .join("tests/guest/ssh_host_ed25519_key.pub")
                         .display()
                 ),
-            )
-            .env_remove("NIX_CONF_DIR")
-            .env_remove("LB_TRUST_USER")
-            .env_remove("LB_VM_WORKDIR");
+            );
         c
     }
 
