@@ -52,6 +52,7 @@ use lb_common::exit::Status;
 use lb_common::fs::Apply;
 use lb_common::managers::Managers;
 use lb_common::paths::Root;
+use lb_common::plan::{self, Inspection, Needed, Step};
 use lb_common::platform::Platform;
 use lb_common::privilege::is_root;
 use lb_common::Context as _;
@@ -319,28 +320,51 @@ pub(crate) fn restart_argv(root: &Root) -> lb_common::Result<Vec<String>> {
 }
 
 fn restart_daemon(apply: Apply, root: &Root) -> lb_common::Result<Status> {
-    let argv = restart_argv(root)?;
-    let cmd = Cmd::from_argv(&argv);
-    // The daemon is this machine's and reads /etc/nix, not a scratch
-    // root: -n shows the command a real machine would run; it is never run
-    // for a scratch root (the tests and the demo must not restart it).
-    if apply == Apply::Write && !root.is_real() {
-        ui::note(&format!(
-            "not restarting the Nix daemon: {} is a scratch root, not this machine's /etc/nix (on the machine: {})",
-            root.prefix().map_or_else(String::new, |p| p.display().to_string()),
-            cmd.display()
-        ));
-        return Ok(Status::Ok);
-    }
-    if apply == Apply::Write && !is_root() {
-        let sudo_args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
-        lb_common::privilege::escalate("restarting the Nix daemon", &sudo_args, false)
-            .context("restarting the Nix daemon")?;
-    } else {
-        cmd.apply(apply).context("restarting the Nix daemon")?;
-    }
-    if apply == Apply::Write {
-        ui::note("nix-daemon restarted");
-    }
+    let step = RestartDaemon {
+        root,
+        argv: restart_argv(root)?,
+    };
+    // A restart is an action, not a state: --check has nothing to judge.
+    plan::apply(apply, &step)?;
     Ok(Status::Ok)
+}
+
+/// Restarting the Nix daemon so it rereads nix.conf, as one plan step:
+/// always needed (the daemon reads nix.conf only as it starts); `-n`
+/// shows the command. The daemon is this machine's and reads /etc/nix,
+/// not a scratch root: for a scratch root it is never run (the tests and
+/// the demo must not restart it). Not as root, it is re-run under sudo.
+struct RestartDaemon<'a> {
+    root: &'a Root,
+    argv: Vec<String>,
+}
+
+impl Step for RestartDaemon<'_> {
+    fn inspect(&self) -> lb_common::Result<Inspection> {
+        Ok(Inspection::Needed(Needed::commands(
+            &[Cmd::from_argv(&self.argv)],
+            "would restart the Nix daemon",
+        )))
+    }
+
+    fn execute(&self) -> lb_common::Result<()> {
+        let cmd = Cmd::from_argv(&self.argv);
+        if !self.root.is_real() {
+            ui::note(&format!(
+                "not restarting the Nix daemon: {} is a scratch root, not this machine's /etc/nix (on the machine: {})",
+                self.root.prefix().map_or_else(String::new, |p| p.display().to_string()),
+                cmd.display()
+            ));
+            return Ok(());
+        }
+        if is_root() {
+            cmd.run().context("restarting the Nix daemon")?;
+        } else {
+            let sudo_args: Vec<std::ffi::OsString> = self.argv.iter().map(Into::into).collect();
+            lb_common::privilege::escalate("restarting the Nix daemon", &sudo_args, false)
+                .context("restarting the Nix daemon")?;
+        }
+        ui::note("nix-daemon restarted");
+        Ok(())
+    }
 }
