@@ -10,87 +10,12 @@ use std::path::PathBuf;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-use lb_testkit::vm::{guest_host_key, guest_images};
-use lb_testkit::Scenario;
+use lb_testkit::vm::guest_host_key;
 
-/// The scenario's work directory is lb-vm's working directory (it runs
-/// with no --root: the machine's own).
-struct Setup {
-    sc: Scenario,
-    keys: PathBuf,
-    key: lb_testkit::KeyPair,
-    kernel: PathBuf,
-    initrd: PathBuf,
-}
-
-fn setup() -> Setup {
-    lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
-    lb_testkit::require_program("qemu-img", "qemu-utils");
-    let (kernel, initrd) = guest_images();
-    // The work directory is short (/tmp/lb-vm-work.XXXXXX): the QMP and
-    // control sockets live there and unix socket paths are limited to
-    // ~100 bytes.
-    let sc = Scenario::new("lb-vm");
-    let keys = sc.work().join("keys");
-    std::fs::create_dir(&keys).unwrap();
-    let key = lb_testkit::keygen(&keys, "builder_ed25519");
-    Setup {
-        sc,
-        keys,
-        key,
-        kernel,
-        initrd,
-    }
-}
-
-/// `lb-vm --workdir WORK`, every LB_*/NIX_* cleared.
-fn lb_vm_std(s: &Setup) -> StdCommand {
-    let mut c = s.sc.bare();
-    c.arg("--workdir").arg(s.sc.work());
-    c
-}
-
-/// `lb-vm --workdir WORK -q`.
-fn lb_vm(s: &Setup) -> Command {
-    let mut c = lb_vm_std(s);
-    c.arg("-q");
-    Command::from_std(c)
-}
-
-fn kernel_args(s: &Setup, port: u16) -> Vec<String> {
-    vec![
-        "--kernel".into(),
-        s.kernel.display().to_string(),
-        "--initrd".into(),
-        s.initrd.display().to_string(),
-        "--append".into(),
-        "console=ttyS0 quiet panic=-1".into(),
-        "--keys".into(),
-        s.keys.display().to_string(),
-        "--memory".into(),
-        "1024".into(),
-        "--cpus".into(),
-        "2".into(),
-        "--disk-size".into(),
-        "1024".into(),
-        "--port".into(),
-        port.to_string(),
-    ]
-}
-
-fn status_json(s: &Setup, name: &str) -> (i32, serde_json::Value) {
-    let out = lb_vm(s)
-        .args(["--name", name, "status", "--json"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        serde_json::from_slice(&out.stdout).unwrap(),
-    )
-}
+mod common;
+use common::{kernel_args, lb_vm, lb_vm_std, pid_alive, setup, status_json, Setup};
 
 /// Poll `status --json` until `done` holds (or panic after `timeout`).
 fn status_until(
@@ -108,11 +33,6 @@ fn status_until(
         assert!(Instant::now() < deadline, "status never got there: {v}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn pid_alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
 }
 
 /// Connect to the listener and read the first line (the SSH banner, or

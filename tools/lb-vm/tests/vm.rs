@@ -2,96 +2,20 @@
 //! TCG boots take ~15 s on 2 cores, so the assertions are grouped into few
 //! boots. The runner paths are in tests/runner.rs.
 
-use std::path::PathBuf;
-use std::process::Command as StdCommand;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-use lb_testkit::vm::{guest_host_key, guest_images};
-use lb_testkit::Scenario;
+use lb_testkit::vm::guest_host_key;
 
-/// The scenario's work directory is lb-vm's working directory (it runs
-/// with no --root: the machine's own).
-struct Setup {
-    sc: Scenario,
-    keys: PathBuf,
-    key: lb_testkit::KeyPair,
-    kernel: PathBuf,
-    initrd: PathBuf,
-}
+mod common;
+use common::{lb_vm, lb_vm_std, pid_alive, setup, status_json, Setup};
 
-fn setup() -> Setup {
-    lb_testkit::require_program("qemu-system-x86_64", "qemu-system-x86");
-    lb_testkit::require_program("qemu-img", "qemu-utils");
-    let (kernel, initrd) = guest_images();
-    // The work directory is short (/tmp/lb-vm-work.XXXXXX): the QMP and
-    // control sockets live there and unix socket paths are limited to
-    // ~100 bytes.
-    let sc = Scenario::new("lb-vm");
-    let keys = sc.work().join("keys");
-    std::fs::create_dir(&keys).unwrap();
-    let key = lb_testkit::keygen(&keys, "builder_ed25519");
-    Setup {
-        sc,
-        keys,
-        key,
-        kernel,
-        initrd,
-    }
-}
-
-/// `lb-vm --workdir WORK`, every LB_*/NIX_* cleared.
-fn lb_vm_std(s: &Setup) -> StdCommand {
-    let mut c = s.sc.bare();
-    c.arg("--workdir").arg(s.sc.work());
-    c
-}
-
-/// `lb-vm --workdir WORK -q`.
-fn lb_vm(s: &Setup) -> Command {
-    let mut c = lb_vm_std(s);
-    c.arg("-q");
-    Command::from_std(c)
-}
-
+/// The guest booted with a bounded wait.
 fn kernel_args(s: &Setup, port: u16) -> Vec<String> {
-    vec![
-        "--kernel".into(),
-        s.kernel.display().to_string(),
-        "--initrd".into(),
-        s.initrd.display().to_string(),
-        "--append".into(),
-        "console=ttyS0 quiet panic=-1".into(),
-        "--memory".into(),
-        "1024".into(),
-        "--cpus".into(),
-        "2".into(),
-        "--disk-size".into(),
-        "1024".into(),
-        "--port".into(),
-        port.to_string(),
-        "--timeout".into(),
-        "180".into(),
-    ]
-}
-
-fn status_json(s: &Setup, name: &str) -> (i32, serde_json::Value) {
-    let out = lb_vm(s)
-        .args(["--name", name, "status", "--json"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        serde_json::from_slice(&out.stdout).unwrap(),
-    )
-}
-
-fn pid_alive(pid: u64) -> bool {
-    // A zombie counts as gone: it has exited.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+    let mut a = common::kernel_args(s, port);
+    a.extend(["--timeout".into(), "180".into()]);
+    a
 }
 
 /// Log in through the forward with the real ssh client, checking the
@@ -139,8 +63,6 @@ fn start_status_ssh_refusals_stop() {
     lb_vm(&s)
         .arg("start")
         .args(kernel_args(&s, port))
-        .arg("--keys")
-        .arg(&s.keys)
         .assert()
         .success()
         .stdout(format!("127.0.0.1:{port}\n"));
@@ -180,16 +102,12 @@ fn start_status_ssh_refusals_stop() {
     lb_vm(&s)
         .arg("start")
         .args(kernel_args(&s, port))
-        .arg("--keys")
-        .arg(&s.keys)
         .assert()
         .code(1)
         .stderr(predicate::str::contains("already running"));
     lb_vm(&s)
         .args(["start", "--if-not-running"])
         .args(kernel_args(&s, port))
-        .arg("--keys")
-        .arg(&s.keys)
         .assert()
         .success()
         .stdout(format!("127.0.0.1:{port}\n"));
@@ -198,8 +116,6 @@ fn start_status_ssh_refusals_stop() {
     lb_vm(&s)
         .args(["--name", "other", "start"])
         .args(kernel_args(&s, port))
-        .arg("--keys")
-        .arg(&s.keys)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(format!(
@@ -246,8 +162,6 @@ fn foreground_becomes_the_vm_and_stop_ends_it() {
     let mut child = lb_vm_std(&s)
         .arg("-q")
         .args(&args)
-        .arg("--keys")
-        .arg(&s.keys)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
