@@ -319,6 +319,14 @@ mod tests {
     use super::*;
     use std::ffi::OsStr;
 
+    #[test]
+    fn builder_ids_are_the_builder_args() {
+        use clap::Args;
+        let cmd = crate::builder::BuilderArgs::augment_args(clap::Command::new("b"));
+        let ids: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
+        assert_eq!(ids, BUILDER_IDS);
+    }
+
     /// A tool as small as can be: a variable-backed flag, a typed value, a subcommand.
     #[derive(Debug, clap::Parser)]
     #[command(name = "lb-t")]
@@ -351,6 +359,85 @@ mod tests {
         fn global(&self) -> &Global {
             &self.global
         }
+    }
+
+    /// `T`'s shape, its subcommand reading two builder flags.
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "lb-u")]
+    struct U {
+        #[command(flatten)]
+        global: Global,
+        #[command(flatten)]
+        builder: crate::builder::BuilderArgs,
+        #[command(subcommand)]
+        sub: Sub,
+    }
+
+    impl HasGlobal for U {
+        const EXAMPLES: Examples = &[("go", "lb-u go")];
+        const BUILDER_FLAGS: BuilderFlags = &[("go", &["name", "port"])];
+        fn global(&self) -> &Global {
+            &self.global
+        }
+    }
+
+    #[test]
+    fn a_subcommand_shows_the_builder_flags_it_reads_and_takes_all() {
+        let mut cmd = command::<U>();
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("go")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let common = help.find(COMMON_HEADING).unwrap();
+        let builder = help.find(BUILDER_HEADING).unwrap();
+        assert!(common < builder, "{help}");
+        assert!(
+            help[builder..].contains("--name") && help[builder..].contains("--port"),
+            "{help}"
+        );
+        for hidden in [
+            "--user",
+            "--hostname",
+            "--key ",
+            "--host-key",
+            "--system",
+            "--max-jobs",
+        ] {
+            assert!(!help.contains(hidden), "{hidden}: {help}");
+        }
+        // A hidden flag still parses, before or after the subcommand.
+        for args in [
+            &["go", "--user", "u2", "--name", "n2"][..],
+            &["--user", "u2", "go", "--name", "n2"],
+        ] {
+            let line = std::iter::once("lb-u").chain(args.iter().copied());
+            let u: U = parse_from(command::<U>(), line, &|_: &OsStr| None).unwrap();
+            assert_eq!(
+                (u.builder.user.as_str(), u.builder.name.as_str()),
+                ("u2", "n2")
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not say which builder flags go reads")]
+    fn a_subcommand_missing_from_builder_flags_is_a_bug() {
+        #[derive(Debug, clap::Parser)]
+        struct V {
+            #[command(flatten)]
+            builder: crate::builder::BuilderArgs,
+            #[command(subcommand)]
+            sub: Sub,
+        }
+        impl HasGlobal for V {
+            const BUILDER_FLAGS: BuilderFlags = &[("other", &[])];
+            fn global(&self) -> &Global {
+                unreachable!()
+            }
+        }
+        let _ = command::<V>();
     }
 
     /// Parses with variables set in this process: one parse at a time (a
