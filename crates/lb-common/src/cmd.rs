@@ -12,19 +12,33 @@ use std::path::{Path, PathBuf};
 use crate::fs::Apply;
 use crate::status::{Classify, Status};
 
+/// Why running a [`Cmd`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The program is not installed (not on PATH, or no such file).
     #[error("{program}: not found; {hint}")]
-    NotFound { program: String, hint: String },
+    NotFound {
+        /// The program, as given to [`Cmd::new`].
+        program: String,
+        /// What to tell the user: the [`Cmd::hint`], or a generic one.
+        hint: String,
+    },
+    /// The program ran and exited non-zero (or was killed by a signal).
     #[error("`{command}` failed ({status}){}", stderr_suffix(.stderr))]
     Failed {
+        /// The command line, as [`Cmd::display`] shows it.
         command: String,
+        /// How it ended, e.g. "exit status: 3".
         status: String,
+        /// Everything it printed on stderr, lossily decoded.
         stderr: String,
     },
+    /// The program could not be started, or its output not read or written.
     #[error("`{command}`: {source}")]
     Io {
+        /// The command line, as [`Cmd::display`] shows it.
         command: String,
+        /// The underlying error.
         source: std::io::Error,
     },
 }
@@ -57,7 +71,9 @@ impl Classify for Error {
 /// What a finished command printed.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// Everything it printed on stdout.
     pub stdout: Vec<u8>,
+    /// Everything it printed on stderr.
     pub stderr: Vec<u8>,
 }
 
@@ -81,6 +97,8 @@ pub struct Cmd {
 }
 
 impl Cmd {
+    /// A command running `program` (a name looked up on PATH, or a path)
+    /// with no arguments, in this process's environment and directory.
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Cmd {
             program: program.as_ref().to_owned(),
@@ -102,12 +120,14 @@ impl Cmd {
         Cmd::new(first).args(rest)
     }
 
+    /// Add one argument.
     #[must_use]
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
         self
     }
 
+    /// Add arguments, in order.
     #[must_use]
     pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.args
@@ -115,6 +135,8 @@ impl Cmd {
         self
     }
 
+    /// Set an environment variable for the program, on top of this
+    /// process's environment.
     #[must_use]
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env
@@ -122,12 +144,14 @@ impl Cmd {
         self
     }
 
+    /// Run the program in `dir` instead of the current directory.
     #[must_use]
     pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
+    /// Give the program `input` on stdin.
     #[must_use]
     pub fn stdin_bytes(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
@@ -142,11 +166,13 @@ impl Cmd {
         self
     }
 
+    /// The program to run, as given to [`Cmd::new`].
     #[must_use]
     pub fn program(&self) -> &OsStr {
         &self.program
     }
 
+    /// The arguments, without the program.
     #[must_use]
     pub fn get_args(&self) -> &[OsString] {
         &self.args
@@ -171,7 +197,7 @@ impl Cmd {
             .map(|(k, v)| format!("{}={}", k.to_string_lossy(), q(v)))
             .collect();
         parts.push(q(&self.program));
-        parts.extend(self.args.iter().map(|a| q(a)));
+        parts.extend(self.args.iter().map(|a| quote_arg(a, &q)));
         parts.join(" ")
     }
 
@@ -217,6 +243,10 @@ impl Cmd {
     }
 
     /// Run to completion, capturing output; non-zero exit is an error.
+    ///
+    /// # Errors
+    /// The program could not be started ([`Error::NotFound`], [`Error::Io`])
+    /// or exited non-zero ([`Error::Failed`]).
     pub fn run(&self) -> Result<Output, Error> {
         crate::ui::verbose(&format!("running: {}", self.display()));
         let out = self
@@ -242,6 +272,10 @@ impl Cmd {
 
     /// Run unless `apply` says not to: dry-run prints the command line on
     /// stdout, check does nothing. Returns the output when it ran.
+    ///
+    /// # Errors
+    /// As [`Cmd::run`] when it runs; [`Error::Io`] when the dry-run line
+    /// cannot be printed.
     pub fn apply(&self, apply: Apply) -> Result<Option<Output>, Error> {
         match apply {
             Apply::Write => self.run().map(Some),
@@ -317,6 +351,23 @@ impl Lines {
     }
 }
 
+/// One argument as a shell word: a variable setting `NAME=VALUE` (sudo's
+/// and env's; an upper-case NAME) with only its value quoted,
+/// `LB_NAME='b 2'`: the same word as `'LB_NAME=b 2'`, easier to read.
+fn quote_arg(arg: &OsStr, q: &dyn Fn(&OsStr) -> String) -> String {
+    let text = arg.to_string_lossy();
+    if let Some((name, value)) = text.split_once('=') {
+        let is_name = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if is_name {
+            return format!("{name}={}", q(OsStr::new(value)));
+        }
+    }
+    q(arg)
+}
+
 /// Is `program` on PATH (or an existing path)?
 #[must_use]
 pub fn exists(program: &str) -> bool {
@@ -342,6 +393,13 @@ mod tests {
             .arg("Foo=a b")
             .env("NIX_SSHOPTS", "-F x");
         assert_eq!(c.display(), "NIX_SSHOPTS='-F x' ssh -o 'Foo=a b'");
+        // A variable setting as an argument: only its value quoted.
+        let c = Cmd::new("sudo").args(["LB_NAME=b 2", "LB_PORT=22", "X_1=", "lb-x"]);
+        assert_eq!(c.display(), "sudo LB_NAME='b 2' LB_PORT=22 X_1='' lb-x");
+        assert_eq!(
+            shlex::split(&c.display()).unwrap(),
+            ["sudo", "LB_NAME=b 2", "LB_PORT=22", "X_1=", "lb-x"]
+        );
     }
 
     #[test]

@@ -60,10 +60,14 @@ fn carried_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<OsSt
         .collect()
 }
 
+/// A step needs root, the process is not root, and the tool does not
+/// escalate (`--no-sudo`, or a tool that stops rather than escalates).
 #[derive(Debug, thiserror::Error)]
 #[error("{what} needs root; run: {command}")]
 pub struct NeedsRoot {
+    /// The step, e.g. "installing the key".
     pub what: String,
+    /// The command line to run instead, under sudo (see [`sudo`]).
     pub command: String,
 }
 
@@ -77,9 +81,13 @@ impl crate::status::Classify for NeedsRoot {
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {path} is {why}; {fix}")]
 pub struct CannotWrite {
+    /// The step that would write, e.g. "installing the key".
     pub what: String,
+    /// The file or directory that cannot be written.
     pub path: std::path::PathBuf,
+    /// Why, e.g. "on a read-only file system".
     pub why: &'static str,
+    /// What the user can do about it.
     pub fix: &'static str,
 }
 
@@ -215,10 +223,19 @@ mod tests {
             true,
         )
         .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "installing the key needs root; run: sudo --reset-timestamp lb-keys install"
-        );
+        // Whatever LB_* this process has (make test exports some) comes
+        // between sudo's options and the command.
+        let carried: Vec<String> = carried_env(std::env::vars_os())
+            .iter()
+            .map(|w| Cmd::new("x").arg(w).display()[2..].to_owned())
+            .collect();
+        let mut want = String::from("installing the key needs root; run: sudo --reset-timestamp ");
+        for w in &carried {
+            want.push_str(w);
+            want.push(' ');
+        }
+        want.push_str("lb-keys install");
+        assert_eq!(e.to_string(), want);
         assert_eq!(e.status(), crate::status::Status::Failed);
     }
 
