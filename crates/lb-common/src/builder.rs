@@ -20,30 +20,56 @@ pub const NIXPKGS_HOST_KEY: &str =
 
 /// Where the daemon's private key for the builder is installed.
 pub const DEFAULT_KEY: &str = "/etc/nix/builder_ed25519";
+/// The builder's default name (`--name`): its ssh alias and HostKeyAlias.
 pub const DEFAULT_NAME: &str = "linux-builder";
+/// The default user Nix logs into the builder as (`--user`).
 pub const DEFAULT_USER: &str = "builder";
+/// The default host the builder's sshd is reached at (`--hostname`).
 pub const DEFAULT_HOSTNAME: &str = "localhost";
+/// The default port the builder's sshd is reached at (`--port`).
 pub const DEFAULT_PORT: u16 = 31022;
+/// The default number of builds Nix may run on the builder at once
+/// (`--max-jobs`).
 pub const DEFAULT_MAX_JOBS: u32 = 4;
 
+/// A builder flag with a value that cannot be used. Each names the flag,
+/// the value (abbreviated) and what to give instead.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// `--name` is not a plain ssh_config host token.
     #[error("--name \"{0}\": use letters, digits, '.', '_' and '-' only, starting with a letter or digit (ssh_config reads other characters as patterns)")]
     Name(String),
+    /// `--user` is empty, starts with `-`, or has characters other than
+    /// letters, digits, `.`, `_` and `-`.
     #[error("--user \"{0}\": use letters, digits, '.', '_' and '-' only")]
     User(String),
+    /// `--hostname` is empty or has characters a host name or IP address
+    /// does not.
     #[error("--hostname \"{0}\": give a host name or IP address (letters, digits, '.', '-', '_', ':', '[]'; no spaces or '%')")]
     Hostname(String),
+    /// `--system` is not of the form `ARCH-OS`.
     #[error("--system \"{0}\": give a Nix system such as x86_64-linux or aarch64-linux")]
     System(String),
+    /// `--host-key` (or the `@FILE` it names) holds no single valid
+    /// OpenSSH public key.
     #[error(
         "--host-key {input}: {reason}; give `ssh-ed25519 AAAA...`, its base64 form, or @FILE.pub"
     )]
-    HostKey { input: String, reason: String },
+    HostKey {
+        /// The value given, abbreviated.
+        input: String,
+        /// Why it is not a key.
+        reason: String,
+    },
+    /// `--host-key @FILE` names a file that does not exist.
     #[error("--host-key @{}: no such file; give the builder's public host key file (its ssh_host_ed25519_key.pub) or the key itself", .0.display())]
     HostKeyMissing(PathBuf),
+    /// `--host-key @FILE` names a file that cannot be read (a directory or
+    /// special file, over 64 KiB, or an I/O error).
     #[error("--host-key @FILE: {0}")]
     HostKeyRead(String),
+    /// `--key` cannot be placed inside `--root` (a symlinked directory on
+    /// its path leads out of the root).
     #[error(transparent)]
     Root(#[from] crate::paths::Error),
 }
@@ -72,6 +98,11 @@ impl HostKey {
     /// Parse any of the three forms users meet: the OpenSSH line
     /// (`ssh-ed25519 AAAA... comment`), the base64 of that line as the
     /// builders format carries it, or `@FILE` naming a `.pub` file.
+    ///
+    /// # Errors
+    /// The input is no valid key ([`Error::HostKey`]), or `@FILE` is
+    /// missing ([`Error::HostKeyMissing`]) or unreadable
+    /// ([`Error::HostKeyRead`]).
     pub fn parse(input: &str) -> Result<Self, Error> {
         let input = input.trim();
         if let Some(path) = input.strip_prefix('@') {
@@ -211,19 +242,34 @@ impl Default for BuilderArgs {
 /// A builder, validated, with its paths inside the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Builder {
+    /// The builder's name: ssh alias, HostKeyAlias, and the host part of
+    /// its URI (`--name`).
     pub name: String,
+    /// The user Nix logs into the builder as (`--user`).
     pub user: String,
+    /// The host the builder's sshd is reached at (`--hostname`).
     pub hostname: String,
+    /// The port the builder's sshd is reached at (`--port`).
     pub port: u16,
     /// The private key, mapped into `--root`.
     pub key: PathBuf,
+    /// The builder's SSH host key (`--host-key`, else
+    /// [`NIXPKGS_HOST_KEY`]).
     pub host_key: HostKey,
+    /// The builder's Nix system (`--system`, else [`default_system`]).
     pub system: String,
+    /// Builds Nix may run on the builder at once (`--max-jobs`).
     pub max_jobs: u32,
 }
 
 impl BuilderArgs {
     /// Validate the flags and place the key inside `root`.
+    ///
+    /// # Errors
+    /// A flag's value is unusable ([`Error::Name`], [`Error::User`],
+    /// [`Error::Hostname`], [`Error::System`], or a host-key error from
+    /// [`HostKey::parse`]), or the key's path leaves the root
+    /// ([`Error::Root`]).
     pub fn resolve(&self, root: &Root) -> Result<Builder, Error> {
         validate_name(&self.name)?;
         if !is_word(&self.user) {
@@ -281,6 +327,9 @@ fn is_word(s: &str) -> bool {
 
 /// A builder name must be a plain ssh_config host token: no whitespace,
 /// no pattern characters (`*?!,`), no quotes.
+///
+/// # Errors
+/// The name is not such a token ([`Error::Name`]).
 pub fn validate_name(name: &str) -> Result<(), Error> {
     if is_word(name)
         && name
@@ -295,6 +344,9 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 }
 
 /// `ARCH-OS`, e.g. `x86_64-linux`.
+///
+/// # Errors
+/// `s` is not of that form ([`Error::System`]).
 pub fn validate_system(s: &str) -> Result<(), Error> {
     let ok = s.split_once('-').is_some_and(|(arch, os)| {
         let part =

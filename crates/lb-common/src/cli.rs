@@ -50,6 +50,7 @@ pub trait HasGlobal {
     /// command) and change nothing. A tool with subcommands lists each.
     const BUILDER_FLAGS: BuilderFlags = &[];
 
+    /// The parsed [`Global`] flags.
     fn global(&self) -> &Global;
 }
 

@@ -77,51 +77,109 @@ impl Default for Limits {
 /// What went wrong talking to a daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The peer closed the stream in the middle of a read.
     #[error("the remote program closed the connection while we read {what}")]
-    Eof { what: &'static str },
+    Eof {
+        /// What was being read, e.g. "the trust flag".
+        what: &'static str,
+    },
+    /// A read or a write ran into the stream's timeout.
     #[error("timed out reading {what} from the remote program")]
-    TimedOut { what: &'static str },
+    TimedOut {
+        /// What was being read or sent.
+        what: &'static str,
+    },
+    /// A read failed for another reason than end of stream or timeout.
     #[error("reading {what}: {source}")]
     Io {
+        /// What was being read.
         what: &'static str,
+        /// The underlying error.
         source: io::Error,
     },
+    /// A write failed for another reason than timeout.
     #[error("sending {what}: {source}")]
     Send {
+        /// What was being sent, e.g. "the greeting".
         what: &'static str,
+        /// The underlying error.
         source: io::Error,
     },
+    /// The peer's greeting was not [`WORKER_MAGIC_2`] (or its error
+    /// message not of type "Error"): it is not a Nix daemon.
     #[error("protocol mismatch: the remote program is not a Nix daemon (it sent {preview:?})")]
-    NotADaemon { preview: String },
+    NotADaemon {
+        /// What the peer sent instead, control characters but newlines as `.`.
+        preview: String,
+    },
+    /// The daemon's protocol is not 1.x or older than [`MIN_VERSION`].
     #[error("the Nix daemon speaks protocol {}, this tool speaks {} to {}; upgrade Nix on the builder", version_string(*.version), version_string(MIN_VERSION), version_string(CLIENT_VERSION))]
-    Unsupported { version: u64 },
+    Unsupported {
+        /// The protocol version the daemon offered.
+        version: u64,
+    },
+    /// A string's length is over [`Limits::max_string`].
     #[error("{what}: length {len} is over the limit of {max}; the peer is broken or hostile")]
     TooLong {
+        /// What was being read.
         what: &'static str,
+        /// The length the peer sent, in bytes.
         len: u64,
+        /// The limit, in bytes.
         max: u64,
     },
+    /// A count is over its limit (one of [`Limits`], or the number of
+    /// paths asked about).
     #[error("{what}: count {count} is over the limit of {max}; the peer is broken or hostile")]
     TooMany {
+        /// What was being counted.
         what: &'static str,
+        /// The count the peer sent.
         count: u64,
+        /// The limit.
         max: u64,
     },
+    /// The padding after a string is not all zero bytes.
     #[error("{what}: non-zero padding after a string; the stream is out of step")]
-    Padding { what: &'static str },
+    Padding {
+        /// What was being read.
+        what: &'static str,
+    },
+    /// A number is outside the values its field may take.
     #[error("{what}: unexpected value {value:#x}")]
-    BadValue { what: &'static str, value: u64 },
+    BadValue {
+        /// What was being read, e.g. "the IsValidPath answer".
+        what: &'static str,
+        /// The value the peer sent.
+        value: u64,
+    },
+    /// The daemon asked to read or write data (`STDERR_READ`,
+    /// `STDERR_WRITE`) during a request that transfers none.
     #[error("the daemon asked to {what} data, which this request does not do")]
-    UnexpectedTransfer { what: &'static str },
+    UnexpectedTransfer {
+        /// "read" or "write".
+        what: &'static str,
+    },
+    /// The daemon sent a stderr message code not known here.
     #[error("unknown stderr message {code:#x} from the daemon")]
-    UnknownMessage { code: u64 },
+    UnknownMessage {
+        /// The code it sent.
+        code: u64,
+    },
+    /// A `QueryValidPaths` answer named a path not in the question.
     #[error(
         "the daemon answered with {path:?}, a path we did not ask about; the stream is out of step"
     )]
-    Unrequested { path: String },
+    Unrequested {
+        /// The path the daemon answered with.
+        path: String,
+    },
+    /// The daemon sent an error (`STDERR_ERROR`).
     #[error("the daemon reported: {message}")]
     Remote {
+        /// Its message.
         message: String,
+        /// Its traces, in the order sent (none before protocol 1.26).
         traces: Vec<String>,
     },
 }
@@ -150,12 +208,16 @@ pub fn version_string(version: u64) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trust {
+    /// The daemon trusts us.
     Yes,
+    /// The daemon does not trust us.
     No,
+    /// The daemon did not say (protocol < 1.35, or it sent "unknown").
     Unknown,
 }
 
 impl Trust {
+    /// `yes`, `no` or `unknown`, as reports and JSON show it.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,6 +237,7 @@ pub struct ServerInfo {
     pub protocol: u64,
     /// The daemon's Nix version (protocol >= 1.33).
     pub nix_version: Option<String>,
+    /// Whether the daemon trusts us.
     pub trust: Trust,
     /// The daemon's features (protocol >= 1.38).
     pub features: Vec<String>,
@@ -184,7 +247,9 @@ pub struct ServerInfo {
 /// byte slice and a sink in tests).
 #[derive(Debug)]
 pub struct Duplex<R, W> {
+    /// Where reads come from.
     pub reader: R,
+    /// Where writes go.
     pub writer: W,
 }
 
@@ -208,17 +273,30 @@ impl<R, W: Write> Write for Duplex<R, W> {
 pub struct Client<S> {
     stream: S,
     limits: Limits,
+    /// What the daemon said about itself in the handshake.
     pub info: ServerInfo,
     /// The last log lines the daemon sent (at most `limits.keep_log`).
     pub log: Vec<String>,
 }
 
 /// Run the client handshake on `stream` with default limits.
+///
+/// # Errors
+/// The stream failed or timed out ([`Error::Io`], [`Error::Send`],
+/// [`Error::Eof`], [`Error::TimedOut`]), the peer is not a daemon or too
+/// old ([`Error::NotADaemon`], [`Error::Unsupported`]), it sent something
+/// malformed or over [`Limits`], or it reported an error ([`Error::Remote`]).
 pub fn handshake<S: Read + Write>(stream: S) -> Result<Client<S>, Error> {
     handshake_with(stream, Limits::default())
 }
 
 /// Run the client handshake on `stream`.
+///
+/// # Errors
+/// The stream failed or timed out ([`Error::Io`], [`Error::Send`],
+/// [`Error::Eof`], [`Error::TimedOut`]), the peer is not a daemon or too
+/// old ([`Error::NotADaemon`], [`Error::Unsupported`]), it sent something
+/// malformed or over [`Limits`], or it reported an error ([`Error::Remote`]).
 pub fn handshake_with<S: Read + Write>(mut stream: S, limits: Limits) -> Result<Client<S>, Error> {
     // The version goes with the magic: the daemon reads it right after
     // answering, so pipelining saves a round trip (newer Nix clients do the
@@ -301,6 +379,11 @@ pub fn handshake_with<S: Read + Write>(mut stream: S, limits: Limits) -> Result<
 impl<S: Read + Write> Client<S> {
     /// `IsValidPath`: is `path` valid in the daemon's store? A cheap
     /// round trip that proves the channel works.
+    ///
+    /// # Errors
+    /// The stream failed or timed out, the daemon reported an error
+    /// ([`Error::Remote`]), or its answer is malformed ([`Error::BadValue`]
+    /// and the like).
     pub fn is_valid_path(&mut self, path: &str) -> Result<bool, Error> {
         let mut out = Vec::new();
         put_u64(&mut out, OP_IS_VALID_PATH);
@@ -327,6 +410,11 @@ impl<S: Read + Write> Client<S> {
     /// valid set in the same form. The daemon parses every path first: a
     /// path it cannot parse (another store directory, a bad hash part) is
     /// an [`Error::Remote`] and the daemon closes the connection.
+    ///
+    /// # Errors
+    /// The stream failed or timed out, the daemon reported an error
+    /// ([`Error::Remote`]), or its answer is malformed or names a path not
+    /// asked about ([`Error::Unrequested`]).
     pub fn query_valid_paths<P: AsRef<str>>(&mut self, paths: &[P]) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         put_u64(&mut out, OP_QUERY_VALID_PATHS);
@@ -629,17 +717,29 @@ pub mod script {
         v
     }
 
+    /// `STDERR_NEXT`: a log line follows.
     pub const NEXT: u64 = super::STDERR_NEXT;
+    /// `STDERR_LAST`: the end of the stderr messages.
     pub const LAST: u64 = super::STDERR_LAST;
+    /// `STDERR_ERROR`: an error follows; the request failed.
     pub const ERROR: u64 = super::STDERR_ERROR;
+    /// `STDERR_READ`: the daemon asks the client for data.
     pub const READ: u64 = super::STDERR_READ;
+    /// `STDERR_START_ACTIVITY`: an activity begins (id, level, type, text,
+    /// fields, parent follow).
     pub const START_ACTIVITY: u64 = super::STDERR_START_ACTIVITY;
+    /// `STDERR_STOP_ACTIVITY`: an activity ends (its id follows).
     pub const STOP_ACTIVITY: u64 = super::STDERR_STOP_ACTIVITY;
+    /// `STDERR_RESULT`: an activity's result (id, type, fields follow).
     pub const RESULT: u64 = super::STDERR_RESULT;
 }
 
 /// Run the handshake and one IsValidPath against `server` bytes, writing
 /// to nowhere: the fuzz target and the property test both call this.
+///
+/// # Errors
+/// Whatever [`handshake`] or [`Client::is_valid_path`] returns for those
+/// bytes.
 pub fn exercise(server: &[u8]) -> Result<bool, Error> {
     let stream = Duplex {
         reader: server,

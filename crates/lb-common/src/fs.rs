@@ -36,21 +36,41 @@ use nix::unistd::{Gid, Uid};
 
 use crate::status::{Classify, Status};
 
+/// Why a file could not be read, written or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A symlink where a file is to be read or written without following
+    /// one.
     #[error("{0}: is a symlink; refusing to write through it (remove it or point the tool at the real file)")]
     Symlink(PathBuf),
+    /// A file that must be new ([`create_private`]) is already there.
     #[error("{0}: already exists; pass --force to replace it")]
     Exists(PathBuf),
+    /// A directory where a file is expected.
     #[error("{0}: is a directory where a file is expected")]
     IsDir(PathBuf),
+    /// A FIFO, device or socket where a regular file is expected.
     #[error("{path}: is a {kind}, not a regular file; point the tool at a regular file")]
-    NotRegular { path: PathBuf, kind: &'static str },
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead (`FIFO`, `character device`...).
+        kind: &'static str,
+    },
+    /// A file larger than the reader accepts ([`MAX_READ`] unless told).
     #[error("{path}: larger than {limit} bytes, more than a file of this kind can sensibly hold; check that it is the right file")]
-    TooLarge { path: PathBuf, limit: u64 },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most bytes accepted.
+        limit: u64,
+    },
+    /// Any other failure of the operating system.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory it concerns.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
 }
@@ -109,12 +129,17 @@ impl From<crate::cli::Change> for Apply {
 pub enum Outcome {
     /// Already as wanted: nothing touched.
     Unchanged,
+    /// The file did not exist and was written.
     Created,
+    /// The file existed and its contents, mode or owner were replaced.
     Updated,
+    /// The file (or link, or special file) was removed.
     Removed,
 }
 
 impl Outcome {
+    /// True unless [`Outcome::Unchanged`]: something was (or would be)
+    /// touched.
     #[must_use]
     pub fn changed(self) -> bool {
         self != Outcome::Unchanged
@@ -168,7 +193,12 @@ impl Drop for DirLock {
 
 /// Lock the directory that holds `target`, creating the directory (0755)
 /// if `create` is set. Re-entrant: if this thread holds that directory's
-/// lock already, the guard returned takes none.
+/// lock already, the guard returned takes none. `None` when the directory
+/// does not exist (and `create` is not set).
+///
+/// # Errors
+/// [`Error::Io`] naming the directory when it cannot be created, opened or
+/// locked.
 pub fn lock_dir_of(target: &Path, create: bool) -> Result<Option<DirLock>, Error> {
     lock_dir(&parent(target), create)
 }
@@ -207,6 +237,10 @@ pub struct LockSet {
 /// the same (sorted) order, so two processes locking overlapping sets
 /// cannot deadlock. The decision what to change and every write under
 /// these directories then happen as one step.
+///
+/// # Errors
+/// [`Error::Io`] naming the first directory that cannot be created, opened
+/// or locked; the locks already taken are released.
 pub fn lock_dirs(dirs: &[&Path], create: bool) -> Result<LockSet, Error> {
     let mut sorted: Vec<&Path> = dirs.to_vec();
     sorted.sort();
@@ -231,6 +265,10 @@ fn is_stale_temp(name: &str, target: &str) -> bool {
 }
 
 /// The temp files a killed writer of `path` left beside it.
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be listed (an absent one is
+/// none).
 pub fn stale_temps(path: &Path) -> Result<Vec<PathBuf>, Error> {
     let dir = parent(path);
     let Some(target) = path.file_name().and_then(|n| n.to_str()) else {
@@ -257,6 +295,11 @@ pub fn stale_temps(path: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Delete the temp files a killed writer of `path` left beside it. Only
 /// called with the directory's lock held: no live writer has one open.
+/// Returns how many were removed.
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be listed or a temp file cannot
+/// be removed.
 pub fn sweep_stale(path: &Path) -> Result<usize, Error> {
     let mut removed = 0;
     for p in stale_temps(path)? {
@@ -293,6 +336,9 @@ pub fn existing_mode(path: &Path, default: u32) -> u32 {
 
 /// Refuse a symlink at `path` before any work starts (the writers refuse
 /// one too, but a tool may want to stop before its first write).
+///
+/// # Errors
+/// [`Error::Symlink`] when `path` is one.
 pub fn refuse_symlink(path: &Path) -> Result<(), Error> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Error::Symlink(path.to_path_buf()));
@@ -302,6 +348,11 @@ pub fn refuse_symlink(path: &Path) -> Result<(), Error> {
 
 /// Read a file that may be absent. A symlink is refused (see module docs);
 /// use [`read_following`] where following one is intended.
+///
+/// # Errors
+/// A symlink ([`Error::Symlink`]), a directory ([`Error::IsDir`]), not a
+/// regular file ([`Error::NotRegular`]), more than [`MAX_READ`] bytes
+/// ([`Error::TooLarge`]), or unreadable ([`Error::Io`]).
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => return Err(Error::Symlink(path.to_path_buf())),
@@ -314,6 +365,9 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// Read a file that may be absent, following symlinks.
+///
+/// # Errors
+/// As for [`read_bounded`] with [`MAX_READ`].
 pub fn read_following(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     read_bounded(path, true, MAX_READ)
 }
@@ -338,6 +392,12 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 /// must not hang the open), checked on the open descriptor, and read no
 /// further than
 /// `limit + 1` bytes (a file growing while read is caught too).
+///
+/// # Errors
+/// A directory ([`Error::IsDir`]), not a regular file
+/// ([`Error::NotRegular`]), more than `limit` bytes ([`Error::TooLarge`]),
+/// a symlink when `follow` is not set ([`Error::Symlink`]), or unreadable
+/// ([`Error::Io`]).
 pub fn read_bounded(path: &Path, follow: bool, limit: u64) -> Result<Option<Vec<u8>>, Error> {
     let mut flags = nix::libc::O_NONBLOCK;
     if !follow {
@@ -392,6 +452,11 @@ fn matches_spec(meta: &std::fs::Metadata, spec: &FileSpec) -> bool {
 }
 
 /// Make `path` hold exactly `contents` with `spec`'s mode and owner.
+///
+/// # Errors
+/// A symlink or directory at `path` ([`Error::Symlink`], [`Error::IsDir`]),
+/// an unreadable old file, or a failed write, sync or rename
+/// ([`Error::Io`]); the old file is then left as it was.
 pub fn write(
     path: &Path,
     contents: &[u8],
@@ -404,6 +469,9 @@ pub fn write(
 /// Read-modify-write under the directory lock: `edit` gets the current
 /// contents (`None` when absent) and returns the wanted contents. Errors
 /// from `edit` come back unchanged and nothing is written.
+///
+/// # Errors
+/// What [`write()`] fails with, converted to `E`, or the error of `edit`.
 pub fn update<E>(
     path: &Path,
     spec: &FileSpec,
@@ -547,8 +615,11 @@ fn stage(path: &Path, contents: &[u8], spec: &FileSpec) -> Result<tempfile::Name
 /// One file of a set written together by [`write_set`].
 #[derive(Debug, Clone, Copy)]
 pub struct Planned<'a> {
+    /// The file to write.
     pub path: &'a Path,
+    /// What it should hold.
     pub contents: &'a [u8],
+    /// Its wanted mode and owner.
     pub spec: FileSpec,
 }
 
@@ -556,6 +627,9 @@ pub struct Planned<'a> {
 /// inspected first (a symlink or directory at any of them refuses the
 /// whole set), and every changed file is staged in full before the first
 /// rename, so a refusal or a full disk leaves all of them as they were.
+///
+/// # Errors
+/// What [`write()`] fails with, for any of the files.
 pub fn write_set(files: &[Planned<'_>], apply: Apply) -> Result<Vec<Outcome>, Error> {
     let mut dirs: Vec<PathBuf> = files.iter().map(|f| parent(f.path)).collect();
     dirs.sort();
@@ -629,6 +703,10 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// Remove `path` if present. A symlink there is removed as the link itself.
+///
+/// # Errors
+/// A directory at `path` ([`Error::IsDir`]), or a file that cannot be read
+/// (dry-run) or removed ([`Error::Io`]).
 pub fn remove(path: &Path, apply: Apply) -> Result<Outcome, Error> {
     let _lock = lock_dir_of(path, false)?;
     if apply == Apply::Write {
@@ -662,6 +740,10 @@ pub fn remove(path: &Path, apply: Apply) -> Result<Outcome, Error> {
 
 /// Create a new file with mode 0600 from its first byte, failing if
 /// anything (file or symlink) is already there.
+///
+/// # Errors
+/// [`Error::Exists`] when something is there; [`Error::Io`] when the file
+/// cannot be created or written.
 pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let mut f = OpenOptions::new()
         .write(true)

@@ -26,6 +26,9 @@
 //! - [`text`]: the one sanitiser for text from elsewhere (escaped, bounded);
 //! - [`ui`]: messages on stderr.
 
+// Every public item says what it is, and what its errors are.
+#![warn(missing_docs, clippy::missing_errors_doc)]
+
 pub mod builder;
 pub mod cli;
 pub mod cmd;

@@ -46,6 +46,8 @@ pub struct NixDarwin {
 /// What Determinate Nix left on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Determinate {
+    /// Where the evidence was found (`ROOT/usr/local/bin/determinate-nixd`,
+    /// or the nix.conf that includes the custom file).
     pub evidence: PathBuf,
     /// `ROOT/etc/nix/nix.custom.conf`: where users' settings go.
     pub custom_conf: PathBuf,
@@ -54,7 +56,9 @@ pub struct Determinate {
 /// The managers found on this machine (under `--root`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Managers {
+    /// nix-darwin, if found.
     pub nix_darwin: Option<NixDarwin>,
+    /// Determinate Nix, if found.
     pub determinate: Option<Determinate>,
 }
 
@@ -232,15 +236,25 @@ pub const LINUX_BUILDER_FEATURES: [&str; 3] = ["kvm", "benchmark", "big-parallel
 /// default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinuxBuilderSnippet {
+    /// Builds Nix may run on the builder at once (`maxJobs`).
     pub max_jobs: Option<u64>,
-    /// An integer: nix-darwin's type is `ints.positive`.
+    /// `speedFactor`; 1, the default, is not written. An integer:
+    /// nix-darwin's type is `ints.positive`.
     pub speed_factor: Option<u64>,
+    /// `supportedFeatures`; written only when it differs from
+    /// [`LINUX_BUILDER_FEATURES`].
     pub supported_features: Option<Vec<String>>,
+    /// `mandatoryFeatures`; written only when not empty.
     pub mandatory_features: Option<Vec<String>>,
+    /// The Nix systems the builder builds for (`systems`).
     pub systems: Option<Vec<String>>,
-    /// The VM (`config.virtualisation...`): cores, memory and disk MiB.
+    /// The VM's vCPUs (`config.virtualisation.cores`).
     pub cores: Option<u32>,
+    /// The VM's memory in MiB
+    /// (`config.virtualisation.darwin-builder.memorySize`).
     pub memory_mib: Option<u32>,
+    /// The VM's disk size in MiB
+    /// (`config.virtualisation.darwin-builder.diskSize`).
     pub disk_mib: Option<u64>,
 }
 

@@ -25,21 +25,30 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::status::{Classify, Status};
 
+/// A `--root` that cannot be used, or a system path that would leave it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // `cause` is shown in the message, not chained: one line says it once.
+    /// The `--root` directory does not exist or cannot be resolved.
     #[error("--root {path}: {cause}; create it first or pass an existing directory")]
     Unusable {
+        /// The `--root` value, as given.
         path: PathBuf,
+        /// Why it cannot be made absolute (from `canonicalize`).
         cause: std::io::Error,
     },
+    /// The `--root` value is not a directory.
     #[error("--root {0}: not a directory; pass a directory to use as /")]
     NotDir(PathBuf),
+    /// A symlinked directory on a system path leads out of the root, or
+    /// nowhere.
     #[error("{link}: a symlink leading {to}, outside --root {root}; replace it with a directory inside the root, or use the real root")]
     Escapes {
+        /// The symlink, inside the root.
         link: PathBuf,
         /// "to /elsewhere" or "nowhere".
         to: String,
+        /// The root's directory.
         root: PathBuf,
     },
 }
@@ -65,6 +74,10 @@ impl Root {
 
     /// A prefix. It must exist; it is made absolute so that paths written
     /// into files stay valid from any working directory.
+    ///
+    /// # Errors
+    /// `dir` does not exist or cannot be resolved ([`Error::Unusable`]), or
+    /// is not a directory ([`Error::NotDir`]).
     pub fn new(dir: Option<&Path>) -> Result<Self, Error> {
         let Some(dir) = dir else {
             return Ok(Self::real());
@@ -99,6 +112,10 @@ impl Root {
     /// relative ones are returned unchanged (they are the user's own).
     /// A symlinked directory inside the root that leads out of it is
     /// refused.
+    ///
+    /// # Errors
+    /// A symlinked directory on the way leads out of the root or nowhere
+    /// ([`Error::Escapes`]).
     pub fn system(&self, path: &Path) -> Result<PathBuf, Error> {
         match &self.dir {
             Some(dir) if path.is_absolute() => {

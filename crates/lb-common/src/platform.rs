@@ -8,12 +8,17 @@
 
 use crate::status::{Classify, Status};
 
+/// The operating system of the host (as detected, or as `LB_PLATFORM` names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
+    /// macOS (Nix's `darwin`).
     MacOs,
+    /// Linux.
     Linux,
 }
 
+/// An `LB_PLATFORM` value that names no platform the tools know; holds
+/// the value.
 #[derive(Debug, thiserror::Error)]
 #[error("LB_PLATFORM={0:?}: use macos, linux or a Nix system (aarch64-darwin, x86_64-darwin, aarch64-linux, x86_64-linux)")]
 pub struct UnknownPlatform(String);
@@ -27,6 +32,7 @@ impl Classify for UnknownPlatform {
 /// The host the tools run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
+    /// The operating system.
     pub os: Os,
     /// `x86_64` or `aarch64`.
     pub arch: String,
@@ -35,8 +41,11 @@ pub struct Platform {
 /// How QEMU is run for a guest on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuProfile {
+    /// The QEMU program (`qemu-system-aarch64` or `qemu-system-x86_64`).
     pub binary: String,
+    /// The `-machine` type (`virt`, `virt,gic-version=2`, `pc` or `q35`).
     pub machine: String,
+    /// The `-cpu` model (`max`).
     pub cpu: String,
     /// Accelerators to try, best first; `tcg` always last.
     pub accels: Vec<String>,
@@ -49,6 +58,10 @@ pub struct QemuProfile {
 
 impl Platform {
     /// The running host, or `LB_PLATFORM` if set.
+    ///
+    /// # Errors
+    /// `LB_PLATFORM` is set to a value [`Platform::parse`] refuses
+    /// ([`UnknownPlatform`]).
     pub fn current() -> Result<Self, UnknownPlatform> {
         match std::env::var("LB_PLATFORM") {
             Ok(v) => Self::parse(&v),
@@ -65,6 +78,10 @@ impl Platform {
 
     /// An `LB_PLATFORM` value: `macos`/`darwin`/`linux` (this machine's
     /// architecture) or a Nix system name.
+    ///
+    /// # Errors
+    /// `v` is none of these, or names an architecture other than `aarch64`
+    /// and `x86_64` ([`UnknownPlatform`]).
     pub fn parse(v: &str) -> Result<Self, UnknownPlatform> {
         let here = std::env::consts::ARCH;
         let (arch, os) = match v.split_once('-') {
@@ -80,6 +97,7 @@ impl Platform {
         Ok(Platform::new(os, arch))
     }
 
+    /// The platform `os` on `arch` (`x86_64` or `aarch64`).
     #[must_use]
     pub fn new(os: Os, arch: &str) -> Self {
         Platform {

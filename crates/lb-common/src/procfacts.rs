@@ -23,6 +23,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// The source for `p`: `/proc` on Linux, the commands on macOS.
     #[must_use]
     pub fn for_platform(p: &Platform) -> Self {
         match p.os {

@@ -24,12 +24,20 @@ use crate::status::{Classify, Status};
 /// What `ssh -G` reports for a host: the values ssh would use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// The host name to connect to (`hostname`; empty if ssh printed none).
     pub hostname: String,
+    /// The TCP port (`port`; 22 if ssh printed none or an unreadable one).
     pub port: u16,
+    /// The user to log in as (`user`; empty if ssh printed none).
     pub user: String,
+    /// The name host keys are looked up under (`hostkeyalias`); `None`
+    /// when unset or `none`.
     pub host_key_alias: Option<String>,
+    /// The private keys to try, one per `identityfile` line, unexpanded.
     pub identity_files: Vec<PathBuf>,
+    /// The user's known-hosts files (`userknownhostsfile`), unexpanded.
     pub user_known_hosts_files: Vec<PathBuf>,
+    /// The system's known-hosts files (`globalknownhostsfile`), unexpanded.
     pub global_known_hosts_files: Vec<PathBuf>,
     /// Every option ssh reported, lower-case keyword to values.
     pub options: BTreeMap<String, Vec<String>>,
@@ -113,6 +121,9 @@ pub fn resolve_command(root: &Root, host: &str, user: Option<&str>) -> Cmd {
 }
 
 /// Resolve `host` as ssh would.
+///
+/// # Errors
+/// `ssh -G` could not be started or exited non-zero ([`crate::cmd::Error`]).
 pub fn resolve(root: &Root, host: &str, user: Option<&str>) -> Result<Resolved, crate::cmd::Error> {
     let out = resolve_command(root, host, user).run()?;
     Ok(parse_dash_g(&out.stdout_text()))
@@ -181,8 +192,13 @@ pub enum ExpectedHostKey {
     /// Whatever the known_hosts files say for `name` (HostKeyAlias or host
     /// name) on `port`.
     KnownHosts {
+        /// The name looked up: the HostKeyAlias, else the host name.
         name: String,
+        /// The port looked up; 22 matches entries without a port (as ssh
+        /// looks up an alias).
         port: u16,
+        /// The known_hosts files to read; those that do not exist are
+        /// skipped.
         files: Vec<PathBuf>,
     },
 }
@@ -217,48 +233,105 @@ impl ExpectedHostKey {
 /// concerns and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The host name did not resolve to an address.
     #[error("{addr}: cannot resolve the host name: {source}")]
-    Address { addr: String, source: io::Error },
+    Address {
+        /// `host:port`.
+        addr: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// No address of the host accepted a TCP connection (or the socket
+    /// could not be shared with the session).
     #[error("{addr}: cannot connect: {source}")]
-    Connect { addr: String, source: io::Error },
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The error of the last address tried.
+        source: io::Error,
+    },
+    /// The deadline passed before a stage finished.
     #[error("{addr}: timed out after {}s during {stage}", .after.as_secs_f32())]
     TimedOut {
+        /// `host:port`.
         addr: String,
+        /// The stage that was running ("TCP connect", "SSH handshake",
+        /// "authentication", "exec", ...).
         stage: &'static str,
+        /// How long after the attempt started (the TCP connect, or the
+        /// handshake for the later stages) the time ran out.
         after: Duration,
     },
+    /// The SSH handshake failed, or libssh2 could not set up the session.
     #[error("{addr}: SSH handshake failed: {detail}")]
-    Handshake { addr: String, detail: String },
-    #[error("{addr}: host key mismatch: expected {expected}, the server offers {offered}")]
-    HostKeyMismatch {
+    Handshake {
+        /// `host:port`.
         addr: String,
-        expected: String,
-        offered: String,
-        offered_line: String,
-    },
-    #[error("{addr}: host key {offered} is unknown: no entry for {name:?} in {}; add the builder's host key to the builders entry or known_hosts", files_list(.files))]
-    HostKeyUnknown {
-        addr: String,
-        name: String,
-        files: Vec<PathBuf>,
-        offered: String,
-        offered_line: String,
-    },
-    #[error("{addr}: the server sent no host key it could be checked by")]
-    NoHostKey { addr: String },
-    #[error("{}: cannot read the SSH key: {source}", .path.display())]
-    KeyUnreadable { path: PathBuf, source: io::Error },
-    #[error("{addr}: the server refused key {} for user {user}: {detail}", .key.display())]
-    AuthRefused {
-        addr: String,
-        user: String,
-        key: PathBuf,
+        /// libssh2's message.
         detail: String,
     },
+    /// The server offered a host key other than the one expected.
+    #[error("{addr}: host key mismatch: expected {expected}, the server offers {offered}")]
+    HostKeyMismatch {
+        /// `host:port`.
+        addr: String,
+        /// The key expected: its fingerprint, or which known_hosts entry.
+        expected: String,
+        /// The SHA-256 fingerprint of the key the server offered.
+        offered: String,
+        /// The offered key as an OpenSSH public-key line (empty if it
+        /// could not be encoded).
+        offered_line: String,
+    },
+    /// No known_hosts file has an entry for the host: the key is refused.
+    #[error("{addr}: host key {offered} is unknown: no entry for {name:?} in {}; add the builder's host key to the builders entry or known_hosts", files_list(.files))]
+    HostKeyUnknown {
+        /// `host:port`.
+        addr: String,
+        /// The name looked up (HostKeyAlias or host name).
+        name: String,
+        /// The known_hosts files searched.
+        files: Vec<PathBuf>,
+        /// The SHA-256 fingerprint of the key the server offered.
+        offered: String,
+        /// The offered key as an OpenSSH public-key line (empty if it
+        /// could not be encoded).
+        offered_line: String,
+    },
+    /// The server presented no host key, or one that could not be parsed.
+    #[error("{addr}: the server sent no host key it could be checked by")]
+    NoHostKey {
+        /// `host:port`.
+        addr: String,
+    },
+    /// The private key file could not be opened or read.
+    #[error("{}: cannot read the SSH key: {source}", .path.display())]
+    KeyUnreadable {
+        /// The private key file.
+        path: PathBuf,
+        /// The error opening or reading it.
+        source: io::Error,
+    },
+    /// The server refused public-key authentication.
+    #[error("{addr}: the server refused key {} for user {user}: {detail}", .key.display())]
+    AuthRefused {
+        /// `host:port`.
+        addr: String,
+        /// The user logged in as.
+        user: String,
+        /// The private key file offered.
+        key: PathBuf,
+        /// libssh2's message.
+        detail: String,
+    },
+    /// A channel could not be opened or the command could not be started.
     #[error("{addr}: cannot run `{command}`: {detail}")]
     Exec {
+        /// `host:port`.
         addr: String,
+        /// The command line sent to the server.
         command: String,
+        /// libssh2's message.
         detail: String,
     },
 }
@@ -281,6 +354,7 @@ impl Classify for Error {
 }
 
 impl Error {
+    /// True for [`Error::TimedOut`]: the deadline passed.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::TimedOut { .. })
@@ -318,6 +392,11 @@ pub fn addr_label(host: &str, port: u16) -> String {
 
 /// Open a TCP connection to `host:port` before `deadline`, trying each
 /// address the name resolves to.
+///
+/// # Errors
+/// The name does not resolve ([`Error::Address`]), no address accepts the
+/// connection ([`Error::Connect`]), or the deadline passes
+/// ([`Error::TimedOut`]).
 pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Error> {
     let started = Instant::now();
     let addr = addr_label(host, port);
@@ -379,6 +458,11 @@ impl Drop for Connection {
 
 impl Connection {
     /// Run the SSH handshake over `tcp`.
+    ///
+    /// # Errors
+    /// libssh2 cannot set up the session or the handshake fails
+    /// ([`Error::Handshake`]), the socket cannot be cloned
+    /// ([`Error::Connect`]), or the deadline passes ([`Error::TimedOut`]).
     pub fn handshake(tcp: TcpStream, addr: &str, deadline: Instant) -> Result<Self, Error> {
         let session = ssh2::Session::new().map_err(|e| Error::Handshake {
             addr: addr.to_owned(),
@@ -431,6 +515,10 @@ impl Connection {
     }
 
     /// The key the server presented, parsed.
+    ///
+    /// # Errors
+    /// The server presented no key, or one that cannot be parsed
+    /// ([`Error::NoHostKey`]).
     pub fn offered_key(&self) -> Result<ssh_key::PublicKey, Error> {
         let (blob, _) = self.session.host_key().ok_or_else(|| Error::NoHostKey {
             addr: self.addr.clone(),
@@ -441,6 +529,12 @@ impl Connection {
     }
 
     /// Check the server's host key. Never accepts a key it cannot match.
+    ///
+    /// # Errors
+    /// The key differs from the expected one ([`Error::HostKeyMismatch`]),
+    /// no known_hosts entry names the host ([`Error::HostKeyUnknown`]), the
+    /// server presented no usable key ([`Error::NoHostKey`]), or libssh2
+    /// cannot set up its known-hosts check ([`Error::Handshake`]).
     pub fn check_host_key(&self, expected: &ExpectedHostKey) -> Result<(), Error> {
         let offered = self.offered_key()?;
         let fingerprint = offered.fingerprint(ssh_key::HashAlg::Sha256).to_string();
@@ -499,6 +593,11 @@ impl Connection {
     }
 
     /// Public-key authentication as `user` with the private key `identity`.
+    ///
+    /// # Errors
+    /// The key file cannot be read ([`Error::KeyUnreadable`]), the server
+    /// refuses the key ([`Error::AuthRefused`]), or the deadline passes
+    /// ([`Error::TimedOut`]).
     pub fn authenticate(&self, user: &str, identity: &Path) -> Result<(), Error> {
         // Open it ourselves first: libssh2 reports an unreadable file as a
         // vague authentication failure.
@@ -532,6 +631,10 @@ impl Connection {
     }
 
     /// Run `command` on the server; its stdin and stdout are the stream.
+    ///
+    /// # Errors
+    /// A channel cannot be opened or the command cannot be started
+    /// ([`Error::Exec`]), or the deadline passes ([`Error::TimedOut`]).
     pub fn exec(&self, command: &str) -> Result<RemoteProcess, Error> {
         self.arm("exec")?;
         let exec_err = |e: &ssh2::Error| {

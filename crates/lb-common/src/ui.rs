@@ -89,6 +89,9 @@ pub fn progress_allowed() -> bool {
 
 /// Print one line of data on stdout. A closed pipe surfaces as an error the
 /// shared `main` turns into exit 0.
+///
+/// # Errors
+/// Writing or flushing stdout failed (a closed pipe included).
 pub fn out(line: &str) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "{line}")?;

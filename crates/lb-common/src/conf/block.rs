@@ -29,6 +29,8 @@ pub enum Position {
 /// A block identified by its tag.
 #[derive(Debug, Clone, Copy)]
 pub struct ManagedBlock<'a> {
+    /// The name in the BEGIN and END markers: the tool that owns the block
+    /// (`lb-nixconf`).
     pub tag: &'a str,
 }
 
@@ -86,6 +88,9 @@ impl ManagedBlock<'_> {
     }
 
     /// The lines between the markers, if the block is present.
+    ///
+    /// # Errors
+    /// Markers that do not pair up ([`Error::Block`]).
     pub fn body<'t>(&self, text: &'t str, file: &Path) -> Result<Option<&'t str>, Error> {
         Ok(self.locate(text, file)?.map(|(r, _)| {
             let block = &text[r];
@@ -99,6 +104,9 @@ impl ManagedBlock<'_> {
 
     /// `text` with the block holding `body` (which should end in a newline):
     /// replaced in place if present, else inserted at `pos`.
+    ///
+    /// # Errors
+    /// Markers that do not pair up ([`Error::Block`]); nothing is changed.
     pub fn set(&self, text: &str, body: &str, pos: Position, file: &Path) -> Result<String, Error> {
         let located = self.locate(text, file)?;
         let make = |added: bool| {
@@ -118,6 +126,9 @@ impl ManagedBlock<'_> {
     }
 
     /// `text` without the block, as it was before the block was added.
+    ///
+    /// # Errors
+    /// Markers that do not pair up ([`Error::Block`]); nothing is removed.
     pub fn remove(&self, text: &str, file: &Path) -> Result<String, Error> {
         Ok(match self.locate(text, file)? {
             None => text.to_owned(),

@@ -27,8 +27,11 @@ pub struct Unrepresentable {
     pub what: String,
     /// A bounded, escaped excerpt of the value.
     pub value: String,
+    /// The format it was meant for (`an ssh_config value`...).
     pub format: &'static str,
+    /// What in the value the format cannot hold (`it contains a newline`).
     pub reason: String,
+    /// What the user should do instead.
     pub fix: String,
 }
 
@@ -71,6 +74,9 @@ fn no_controls(what: &str, value: &str, format: &'static str) -> Result<(), Unre
 }
 
 /// A path as UTF-8 text, or refused: every format here is text.
+///
+/// # Errors
+/// A path that is not valid UTF-8 ([`Unrepresentable`]).
 pub fn path_text<'a>(what: &str, path: &'a Path) -> Result<&'a str, Unrepresentable> {
     path.to_str().ok_or_else(|| Unrepresentable {
         what: what.to_owned(),
@@ -103,6 +109,11 @@ pub enum SshArg {
 /// back the same in old and new OpenSSH. A newline would end the line and
 /// start another directive (`ProxyCommand`), so control characters are
 /// refused too.
+///
+/// # Errors
+/// An empty value, or one with a control character, `"` or `\`; with
+/// [`SshArg::Tokens`] one with `${`, with [`SshArg::Glob`] one with a glob
+/// character ([`Unrepresentable`]).
 pub fn ssh_config(what: &str, value: &str, arg: SshArg) -> Result<String, Unrepresentable> {
     const F: &str = "an ssh_config value";
     no_controls(what, value, F)?;
@@ -152,6 +163,10 @@ pub fn ssh_config(what: &str, value: &str, arg: SshArg) -> Result<String, Unrepr
 
 /// [`ssh_config`] for a path that may be followed by a glob suffix written
 /// by the tool itself (`DIR/*.conf`): only `dir` is checked as literal.
+///
+/// # Errors
+/// A `dir` that is not UTF-8 or that [`ssh_config`] refuses as a glob
+/// ([`Unrepresentable`]).
 pub fn ssh_include(what: &str, dir: &Path, pattern: &str) -> Result<String, Unrepresentable> {
     let dir = path_text(what, dir)?;
     let quoted = ssh_config(what, dir, SshArg::Glob)?;
@@ -165,6 +180,10 @@ pub fn ssh_include(what: &str, dir: &Path, pattern: &str) -> Result<String, Unre
 
 /// One whitespace-free word of a nix.conf value (a user name, a feature).
 /// nix.conf has no quoting: whitespace splits, `#` starts a comment.
+///
+/// # Errors
+/// An empty value, or one with a control character, whitespace or `#`
+/// ([`Unrepresentable`]).
 pub fn nix_conf_word<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepresentable> {
     const F: &str = "a nix.conf value";
     no_controls(what, value, F)?;
@@ -187,6 +206,10 @@ pub fn nix_conf_word<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepres
 
 /// A whole nix.conf value: Nix joins the words after `=` with single
 /// spaces, so only a value already in that form reads back as written.
+///
+/// # Errors
+/// A value with a control character or `#`, or with leading, trailing or
+/// repeated whitespace ([`Unrepresentable`]).
 pub fn nix_conf_value<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepresentable> {
     const F: &str = "a nix.conf value";
     no_controls(what, value, F)?;
@@ -212,6 +235,10 @@ pub fn nix_conf_value<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepre
 /// One field of a machines entry (a key path, a URI): the format splits
 /// fields on whitespace and entries on `;` and newlines, cuts at `#`, and
 /// reads a lone `-` as "default".
+///
+/// # Errors
+/// An empty value or a lone `-`, or one with a control character,
+/// whitespace, `;` or `#` ([`Unrepresentable`]).
 pub fn machines_field<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepresentable> {
     const F: &str = "a builders (machines) field";
     no_controls(what, value, F)?;
@@ -243,6 +270,10 @@ pub fn machines_field<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepre
 }
 
 /// One item of a comma-separated machines field (a system, a feature).
+///
+/// # Errors
+/// What [`machines_field`] refuses, and a value with `,`
+/// ([`Unrepresentable`]).
 pub fn machines_list_item<'a>(what: &str, value: &'a str) -> Result<&'a str, Unrepresentable> {
     let v = machines_field(what, value)?;
     if v.contains(',') {
@@ -257,6 +288,10 @@ pub fn machines_list_item<'a>(what: &str, value: &'a str) -> Result<&'a str, Unr
 }
 
 /// Text of a `<string>` in a launchd property list (XML 1.0).
+///
+/// # Errors
+/// A character XML 1.0 cannot carry: a control character other than tab
+/// and newline, U+FFFE or U+FFFF ([`Unrepresentable`]).
 pub fn plist_string(what: &str, value: &str) -> Result<String, Unrepresentable> {
     const F: &str = "a launchd property list";
     if let Some(c) = value.chars().find(|&c| {
@@ -284,6 +319,9 @@ const UNIT: &str = "a systemd unit";
 /// One word of `ExecStart=` (systemd.service(5) "Command lines"): `%`
 /// specifiers and `$VAR` are expanded unless doubled; a word with spaces,
 /// quotes, backslashes or `;` (a lone `;` separates commands) is quoted.
+///
+/// # Errors
+/// A value with a control character ([`Unrepresentable`]).
 pub fn unit_word(what: &str, value: &str) -> Result<String, Unrepresentable> {
     no_controls(what, value, UNIT)?;
     let escaped = value.replace('%', "%%").replace('$', "$$");
@@ -300,6 +338,9 @@ pub fn unit_word(what: &str, value: &str) -> Result<String, Unrepresentable> {
 
 /// `NAME=VALUE` for `Environment=`: quoted, `%` doubled (no `$`
 /// expansion happens there, so `$` stays as it is).
+///
+/// # Errors
+/// A value with a control character ([`Unrepresentable`]).
 pub fn unit_env(what: &str, name: &str, value: &str) -> Result<String, Unrepresentable> {
     no_controls(what, value, UNIT)?;
     Ok(unit_quote(&format!("{name}={}", value.replace('%', "%%"))))
@@ -308,6 +349,10 @@ pub fn unit_env(what: &str, name: &str, value: &str) -> Result<String, Unreprese
 /// A path for `WorkingDirectory=` and the like: taken to the end of the
 /// line without unquoting, `%` specifiers expanded; a trailing backslash
 /// would continue the line.
+///
+/// # Errors
+/// A value with a control character, a relative path, or one ending in a
+/// backslash or whitespace ([`Unrepresentable`]).
 pub fn unit_path(what: &str, value: &str) -> Result<String, Unrepresentable> {
     no_controls(what, value, UNIT)?;
     if !value.starts_with('/') {

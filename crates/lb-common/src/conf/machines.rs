@@ -27,11 +27,17 @@ use super::{Error, Location};
 pub struct Machine {
     /// The URI as written.
     pub uri: String,
+    /// Field 2: the systems it builds for; this machine's when not given.
     pub systems: Vec<String>,
+    /// Field 3: the SSH identity file; `None` for the default.
     pub ssh_key: Option<String>,
+    /// Field 4: how many builds it runs at once (default 1).
     pub max_jobs: u64,
+    /// Field 5: its speed relative to the others (default 1; 0 reads as 1).
     pub speed_factor: f64,
+    /// Field 6: the features it supports (`kvm`, `big-parallel`...).
     pub supported_features: Vec<String>,
+    /// Field 7: the features a build must ask for to be sent to it.
     pub mandatory_features: Vec<String>,
     /// Field 8: base64 of the `.pub` line.
     pub public_host_key: Option<String>,
@@ -183,6 +189,11 @@ impl Dialect {
 /// Parse a `builders` value as today's Nix does. `this_system` fills an
 /// empty systems field; `at` says where the value came from. `@FILE`
 /// entries are read from `resolve(FILE)`.
+///
+/// # Errors
+/// An entry Nix would refuse ([`Error::Machine`]), an `@FILE` loop
+/// ([`Error::IncludeLoop`]) or an `@FILE` that cannot be read
+/// ([`Error::File`], [`Error::Read`]).
 pub fn parse(
     text: &str,
     this_system: &str,
@@ -193,6 +204,9 @@ pub fn parse(
 }
 
 /// [`parse`] as the Nix of `dialect` reads it.
+///
+/// # Errors
+/// As for [`parse`], by the rules of `dialect`.
 pub fn parse_as(
     text: &str,
     this_system: &str,

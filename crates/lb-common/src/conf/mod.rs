@@ -21,6 +21,7 @@ use crate::status::{Classify, Status};
 /// Where in which file a problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file (or setting, such as `NIX_CONFIG`) the text came from.
     pub file: PathBuf,
     /// 1-based; 0 when the text did not come from a file line.
     pub line: usize,
@@ -36,23 +37,42 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// Why a configuration file could not be read, parsed or edited.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `text` is a bounded, escaped excerpt of the line
-    /// ([`crate::text::excerpt`]), never the whole of it.
+    /// A line that does not parse. `text` is a bounded, escaped excerpt of
+    /// the line ([`crate::text::excerpt`]), never the whole of it.
     #[error("{at}: {reason}: \"{text}\"; fix or remove the line")]
     Syntax {
+        /// Where the line is: file and line.
         at: Location,
+        /// A bounded, escaped excerpt of the line.
         text: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// An `include` (not `!include`) whose file does not exist.
     #[error("{at}: included file {include} not found; create it, or use `!include` for an optional file")]
-    IncludeMissing { at: Location, include: PathBuf },
+    IncludeMissing {
+        /// Where the `include` line is.
+        at: Location,
+        /// The missing file, as resolved.
+        include: PathBuf,
+    },
+    /// An `include` or `@FILE` that reaches a file already being read.
     #[error("{at}: include loop: {} includes itself again", include.display())]
-    IncludeLoop { at: Location, include: PathBuf },
+    IncludeLoop {
+        /// Where the including line is.
+        at: Location,
+        /// The file included again.
+        include: PathBuf,
+    },
+    /// A file that could not be read as text: not UTF-8, or not found.
     #[error("{path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// The file could not be read as one (a FIFO, a device, too large, a
@@ -62,15 +82,26 @@ pub enum Error {
     /// A path under `--root` that leads out of it.
     #[error("{0}")]
     Root(#[from] crate::paths::Error),
-    /// `entry` is a bounded, escaped excerpt.
+    /// A builders / machines entry Nix would refuse. `entry` is a bounded,
+    /// escaped excerpt.
     #[error("{at}: bad machine entry \"{entry}\": {reason}")]
     Machine {
+        /// Where the entry is: file (or setting) and line.
         at: Location,
+        /// A bounded, escaped excerpt of the entry.
         entry: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// Managed-block markers that do not pair up: a second BEGIN, an END
+    /// without BEGIN, a BEGIN without END.
     #[error("{at}: {reason}; fix the markers by hand or remove the block")]
-    Block { at: Location, reason: String },
+    Block {
+        /// Where the offending marker is; line 0 when an END is missing.
+        at: Location,
+        /// Which marker is wrong, and for which tag.
+        reason: String,
+    },
 }
 
 impl Classify for Error {
@@ -82,6 +113,11 @@ impl Classify for Error {
 /// A configuration file as text, following symlinks (Nix does); `None`
 /// when absent. Bounded and regular files only ([`crate::fs::read_following`]):
 /// `include /dev/zero` or a FIFO is refused, never read for ever.
+///
+/// # Errors
+///
+/// A file that is not a bounded regular file or cannot be read
+/// ([`Error::File`]), or one that is not UTF-8 ([`Error::Read`]).
 pub fn read_text(path: &std::path::Path) -> Result<Option<String>, Error> {
     let Some(bytes) = crate::fs::read_following(path).map_err(Error::File)? else {
         return Ok(None);
@@ -125,12 +161,15 @@ pub fn user_conf_files(root: &crate::paths::Root) -> Result<Vec<PathBuf>, crate:
 /// The builders Nix would use, and where they were set.
 #[derive(Debug, Clone)]
 pub struct Builders {
+    /// The builders, in the order they are listed (`@FILE` entries expanded).
     pub machines: Vec<machines::Machine>,
     /// The `builders` assignment in effect; `None` means Nix's default
     /// (`@CONF_DIR/machines`).
     pub setting: Option<nixconf::Assignment>,
     /// Every `builders` assignment, in order (more than one is suspicious).
     pub assignments: Vec<nixconf::Assignment>,
+    /// The main nix.conf (in `$NIX_CONF_DIR` or `ROOT/etc/nix`), present or
+    /// not.
     pub conf_file: PathBuf,
 }
 

@@ -20,8 +20,11 @@ use crate::paths::Root;
 /// One `name = value` line, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
+    /// The setting's name, as written (`builders`, `extra-trusted-users`).
     pub name: String,
+    /// The words after `=`, joined by single spaces; empty for `name =`.
     pub value: String,
+    /// Where the line is: file and line.
     pub at: Location,
 }
 
@@ -29,6 +32,7 @@ pub struct Assignment {
 /// Nix applies them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NixConf {
+    /// Every `name = value` line, in the order Nix applies them.
     pub assignments: Vec<Assignment>,
     /// Every file read, main file first.
     pub files: Vec<PathBuf>,
@@ -36,6 +40,9 @@ pub struct NixConf {
 
 /// The nix.conf directory: `$NIX_CONF_DIR` when set (used as given), else
 /// `/etc/nix` inside the root.
+///
+/// # Errors
+/// `/etc/nix` leads out of `--root`.
 pub fn conf_dir(root: &Root) -> Result<PathBuf, crate::paths::Error> {
     match std::env::var_os("NIX_CONF_DIR") {
         Some(d) if !d.is_empty() => Ok(PathBuf::from(d)),
@@ -46,6 +53,11 @@ pub fn conf_dir(root: &Root) -> Result<PathBuf, crate::paths::Error> {
 impl NixConf {
     /// Read `path` and its includes. A missing main file is an empty
     /// configuration, as for Nix.
+    ///
+    /// # Errors
+    /// A malformed line ([`Error::Syntax`]), a missing `include`
+    /// ([`Error::IncludeMissing`]), an include loop ([`Error::IncludeLoop`])
+    /// or a file that cannot be read ([`Error::File`], [`Error::Read`]).
     pub fn load(path: &Path) -> Result<Self, Error> {
         let mut conf = NixConf::default();
         let mut stack = Vec::new();
@@ -54,6 +66,9 @@ impl NixConf {
     }
 
     /// Parse `text` as if it were the file `path`.
+    ///
+    /// # Errors
+    /// As for [`NixConf::load`]: includes are read relative to `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
         let mut conf = NixConf::default();
         let mut stack = vec![path.to_path_buf()];

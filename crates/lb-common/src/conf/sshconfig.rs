@@ -13,10 +13,15 @@ use super::escape::{self, SshArg, Unrepresentable};
 /// The alias that lets Nix reach a builder through `ssh-ng://USER@NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostAlias {
+    /// The alias: the `Host` pattern and the `HostKeyAlias` (`--name`).
     pub name: String,
+    /// The host ssh really connects to (`--hostname`).
     pub hostname: String,
+    /// The user to log in as (`--user`).
     pub user: String,
+    /// The port to connect to.
     pub port: u16,
+    /// The private key ssh offers (`--key`, `LB_KEY`).
     pub identity_file: PathBuf,
     /// A known-hosts file holding the builder's host key under NAME, so a
     /// plain `ssh NAME` verifies it without a prompt.
@@ -29,6 +34,10 @@ impl HostAlias {
     /// ssh looks it up under HostKeyAlias. Every value goes through
     /// [`escape::ssh_config`]: one that ssh would read differently (a
     /// newline starting a `ProxyCommand`, a lone `"`) is refused.
+    ///
+    /// # Errors
+    /// A value ssh would read differently, or a path that is not UTF-8
+    /// ([`Unrepresentable`]).
     pub fn render(&self) -> Result<String, Unrepresentable> {
         let arg = |what: &str, v: &str, how| escape::ssh_config(what, v, how);
         let path = |what: &str, p: &Path, how| {
@@ -65,6 +74,7 @@ pub fn known_hosts_line(name: &str, key: &crate::builder::HostKey) -> String {
 pub struct Directive {
     /// Lower-cased keyword.
     pub keyword: String,
+    /// The arguments, quotes removed.
     pub args: Vec<String>,
     /// 1-based line number.
     pub line: usize,
