@@ -18,6 +18,17 @@ use crate::layout::{self, is_ours, Layout, BLOCK_TAG, CREATED_NOTE};
 
 const MANAGED: ManagedBlock<'static> = ManagedBlock { tag: BLOCK_TAG };
 
+/// Unless `force`, stop with `why` when NAME's alias file is there and
+/// lb-sshcfg did not write it (the manual's hand-written one).
+fn refuse_foreign(layout: &Layout, force: bool, why: &str) -> lb_common::Result<()> {
+    match existing(&layout.conf)? {
+        Some(old) if !is_ours(&old) && !force => {
+            lb_common::bail!("{}: {why}", layout.conf.display())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A file we are about to change, as found before changing anything.
 fn existing(path: &Path) -> lb_common::Result<Option<Vec<u8>>> {
     Ok(fs::read_optional(path)?)
@@ -123,14 +134,11 @@ pub(crate) fn install(
     // Look at every target before writing any, so that a symlink, a
     // directory, an unreadable or foreign file stops the install with
     // nothing written.
-    if let Some(old) = existing(&layout.conf)? {
-        if !is_ours(&old) && !force {
-            lb_common::bail!(
-                "{}: already exists and was not written by lb-sshcfg; move it away, or pass --force to replace it",
-                layout.conf.display()
-            );
-        }
-    }
+    refuse_foreign(
+        &layout,
+        force,
+        "already exists and was not written by lb-sshcfg; move it away, or pass --force to replace it",
+    )?;
     existing(&layout.known_hosts)?;
     let main = read_main(&layout)?;
     let main_new = with_include(main.as_deref(), &layout)?;
@@ -292,14 +300,11 @@ pub(crate) fn uninstall(
     // Everything from here to the last removal under one lock (see `lock`).
     let _locks = lock(&layout, apply)?;
 
-    if let Some(old) = existing(&layout.conf)? {
-        if !is_ours(&old) && !force {
-            lb_common::bail!(
-                "{}: not written by lb-sshcfg; remove it by hand, or pass --force",
-                layout.conf.display()
-            );
-        }
-    }
+    refuse_foreign(
+        &layout,
+        force,
+        "not written by lb-sshcfg; remove it by hand, or pass --force",
+    )?;
     let others = other_aliases(&layout)?;
     let main = read_main(&layout)?;
     // What ssh_config becomes: None = delete it (lb-sshcfg created it and
