@@ -112,6 +112,20 @@ pub enum Apply {
     Check,
 }
 
+impl Apply {
+    /// How a command whose stdout is JSON (`--json`) carries this out: a
+    /// `-n` prints no diff or commands there, so it is judged as
+    /// `--check` is. The command still exits as `-n` does.
+    #[must_use]
+    pub fn for_json(self, json: bool) -> Apply {
+        if json && self == Apply::DryRun {
+            Apply::Check
+        } else {
+            self
+        }
+    }
+}
+
 impl From<crate::cli::Change> for Apply {
     fn from(c: crate::cli::Change) -> Self {
         if c.dry_run {
@@ -804,6 +818,14 @@ pub use entries::{
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_turns_a_dry_run_into_a_check_only() {
+        assert_eq!(Apply::DryRun.for_json(true), Apply::Check);
+        assert_eq!(Apply::DryRun.for_json(false), Apply::DryRun);
+        assert_eq!(Apply::Write.for_json(true), Apply::Write);
+        assert_eq!(Apply::Check.for_json(true), Apply::Check);
+    }
 
     fn mode_of(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o7777

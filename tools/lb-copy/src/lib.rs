@@ -259,11 +259,12 @@ pub fn run(cli: Cli) -> lb_common::Result<Status> {
     // -n: the paths that would be copied (stderr) and the commands (stdout).
     // -n --json: the same JSON as a copy prints, `copied` saying what would
     // be copied, and so no command preview on stdout (the notes stay).
-    let mode = match (cli.dry_run, cli.json) {
-        (true, true) => Apply::Check,
-        (true, false) => Apply::DryRun,
-        (false, _) => Apply::Write,
-    };
+    let mode = if cli.dry_run {
+        Apply::DryRun
+    } else {
+        Apply::Write
+    }
+    .for_json(cli.json);
     let copy = CopyMissing {
         local: &local,
         uri: &uri,

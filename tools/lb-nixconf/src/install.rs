@@ -229,11 +229,7 @@ pub(crate) fn install(
         .map(String::into_bytes)
     };
     // -n --json: judged as --check is (no diff on stdout), exit 0.
-    let mode = if opts.json && apply == Apply::DryRun {
-        Apply::Check
-    } else {
-        apply
-    };
+    let mode = apply.for_json(opts.json);
     let applied = plan::apply(mode, &EditConf::new(&path, &edit))?;
     if applied == Applied::Unchanged {
         ui::note(&format!(
